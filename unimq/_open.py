@@ -1,0 +1,75 @@
+"""``unimq.open`` and ``unimq.remove``: URL in, backend call out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unimq._errors import InvalidURL
+from unimq._options import merge_options, parse_access
+from unimq._queue import Queue
+from unimq._registry import get_backend
+from unimq._url import QueueURL, parse_url
+
+__all__ = ["open", "remove"]
+
+
+def _split(url: str | QueueURL | None) -> tuple[type[Queue], QueueURL, dict[str, str]]:
+    """The backend, the queue's address (URL without options) and the URL's options."""
+    parsed = parse_url(url)
+    cls = get_backend(parsed.scheme)
+    address = tuple((k, v) for k, v in parsed.query if k in cls.address_keys)
+    options = {k: v for k, v in parsed.query if k not in cls.address_keys}
+    base = parsed.with_query(address)
+    cls._check_url(base)
+    return cls, base, options
+
+
+def open(  # noqa: A001 - the API's name
+    url: str | QueueURL | None = None,
+    *,
+    create: bool = False,
+    exclusive: bool = False,
+    mode: int = 0o600,
+    **options: Any,
+) -> Queue:
+    """Open the queue at ``url`` (default: ``$UNIMQ_URL``).
+
+    :param create: create the queue if it does not exist.
+    :param exclusive: with ``create``, fail with :class:`QueueExists` if it exists.
+    :param mode: permission bits for a new queue (0o600 by default).
+    :param options: backend options (``max_messages``, ``max_message_size``,
+        ``max_bytes``) and ``access`` (``"rw"``, ``"r"`` or ``"w"``); also
+        accepted in the URL query.
+    :raises InvalidURL: for a bad URL, unknown option or conflicting values.
+    :raises QueueNotFound: if the queue does not exist and ``create`` is false.
+    :raises QueueExists: if ``exclusive`` and the queue exists.
+    :raises PermissionDenied: if the queue's mode forbids the requested access.
+    :raises LimitExceeded: if a system limit stops creation (the message names it).
+    :raises BackendNotInstalled: if the scheme's backend package is missing.
+    """
+    cls, base, url_options = _split(url)
+    if exclusive and not create:
+        raise InvalidURL("exclusive=True only makes sense with create=True")
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
+        raise InvalidURL(f"mode must be permission bits 0..0o777, got {mode!r}")
+    parsers = {**cls.options, "access": parse_access}
+    merged = merge_options(base.scheme, url_options, options, parsers)
+    access = merged.pop("access", "rw")
+    return cls._open(
+        base, create=bool(create), exclusive=bool(exclusive), mode=mode, access=access, options=merged
+    )
+
+
+def remove(url: str | QueueURL | None = None, *, missing_ok: bool = False) -> None:
+    """Remove the queue at ``url`` without holding a handle on it.
+
+    :raises QueueNotFound: if it does not exist (unless ``missing_ok``).
+    :raises PermissionDenied: if the caller may not remove it.
+    """
+    cls, base, _ = _split(url)
+    cls._remove_url(base, missing_ok=missing_ok)
+
+
+def _reopen(url: str) -> Queue:
+    """Unpickle a handle: open its URL again (no create)."""
+    return open(url)
