@@ -1,0 +1,1 @@
+"""POSIX backend for unimq (placeholder, being written)."""

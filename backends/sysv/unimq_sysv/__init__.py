@@ -1,0 +1,1 @@
+"""SysV backend for unimq (placeholder, being written)."""
