@@ -3,6 +3,7 @@ and a session-wide check that the suite leaves no queue behind."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import random
@@ -63,10 +64,8 @@ def make_url() -> Iterator[UrlFactory]:
 
     yield factory
     for url in made:
-        try:
+        with contextlib.suppress(unimq.UnimqError):
             unimq.remove(url, missing_ok=True)
-        except unimq.UnimqError:
-            pass
 
 
 @pytest.fixture

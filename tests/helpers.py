@@ -34,9 +34,7 @@ def can_unshare(*flags: str) -> str | None:
     """None if ``unshare FLAGS true`` works here, else the reason it does not."""
     if shutil.which("unshare") is None:
         return "the unshare command is not installed"
-    proc = subprocess.run(
-        ["unshare", *flags, "true"], capture_output=True, text=True, check=False
-    )
+    proc = subprocess.run(["unshare", *flags, "true"], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         return f"unshare {' '.join(flags)} is refused here: {proc.stderr.strip()}"
     return None
@@ -52,9 +50,18 @@ def list_posix_queues() -> set[str] | None:
         return None
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.run(
-            ["unshare", "--mount", "--propagation", "private", "sh", "-c",
-             f"mount -t mqueue none {tmp} && ls -A {tmp}"],
-            capture_output=True, text=True, check=False,
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                f"mount -t mqueue none {tmp} && ls -A {tmp}",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
     if proc.returncode != 0:
         return None

@@ -134,7 +134,9 @@ class MemoryQueue(Queue):
                     )
                 _warn_mismatch(url, state, options)
             elif not create:
-                raise QueueNotFound(f"{url} does not exist; pass create=True to create it", url=str(url))
+                raise QueueNotFound(
+                    f"{url} does not exist; pass create=True to create it", url=str(url)
+                )
             else:
                 attrs = {**DEFAULTS, **options}
                 state = _State(
@@ -161,10 +163,13 @@ class MemoryQueue(Queue):
 
     def _send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
         if self._access == "r":
-            raise PermissionDenied(f"handle on {self._url_text} was opened with access='r'", url=self._url_text)
+            raise PermissionDenied(
+                f"handle on {self._url_text} was opened with access='r'", url=self._url_text
+            )
         state = self._state
         size = len(data)
         with state.cond:
+
             def fits() -> bool:
                 return state.removed or (
                     len(state.items) < state.max_messages and state.nbytes + size <= state.max_bytes
@@ -183,10 +188,13 @@ class MemoryQueue(Queue):
 
     def _receive(self, mtype: int, timeout: float | None) -> Message:
         if self._access == "w":
-            raise PermissionDenied(f"handle on {self._url_text} was opened with access='w'", url=self._url_text)
+            raise PermissionDenied(
+                f"handle on {self._url_text} was opened with access='w'", url=self._url_text
+            )
         state = self._state
         found = -1
         with state.cond:
+
             def ready() -> bool:
                 nonlocal found
                 if state.removed:
@@ -260,7 +268,9 @@ def _warn_mismatch(url: QueueURL, state: _State, options: dict[str, Any]) -> Non
     }
     diffs = {k: (v, actual[k]) for k, v in options.items() if actual.get(k) != v}
     if diffs:
-        text = ", ".join(f"{k}={want} asked but {have} in place" for k, (want, have) in diffs.items())
+        text = ", ".join(
+            f"{k}={want} asked but {have} in place" for k, (want, have) in diffs.items()
+        )
         warnings.warn(
             f"{url} already exists with other attributes ({text}); the existing ones apply. "
             "Remove the queue and create it again to change them",

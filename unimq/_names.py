@@ -79,7 +79,9 @@ def sysv_key(target: str, proj: str | int | None = None, *, url: str | None = No
             try:
                 proj_value = int(proj, 0) if isinstance(proj, str) else int(proj)
             except ValueError:
-                raise InvalidKey(f"ftok proj must be an integer 1..255, got {proj!r}", url=url) from None
+                raise InvalidKey(
+                    f"ftok proj must be an integer 1..255, got {proj!r}", url=url
+                ) from None
         return ftok(target, proj_value)
     if proj is not None:
         raise InvalidKey(

@@ -24,7 +24,7 @@ def _split(url: str | QueueURL | None) -> tuple[type[Queue], QueueURL, dict[str,
     return cls, base, options
 
 
-def open(  # noqa: A001 - the API's name
+def open(
     url: str | QueueURL | None = None,
     *,
     create: bool = False,
@@ -56,7 +56,12 @@ def open(  # noqa: A001 - the API's name
     merged = merge_options(base.scheme, url_options, options, parsers)
     access = merged.pop("access", "rw")
     return cls._open(
-        base, create=bool(create), exclusive=bool(exclusive), mode=mode, access=access, options=merged
+        base,
+        create=bool(create),
+        exclusive=bool(exclusive),
+        mode=mode,
+        access=access,
+        options=merged,
     )
 
 

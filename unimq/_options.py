@@ -35,9 +35,7 @@ def positive_int(name: str, value: object) -> int:
         except ValueError:
             raise InvalidURL(f"option {name!r} must be a positive integer, not {value!r}") from None
     if not isinstance(value, int):
-        raise InvalidURL(
-            f"option {name!r} must be a positive integer, not {type(value).__name__}"
-        )
+        raise InvalidURL(f"option {name!r} must be a positive integer, not {type(value).__name__}")
     if value < 1:
         raise InvalidURL(f"option {name!r} must be at least 1, got {value}")
     return value
@@ -69,7 +67,8 @@ def merge_options(
             if parser is None:
                 valid = ", ".join(sorted(parsers))
                 raise InvalidURL(
-                    f"unknown {source} option {name!r} for {scheme}:// queues; valid options: {valid}"
+                    f"unknown {source} option {name!r} for {scheme}:// queues; "
+                    f"valid options: {valid}"
                 )
             value = parser(name, raw)
             if name in merged and merged[name] != value:

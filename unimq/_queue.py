@@ -10,6 +10,7 @@ primitives (``_open``, ``_send``, ``_receive``, ``_stat``, ``_close``,
 from __future__ import annotations
 
 import abc
+import contextlib
 import operator
 import warnings
 from collections.abc import Iterator, Mapping
@@ -101,8 +102,8 @@ class Queue(abc.ABC):
         :raises PermissionDenied: if the caller may not remove it.
         """
 
-    @classmethod
-    def _check_url(cls, url: QueueURL) -> None:  # noqa: B027 - optional hook
+    @classmethod  # noqa: B027 (an optional hook, empty by default)
+    def _check_url(cls, url: QueueURL) -> None:
         """Validate the URL's target (name, key) before any system call."""
 
     @abc.abstractmethod
@@ -333,15 +334,15 @@ class Queue(abc.ABC):
                 stacklevel=2,
                 source=self,
             )
-            try:
+            with contextlib.suppress(Exception):  # nothing to report to at GC time
                 self.close()
-            except Exception:  # noqa: S110 - nothing to report to at GC time
-                pass
 
     # ------------------------------------------------------------------ helpers for backends
 
     def _closed_error(self) -> QueueClosed:
-        return QueueClosed(f"operation on closed queue handle {self._url_text!r}", url=self._url_text)
+        return QueueClosed(
+            f"operation on closed queue handle {self._url_text!r}", url=self._url_text
+        )
 
     def _too_large(self, size: int) -> MessageTooLarge:
         """The error for a payload over ``_max_size``; backends refine the wording."""

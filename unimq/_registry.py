@@ -20,7 +20,13 @@ from unimq._errors import BackendNotInstalled, InvalidURL
 if TYPE_CHECKING:
     from unimq._queue import Queue
 
-__all__ = ["BUILTIN_BACKENDS", "available_backends", "get_backend", "known_schemes", "register_backend"]
+__all__ = [
+    "BUILTIN_BACKENDS",
+    "available_backends",
+    "get_backend",
+    "known_schemes",
+    "register_backend",
+]
 
 ENTRY_POINT_GROUP = "unimq.backends"
 
@@ -81,7 +87,9 @@ def _load(scheme: str, ref: str, extra: str | None) -> type[Queue]:
     try:
         cls: type[Queue] = getattr(module, attr)
     except AttributeError:
-        raise BackendNotInstalled(f"{module_name} has no backend class {attr!r} for {scheme}://") from None
+        raise BackendNotInstalled(
+            f"{module_name} has no backend class {attr!r} for {scheme}://"
+        ) from None
     return cls
 
 
@@ -109,7 +117,9 @@ def get_backend(scheme: str) -> type[Queue]:
         known = known_schemes()
         close = difflib.get_close_matches(scheme, known, n=1)
         guess = f"; did you mean {close[0]!r}?" if close else ""
-        raise InvalidURL(f"unknown queue URL scheme {scheme!r}{guess} Known schemes: {', '.join(known)}")
+        raise InvalidURL(
+            f"unknown queue URL scheme {scheme!r}{guess} Known schemes: {', '.join(known)}"
+        )
     _loaded[scheme] = cls
     return cls
 

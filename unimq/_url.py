@@ -91,7 +91,9 @@ def parse_url(url: str | QueueURL | None) -> QueueURL:
     try:
         pairs = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
     except ValueError:
-        raise InvalidURL(f"queue URL {url!r} has a malformed query {parts.query!r}", url=url) from None
+        raise InvalidURL(
+            f"queue URL {url!r} has a malformed query {parts.query!r}", url=url
+        ) from None
     seen: set[str] = set()
     for key, _value in pairs:
         if key in seen:
