@@ -171,7 +171,7 @@ class Queue(abc.ABC):
 
     def send(
         self,
-        data: bytes,
+        data: bytes | bytearray | memoryview,
         *,
         mtype: int = 1,
         priority: int = 0,
@@ -250,7 +250,9 @@ class Queue(abc.ABC):
 
     # ------------------------------------------------------------------ queue.Queue spellings
 
-    def put(self, item: bytes, block: bool = True, timeout: float | None = None) -> None:
+    def put(
+        self, item: bytes | bytearray | memoryview, block: bool = True, timeout: float | None = None
+    ) -> None:
         """Put ``item`` into the queue, like :meth:`queue.Queue.put`.
 
         If ``block`` is true and ``timeout`` is None (the default), block if
@@ -274,7 +276,7 @@ class Queue(abc.ABC):
         """
         return self.receive(timeout=_block_timeout(block, timeout)).data
 
-    def put_nowait(self, item: bytes) -> None:
+    def put_nowait(self, item: bytes | bytearray | memoryview) -> None:
         """Put an item without blocking; :class:`QueueFull` if there is no room."""
         self.put(item, block=False)
 

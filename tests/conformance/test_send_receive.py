@@ -1,0 +1,271 @@
+"""Sending, receiving, ordering, selection and argument checks on every backend."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pytest
+
+import unimq
+from tests.conformance.conftest import OpenQueue
+
+
+def test_round_trip_bytes(q: unimq.Queue) -> None:
+    q.send(b"hello\x00world")
+    msg = q.receive(timeout=1)
+    assert msg == unimq.Message(b"hello\x00world", 1, 0)
+    assert isinstance(msg.data, bytes)
+
+
+def test_zero_length_message(q: unimq.Queue) -> None:
+    q.send(b"")
+    assert q.receive(timeout=1).data == b""
+
+
+def test_bytes_like_payloads(q: unimq.Queue) -> None:
+    q.send(bytearray(b"ba"))
+    q.send(memoryview(b"mv"))
+    assert [q.receive(timeout=1).data for _ in range(2)] == [b"ba", b"mv"]
+
+
+@pytest.mark.parametrize("bad", ["text", 12, None, [1, 2]])
+def test_non_bytes_payload_is_type_error(q: unimq.Queue, bad: object) -> None:
+    with pytest.raises(TypeError, match="bytes"):
+        q.send(bad)  # type: ignore[arg-type]
+    assert q.qsize() == 0
+
+
+def test_fifo_with_default_tags(q: unimq.Queue) -> None:
+    for i in range(6):
+        q.send(str(i).encode())
+    assert [q.receive(timeout=1).data for _ in range(6)] == [str(i).encode() for i in range(6)]
+
+
+def test_message_is_immutable(q: unimq.Queue) -> None:
+    q.send(b"x")
+    msg = q.receive(timeout=1)
+    with pytest.raises(AttributeError):
+        msg.data = b"y"  # type: ignore[misc]
+
+
+def test_priority_order(q: unimq.Queue) -> None:
+    if not q.capabilities & unimq.Capability.PRIORITY:
+        pytest.skip("backend has no priorities")
+    # kernel-facts section 3: highest priority first, FIFO within a priority.
+    for i in range(8):
+        q.send(str(i).encode(), priority=i % 4)
+    got = [(m.priority, m.data) for m in (q.receive(timeout=1) for _ in range(8))]
+    assert got == [
+        (3, b"3"),
+        (3, b"7"),
+        (2, b"2"),
+        (2, b"6"),
+        (1, b"1"),
+        (1, b"5"),
+        (0, b"0"),
+        (0, b"4"),
+    ]
+
+
+def test_priority_bounds(q: unimq.Queue) -> None:
+    if not q.capabilities & unimq.Capability.PRIORITY:
+        pytest.skip("backend has no priorities")
+    q.send(b"top", priority=unimq.PRIORITY_MAX)
+    assert q.receive(timeout=1).priority == 32767
+    for bad in (-1, 32768):
+        with pytest.raises(ValueError, match="priority"):
+            q.send(b"x", priority=bad)
+
+
+def test_mtype_selection(q: unimq.Queue) -> None:
+    if not q.capabilities & unimq.Capability.MTYPE:
+        pytest.skip("backend has no message types")
+    for t in (4, 3, 2, 1, 3):
+        q.send(f"t{t}".encode(), mtype=t)
+    # > 0: first of that type; < 0: first of the lowest type <= abs(n); 0: FIFO.
+    assert q.receive(mtype=3, timeout=1) == unimq.Message(b"t3", 3, 0)
+    assert q.receive(mtype=-2, timeout=1).mtype == 1
+    assert q.receive(timeout=1).mtype == 4
+    assert q.receive(mtype=-4, timeout=1).mtype == 2
+    assert q.receive(mtype=3, timeout=1).mtype == 3
+    with pytest.raises(unimq.QueueEmpty):
+        q.receive(timeout=0)
+
+
+def test_mtype_selection_leaves_others(q: unimq.Queue) -> None:
+    if not q.capabilities & unimq.Capability.MTYPE:
+        pytest.skip("backend has no message types")
+    q.send(b"two", mtype=2)
+    with pytest.raises(unimq.QueueEmpty):
+        q.receive(mtype=3, timeout=0)
+    with pytest.raises(unimq.QueueEmpty):
+        q.receive(mtype=-1, timeout=0)
+    assert q.receive(mtype=2, timeout=0).data == b"two"
+
+
+def test_mtype_bounds(q: unimq.Queue) -> None:
+    if not q.capabilities & unimq.Capability.MTYPE:
+        pytest.skip("backend has no message types")
+    q.send(b"max", mtype=unimq.MTYPE_MAX)
+    assert q.receive(mtype=unimq.MTYPE_MAX, timeout=1).mtype == 2**31 - 1
+    for bad in (0, -1, 2**31):
+        with pytest.raises(ValueError, match="mtype"):
+            q.send(b"x", mtype=bad)
+    with pytest.raises(ValueError, match="mtype"):
+        q.receive(mtype=2**31, timeout=0)
+    with pytest.raises(TypeError, match="mtype"):
+        q.send(b"x", mtype="3")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="mtype"):
+        q.send(b"x", mtype=2.0)  # type: ignore[arg-type]
+    assert q.qsize() == 0
+
+
+def test_unsupported_tags_name_the_backend_that_has_them(q: unimq.Queue) -> None:
+    caps = q.capabilities
+    if not caps & unimq.Capability.MTYPE:
+        with pytest.raises(unimq.UnsupportedOperation, match="sysv"):
+            q.send(b"x", mtype=3)
+        with pytest.raises(unimq.UnsupportedOperation, match="sysv"):
+            q.receive(mtype=3, timeout=0)
+    if not caps & unimq.Capability.PRIORITY:
+        with pytest.raises(unimq.UnsupportedOperation, match="posix"):
+            q.send(b"x", priority=3)
+    if caps & unimq.Capability.MTYPE and caps & unimq.Capability.PRIORITY:
+        pytest.skip("backend has both mtype and priority")
+    assert q.qsize() == 0
+
+
+def test_message_too_large(open_queue: OpenQueue) -> None:
+    q = open_queue(capacity=4, size=64)
+    limit = q.max_message_size
+    assert limit >= 64
+    q.send(b"x" * limit)
+    with pytest.raises(unimq.MessageTooLarge) as info:
+        q.send(b"x" * (limit + 1))
+    assert info.value.size == limit + 1
+    assert info.value.limit == limit
+    assert str(limit + 1) in str(info.value) and str(limit) in str(info.value)
+    assert isinstance(info.value, ValueError)
+    assert q.qsize() == 1
+
+
+@pytest.mark.parametrize("bad", [-1, -0.001, math.nan, -math.inf])
+def test_bad_timeouts_rejected_before_any_syscall(q: unimq.Queue, bad: float) -> None:
+    q.send(b"keep")
+    with pytest.raises(ValueError, match="timeout"):
+        q.receive(timeout=bad)
+    with pytest.raises(ValueError, match="timeout"):
+        q.send(b"x", timeout=bad)
+    assert q.receive(timeout=0).data == b"keep"
+
+
+def test_non_number_timeout_is_type_error(q: unimq.Queue) -> None:
+    with pytest.raises(TypeError):
+        q.receive(timeout="1")  # type: ignore[arg-type]
+
+
+def test_receive_timeout_zero_and_short(q: unimq.Queue) -> None:
+    with pytest.raises(unimq.QueueEmpty):
+        q.receive(timeout=0)
+    start = time.monotonic()
+    with pytest.raises(unimq.QueueEmpty) as info:
+        q.receive(timeout=0.15)
+    assert time.monotonic() - start >= 0.14
+    assert info.value.url == q.url
+
+
+def test_send_timeout_on_full_queue(open_queue: OpenQueue) -> None:
+    q = open_queue(capacity=3, size=32)
+    for _ in range(3):
+        q.send(b"y" * 32, timeout=0)
+    assert q.full()
+    with pytest.raises(unimq.QueueFull):
+        q.send(b"y" * 32, timeout=0)
+    start = time.monotonic()
+    with pytest.raises(unimq.QueueFull):
+        q.send(b"y" * 32, timeout=0.15)
+    assert time.monotonic() - start >= 0.14
+    assert q.qsize() == 3
+
+
+def test_receive_none_waits_for_another_thread(q: unimq.Queue) -> None:
+    timer = threading.Timer(0.1, q.send, args=(b"late",))
+    timer.start()
+    try:
+        assert q.receive(timeout=None).data == b"late"
+    finally:
+        timer.join()
+
+
+def test_timed_receive_gets_message_sent_mid_wait(q: unimq.Queue) -> None:
+    timer = threading.Timer(0.1, q.send, args=(b"mid",))
+    timer.start()
+    try:
+        assert q.receive(timeout=5).data == b"mid"
+    finally:
+        timer.join()
+
+
+def test_blocked_send_resumes_when_room_appears(open_queue: OpenQueue) -> None:
+    q = open_queue(capacity=2, size=16)
+    q.send(b"a" * 16)
+    q.send(b"b" * 16)
+    got: list[bytes] = []
+    timer = threading.Timer(0.1, lambda: got.append(q.receive(timeout=1).data))
+    timer.start()
+    try:
+        q.send(b"c" * 16, timeout=None)
+    finally:
+        timer.join()
+    assert got == [b"a" * 16]
+    assert [m.data for m in q.drain()] == [b"b" * 16, b"c" * 16]
+
+
+def test_timed_send_resumes_when_room_appears(open_queue: OpenQueue) -> None:
+    q = open_queue(capacity=1, size=16)
+    q.send(b"a" * 16)
+    timer = threading.Timer(0.1, q.receive, kwargs={"timeout": 1})
+    timer.start()
+    try:
+        q.send(b"b" * 16, timeout=5)
+    finally:
+        timer.join()
+    assert q.receive(timeout=0).data == b"b" * 16
+
+
+def test_concurrent_receivers_get_each_message_once(q: unimq.Queue, url: str) -> None:
+    n = 300
+    results: list[list[bytes]] = [[], []]
+
+    def consume(slot: int) -> None:
+        with unimq.open(url) as h:
+            while True:
+                data = h.receive(timeout=5).data
+                if data == b"stop":
+                    return
+                results[slot].append(data)
+
+    threads = [threading.Thread(target=consume, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for i in range(n):
+        q.send(str(i).encode(), timeout=5)
+    for _ in threads:
+        q.send(b"stop", timeout=5)
+    for t in threads:
+        t.join(timeout=30)
+    got = sorted(int(x) for x in results[0] + results[1])
+    assert got == list(range(n))
+    # Each receiver sees FIFO order of what it got.
+    for part in results:
+        nums = [int(x) for x in part]
+        assert nums == sorted(nums)
+
+
+def test_drain_takes_what_is_there(q: unimq.Queue) -> None:
+    for i in range(3):
+        q.send(bytes([i]))
+    assert [m.data for m in q.drain()] == [b"\x00", b"\x01", b"\x02"]
+    assert list(q.drain()) == []
