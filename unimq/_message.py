@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import functools
+from collections.abc import Callable
 from datetime import datetime
 from typing import Literal, NamedTuple
 
@@ -21,6 +23,13 @@ class Message(NamedTuple):
     data: bytes
     mtype: int = 1
     priority: int = 0
+
+
+#: Build a Message from a (data, mtype, priority) tuple at C speed, for backends'
+#: receive paths (``Message(...)`` goes through a Python-level ``__new__``).
+new_message: Callable[[tuple[bytes, int, int]], Message] = functools.partial(
+    tuple.__new__, Message
+)
 
 
 class Capability(enum.Flag):

@@ -13,52 +13,41 @@ from typing import Any
 import pytest
 
 import unimq
+from tests.conformance.conftest import small_options
+from tests.conftest import UrlFactory
 
 
-def _echo_child(handle: unimq.Queue, count: int) -> None:
+def _echo_child(requests: unimq.Queue, replies: unimq.Queue, count: int) -> None:
     """Runs in a child: receives ``count`` messages and sends each back upper-cased."""
     try:
         for _ in range(count):
-            msg = handle.receive(timeout=10)
-            handle.send(msg.data.upper(), **_reply_tags(handle, msg))
+            replies.send(requests.receive(timeout=20).data.upper(), timeout=20)
     finally:
-        handle.close()
-
-
-def _reply_tags(handle: unimq.Queue, msg: unimq.Message) -> dict[str, int]:
-    return {"mtype": 2} if handle.capabilities & unimq.Capability.MTYPE else {"priority": 1}
+        requests.close()
+        replies.close()
 
 
 @pytest.mark.parametrize("method", ["spawn", "fork"])
-def test_handle_pickles_into_child_process(q: unimq.Queue, method: str) -> None:
+def test_handle_pickles_into_child_process(
+    kind: str, q: unimq.Queue, make_url: UrlFactory, method: str
+) -> None:
     if not q.capabilities & unimq.Capability.INTERPROCESS:
         pytest.skip("memory queues live in one process")
-    ctx: Any = multiprocessing.get_context(method)
-    child = ctx.Process(target=_echo_child, args=(q, 3))
-    child.start()
-    try:
-        replies = []
-        for word in (b"one", b"two", b"three"):
-            q.send(word, timeout=5)
-            # Wait for the reply before sending more, so the child never reads its own reply.
-            if q.capabilities & unimq.Capability.MTYPE:
-                replies.append(q.receive(mtype=2, timeout=10).data)
-            else:
-                deadline = time.monotonic() + 10
-                while True:
-                    msg = q.receive(timeout=10)
-                    if msg.priority == 1:
-                        replies.append(msg.data)
-                        break
-                    q.send(msg.data, timeout=5)  # not ours yet: put it back
-                    assert time.monotonic() < deadline
-                    time.sleep(0.01)
-        assert replies == [b"ONE", b"TWO", b"THREE"]
-    finally:
-        child.join(timeout=20)
-        if child.is_alive():
-            child.kill()
-    assert child.exitcode == 0
+    with unimq.open(make_url(kind), create=True, **small_options(kind, 4, 64)) as replies:
+        ctx: Any = multiprocessing.get_context(method)
+        child = ctx.Process(target=_echo_child, args=(q, replies, 3))
+        child.start()
+        try:
+            got = []
+            for word in (b"one", b"two", b"three"):
+                q.send(word, timeout=5)
+                got.append(replies.receive(timeout=20).data)
+            assert got == [b"ONE", b"TWO", b"THREE"]
+        finally:
+            child.join(timeout=20)
+            if child.is_alive():
+                child.kill()
+        assert child.exitcode == 0
 
 
 def _send_later(url: str, delay: float, payload: bytes) -> None:
