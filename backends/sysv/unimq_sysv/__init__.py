@@ -1,1 +1,11 @@
-"""SysV backend for unimq (placeholder, being written)."""
+"""System V message queue backend for unimq: ``sysv://KEY`` and ``sysv:///path?proj=N`` URLs.
+
+Installed with ``pip install 'unimq[sysv]'``; :func:`unimq.open` imports it
+on first use of a ``sysv://`` URL.
+"""
+
+from __future__ import annotations
+
+from unimq_sysv._queue import SysVQueue
+
+__all__ = ["SysVQueue"]
