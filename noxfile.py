@@ -1,0 +1,50 @@
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``.
+
+Every session installs the uv workspace (unimq + unimq-posix + unimq-sysv)
+with the dev dependency group into its own virtual environment.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHON = "3.11"
+
+
+def install_workspace(session: nox.Session) -> None:
+    """Install the three distributions (editable) and the dev group into the session."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--all-packages",
+        "--group",
+        "dev",
+        "--frozen" if session.env.get("UV_FROZEN") else "--quiet",
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+    )
+
+
+@nox.session(python=PYTHON)
+def tests(session: nox.Session) -> None:
+    """The full test suite (conformance over every backend, per-backend, examples)."""
+    install_workspace(session)
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    install_workspace(session)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict over the packages, the tests, the examples and this file."""
+    install_workspace(session)
+    session.run("mypy")
