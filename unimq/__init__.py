@@ -33,6 +33,7 @@ from unimq._message import Capability, Message, QueueStat
 from unimq._open import open, remove
 from unimq._queue import MTYPE_MAX, PRIORITY_MAX, Queue
 from unimq._registry import available_backends, get_backend, known_schemes, register_backend
+from unimq._typed import TypedQueue
 from unimq._url import QueueURL, parse_url
 from unimq._warnings import AttributeMismatchWarning
 
@@ -62,6 +63,7 @@ __all__ = [
     "QueueRemoved",
     "QueueStat",
     "QueueURL",
+    "TypedQueue",
     "UnimqError",
     "UnsupportedOperation",
     "available_backends",

@@ -27,9 +27,7 @@ class Message(NamedTuple):
 
 #: Build a Message from a (data, mtype, priority) tuple at C speed, for backends'
 #: receive paths (``Message(...)`` goes through a Python-level ``__new__``).
-new_message: Callable[[tuple[bytes, int, int]], Message] = functools.partial(
-    tuple.__new__, Message
-)
+new_message: Callable[[tuple[bytes, int, int]], Message] = functools.partial(tuple.__new__, Message)
 
 
 class Capability(enum.Flag):

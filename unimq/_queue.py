@@ -15,7 +15,7 @@ import operator
 import warnings
 from collections.abc import Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
 
 from unimq._errors import MessageTooLarge, QueueClosed, QueueEmpty, UnsupportedOperation
 from unimq._message import Capability, Message, QueueStat
@@ -23,7 +23,12 @@ from unimq._options import Access, OptionParser, check_timeout
 from unimq._url import QueueURL
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from unimq._codecs import Codec
     from unimq._typed import TypedQueue
+
+M = TypeVar("M")
 
 __all__ = ["MTYPE_MAX", "PRIORITY_MAX", "Queue"]
 
@@ -309,11 +314,50 @@ class Queue(abc.ABC):
 
     # ------------------------------------------------------------------ typed layer
 
-    def typed(self, model: Any, /, **kwargs: Any) -> TypedQueue[Any]:
-        """A typed view of this queue carrying pydantic models; see :mod:`unimq.typed`."""
+    @overload
+    def typed(
+        self,
+        model: type[M],
+        /,
+        *,
+        codec: str | Codec[Any] = ...,
+        mtype: int | None = ...,
+        dead_letter: str | Queue | None = ...,
+    ) -> TypedQueue[M]: ...
+
+    @overload
+    def typed(
+        self,
+        model: Mapping[int, type[BaseModel]] | Any,
+        /,
+        *,
+        codec: str | Codec[Any] = ...,
+        mtype: int | None = ...,
+        dead_letter: str | Queue | None = ...,
+    ) -> TypedQueue[Any]: ...
+
+    def typed(
+        self,
+        model: Any,
+        /,
+        *,
+        codec: str | Codec[Any] = "json",
+        mtype: int | None = None,
+        dead_letter: str | Queue | None = None,
+    ) -> TypedQueue[Any]:
+        """A typed view of this queue carrying pydantic values.
+
+        :param model: a pydantic model (or any type pydantic validates, such as a
+            discriminated union), or ``{mtype: Model}`` on SysV/memory queues.
+        :param codec: ``"json"`` (the value's own JSON), ``"cstruct"`` (a C
+            struct layout, see :mod:`unimq.cstruct`) or a codec instance.
+        :param mtype: with one model, the mtype its messages carry and select.
+        :param dead_letter: a queue (or URL) that receives undecodable messages.
+        :raises UnsupportedOperation: for a mapping on a queue without mtypes.
+        """
         from unimq._typed import TypedQueue
 
-        return TypedQueue(self, model, **kwargs)
+        return TypedQueue(self, model, codec=codec, mtype=mtype, dead_letter=dead_letter)
 
     # ------------------------------------------------------------------ resources
 

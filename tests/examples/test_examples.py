@@ -32,7 +32,7 @@ def finish(proc: subprocess.Popen[str], timeout: float = 60) -> str:
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()
-        pytest.fail(f"{proc.args} hung; stderr: {err}")
+        pytest.fail(f"{proc.args!r} hung; stderr: {err}")
     assert proc.returncode == 0, err
     return out
 

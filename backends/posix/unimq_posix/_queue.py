@@ -309,7 +309,8 @@ class PosixQueue(Queue):
 
         :param signal: deliver this signal number to this process.
         :param callback: call this (no arguments) in a new thread.
-        With neither, cancel this process's registration. The registration is
+        With neither, cancel this process's registration. Calling it again
+        replaces this process's own registration. The registration is
         one-shot, and the kernel skips it while a receiver is blocked.
 
         :raises NotificationBusy: if another process holds the registration.

@@ -1,0 +1,286 @@
+"""Typed queues: pydantic values in, pydantic values out, over any backend."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from pydantic import BaseModel
+
+from unimq._codecs import Codec, JSONCodec
+from unimq._errors import DecodeError, MessageTooLarge, QueueEmpty, UnsupportedOperation
+from unimq._message import Capability, Message
+from unimq._waiting import Deadline
+
+if TYPE_CHECKING:
+    from unimq._queue import Queue
+
+__all__ = ["TypedQueue"]
+
+M = TypeVar("M")
+logger = logging.getLogger("unimq.typed")
+
+
+def _make_codec(tp: Any, codec: str | Codec[Any], queue: Queue) -> Codec[Any]:
+    if not isinstance(codec, str):
+        return codec
+    if codec == "json":
+        return JSONCodec(tp)
+    if codec == "cstruct":
+        from unimq.cstruct import CStructCodec
+
+        return CStructCodec(tp, mtype_prefix=bool(queue.capabilities & Capability.MTYPE))
+    raise ValueError(f"unknown codec {codec!r}; use 'json', 'cstruct' or a Codec instance")
+
+
+class TypedQueue(Generic[M]):
+    """A view of a :class:`unimq.Queue` that sends and receives typed values.
+
+    Made by :meth:`unimq.Queue.typed`. With one type, every message carries
+    that type. With a mapping ``{mtype: Model}`` (SysV and memory), each model
+    travels with its own message type: ``send`` picks the mtype from the
+    value's class and ``receive(Model)`` selects that mtype.
+
+    Delivery is at most once: a message that does not decode has already left
+    the queue; :class:`unimq.DecodeError` carries it (``.message``), or, with
+    ``dead_letter``, it is forwarded there and the receive goes on.
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        model: type[M] | Mapping[int, type[BaseModel]] | Any,
+        *,
+        codec: str | Codec[Any] = "json",
+        mtype: int | None = None,
+        dead_letter: str | Queue | None = None,
+    ) -> None:
+        self.queue = queue
+        self._by_mtype: dict[int, Codec[Any]] = {}
+        self._mtype_of: dict[type, int] = {}
+        self._models: dict[int, Any] = {}
+        if isinstance(model, Mapping):
+            if not queue.capabilities & Capability.MTYPE:
+                raise UnsupportedOperation(
+                    f"{queue.scheme}:// queues have no message types, so a mapping of models "
+                    "cannot be told apart by mtype; bind a discriminated union instead, e.g. "
+                    "q.typed(Annotated[Odd | Even, Field(discriminator='kind')])",
+                    url=queue.url,
+                )
+            if mtype is not None:
+                raise ValueError("mtype= goes with a single model; the mapping gives each one")
+            for key, tp in model.items():
+                self._bind(int(key), tp, codec)
+            self._single: Codec[Any] | None = None
+            self._default_mtype = 0
+        else:
+            bound = 1 if mtype is None else mtype
+            if bound != 1 and not queue.capabilities & Capability.MTYPE:
+                raise UnsupportedOperation(
+                    f"{queue.scheme}:// queues have no message types (mtype={mtype})",
+                    url=queue.url,
+                )
+            self._single = self._bind(bound, model, codec)
+            self._default_mtype = bound
+        self._select = 0 if self._single is not None and mtype is None else self._default_mtype
+        self._dead_letter = dead_letter
+        self._dlq: Queue | None = None
+
+    def _bind(self, mtype: int, tp: Any, codec: str | Codec[Any]) -> Codec[Any]:
+        made = _make_codec(tp, codec, self.queue)
+        self._by_mtype[mtype] = made
+        self._models[mtype] = tp
+        if isinstance(tp, type):
+            self._mtype_of[tp] = mtype
+        return made
+
+    # ------------------------------------------------------------------ sending
+
+    def send(
+        self,
+        value: M,
+        *,
+        mtype: int | None = None,
+        priority: int = 0,
+        timeout: float | None = None,
+    ) -> None:
+        """Encode ``value`` and send it.
+
+        :raises TypeError: if ``value``'s type is not bound to this queue.
+        :raises MessageTooLarge: if the encoded value is larger than the queue allows.
+        :raises ValueError: if the value cannot be encoded (e.g. a string too
+            long for its C field).
+        Otherwise as :meth:`unimq.Queue.send`.
+        """
+        codec = self._single
+        if codec is None or mtype is None:
+            tag = self._mtype_for(value) if codec is None else self._default_mtype
+            if codec is None:
+                codec = self._by_mtype[tag]
+            mtype = tag
+        data = codec.encode(value)
+        if len(data) > self.queue.max_message_size:
+            raise MessageTooLarge(
+                f"{type(value).__name__} encodes to {len(data)} bytes, more than the "
+                f"{self.queue.max_message_size} bytes {self.queue.url} accepts; send a smaller "
+                "value or use a queue with a larger max_message_size",
+                size=len(data),
+                limit=self.queue.max_message_size,
+                url=self.queue.url,
+            )
+        self.queue.send(data, mtype=mtype, priority=priority, timeout=timeout)
+
+    def _mtype_for(self, value: object) -> int:
+        tag = self._mtype_of.get(type(value))
+        if tag is None:
+            for tp, candidate in self._mtype_of.items():
+                if isinstance(value, tp):
+                    return candidate
+            bound = ", ".join(f"{t}: {m.__name__}" for t, m in self._models.items())
+            raise TypeError(
+                f"{type(value).__name__} is not bound to this typed queue ({{{bound}}})"
+            )
+        return tag
+
+    # ------------------------------------------------------------------ receiving
+
+    def receive(self, model: type[M] | None = None, *, timeout: float | None = None) -> M:
+        """Receive and decode one value.
+
+        :param model: with a mapping binding, receive only this model (its mtype).
+        :raises DecodeError: if the payload does not decode (and no dead-letter
+            queue is set); ``.message`` holds the raw message.
+        :raises QueueEmpty: if nothing (decodable) arrived in time.
+        """
+        return self.receive_message(model, timeout=timeout)[0]
+
+    def receive_message(
+        self, model: type[M] | None = None, *, timeout: float | None = None
+    ) -> tuple[M, Message]:
+        """Like :meth:`receive`, also returning the raw :class:`unimq.Message`."""
+        select = self._select if model is None else self._mtype_for_model(model)
+        if self._dead_letter is None:
+            msg = self.queue.receive(mtype=select, timeout=timeout)
+            return self._decode(msg), msg
+        deadline = Deadline(timeout)
+        while True:
+            msg = self.queue.receive(mtype=select, timeout=deadline.remaining())
+            try:
+                return self._decode(msg), msg
+            except DecodeError as exc:
+                self._forward(exc)
+                if deadline.expired():
+                    raise QueueEmpty(
+                        f"only undecodable messages arrived in {self.queue.url} within "
+                        f"{timeout} s (dead-lettered)",
+                        url=self.queue.url,
+                    ) from None
+
+    def _mtype_for_model(self, model: type[M]) -> int:
+        tag = self._mtype_of.get(cast(type, model))
+        if tag is None:
+            raise TypeError(f"{getattr(model, '__name__', model)} is not bound to this typed queue")
+        return tag
+
+    def _decode(self, msg: Message) -> M:
+        codec = self._single or self._by_mtype.get(msg.mtype)
+        if codec is None:
+            raise DecodeError(
+                f"message of mtype {msg.mtype} from {self.queue.url} has no model bound "
+                f"(bound: {sorted(self._by_mtype)})",
+                message=msg,
+                url=self.queue.url,
+            )
+        try:
+            return cast(M, codec.decode(msg.data))
+        except ValueError as exc:
+            raise DecodeError(
+                f"a message from {self.queue.url} (mtype {msg.mtype}, priority {msg.priority}, "
+                f"{len(msg.data)} bytes) does not decode: {_first_line(exc)}; the raw message "
+                "is in this error's .message",
+                message=msg,
+                url=self.queue.url,
+            ) from exc
+
+    def _forward(self, error: DecodeError) -> None:
+        """Send an undecodable message to the dead-letter queue, with the reason."""
+        import unimq
+
+        msg = error.message
+        assert msg is not None
+        if self._dlq is None:
+            target = self._dead_letter
+            self._dlq = unimq.open(target) if isinstance(target, str) else target
+        dlq = self._dlq
+        assert dlq is not None
+        envelope = json.dumps(
+            {
+                "reason": str(error.__cause__ or error),
+                "source": self.queue.url,
+                "mtype": msg.mtype,
+                "priority": msg.priority,
+                "data": base64.b64encode(msg.data).decode("ascii"),
+            }
+        ).encode()
+        caps = dlq.capabilities
+        try:
+            dlq.send(
+                envelope,
+                mtype=msg.mtype if caps & Capability.MTYPE else 1,
+                priority=msg.priority if caps & Capability.PRIORITY else 0,
+                timeout=5,
+            )
+        except Exception as exc:
+            raise error from exc  # the DecodeError still carries the message: nothing lost
+        logger.warning(
+            "dead-lettered an undecodable message from %s to %s", self.queue.url, dlq.url
+        )
+
+    # ------------------------------------------------------------------ queue.Queue spellings
+
+    def put(self, item: M, block: bool = True, timeout: float | None = None) -> None:
+        """Send ``item`` (see :meth:`unimq.Queue.put` for block/timeout)."""
+        self.send(item, timeout=0.0 if not block else timeout)
+
+    def get(self, block: bool = True, timeout: float | None = None) -> M:
+        """Receive a value (see :meth:`unimq.Queue.get` for block/timeout)."""
+        return self.receive(timeout=0.0 if not block else timeout)
+
+    def put_nowait(self, item: M) -> None:
+        self.put(item, block=False)
+
+    def get_nowait(self) -> M:
+        return self.get(block=False)
+
+    # ------------------------------------------------------------------ schema
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of the bound type, or ``{"mtypes": {mtype: schema}}`` for a mapping."""
+        if self._single is not None:
+            return self._single.json_schema()
+        return {"mtypes": {str(t): c.json_schema() for t, c in sorted(self._by_mtype.items())}}
+
+    def close(self) -> None:
+        """Close the underlying queue handle (and a dead-letter queue opened from a URL)."""
+        self.queue.close()
+        if self._dlq is not None and isinstance(self._dead_letter, str):
+            self._dlq.close()
+
+    def __enter__(self) -> TypedQueue[M]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        names = {t: getattr(m, "__name__", repr(m)) for t, m in self._models.items()}
+        shown = next(iter(names.values())) if self._single is not None else names
+        return f"<unimq.TypedQueue {self.queue.url!r} model={shown}>"
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return " / ".join(line.strip() for line in text[:3])

@@ -1,0 +1,265 @@
+"""Map pydantic models to fixed C struct layouts, for peers that send raw structs.
+
+Declare each field's C type with a marker in ``typing.Annotated``::
+
+    class Record(BaseModel):
+        mtext: Annotated[str, cstruct.char(256)]
+        myname: Annotated[str, cstruct.char(16)]
+        seq: Annotated[int, cstruct.int32]
+
+    q.typed(Record, codec="cstruct")
+
+matches ``struct { long mtype; char mtext[256]; char myname[16]; int seq; }``
+sent with ``msgsnd(id, &m, sizeof m - sizeof(long), 0)``: on a queue with
+message types the leading ``long`` is the kernel's mtype, and the body is laid
+out as gcc lays it out after it (280 bytes here: 276 of fields plus the
+struct's trailing padding to ``long`` alignment). On POSIX queues there is no
+mtype prefix.
+
+Layouts use native x86-64/aarch64 sizes and gcc's natural alignment, or no
+padding at all with ``packed=True`` (``__attribute__((packed))``). Strings are
+UTF-8, NUL-padded on send and cut at the first NUL on receive; a string must
+leave room for its terminating NUL, and an integer must fit its C type: both
+are validation errors when the model is built, and again at send time, never a
+silent cut. :meth:`CStructCodec.layout` shows sizes and offsets.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar, cast, get_origin, get_type_hints
+
+from pydantic import BaseModel, GetCoreSchemaHandler
+from pydantic_core import PydanticCustomError, core_schema
+
+__all__ = [
+    "CField",
+    "CStructCodec",
+    "CType",
+    "Layout",
+    "char",
+    "double",
+    "float32",
+    "float64",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "long",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+]
+
+M = TypeVar("M", bound=BaseModel)
+LONG_SIZE = struct.calcsize("l")
+
+
+@dataclass(frozen=True)
+class CType:
+    """A C scalar or char array: its struct code, size, alignment and value range."""
+
+    name: str
+    code: str
+    size: int
+    align: int
+    lo: float | None = None
+    hi: float | None = None
+    is_string: bool = False
+
+    def check(self, value: Any) -> Any:
+        if self.is_string:
+            raw = value.encode("utf-8")
+            if len(raw) > self.size - 1:
+                raise PydanticCustomError(
+                    "c_string_too_long",
+                    "{length} bytes do not fit {ctype}: at most {limit} bytes plus the NUL",
+                    {"length": len(raw), "ctype": self.name, "limit": self.size - 1},
+                )
+            return value
+        if self.lo is not None and self.hi is not None and not self.lo <= value <= self.hi:
+            raise PydanticCustomError(
+                "c_int_range",
+                "{value} does not fit {ctype} ({lo}..{hi})",
+                {"value": value, "ctype": self.name, "lo": self.lo, "hi": self.hi},
+            )
+        return value
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> Any:
+        # Building the model already checks that the value fits its C field.
+        return core_schema.no_info_after_validator_function(self.check, handler(source))
+
+
+def char(n: int) -> CType:
+    """``char name[n]``: a UTF-8 string of at most n-1 bytes, NUL-padded."""
+    if n < 1:
+        raise ValueError("char arrays need at least one byte")
+    return CType(f"char[{n}]", f"{n}s", n, 1, is_string=True)
+
+
+def _int(name: str, code: str, signed: bool) -> CType:
+    size = struct.calcsize(code)
+    lo, hi = (
+        (-(2 ** (8 * size - 1)), 2 ** (8 * size - 1) - 1) if signed else (0, 2 ** (8 * size) - 1)
+    )
+    return CType(name, code, size, size, lo, hi)
+
+
+int8 = _int("int8_t", "b", True)
+int16 = _int("int16_t", "h", True)
+int32 = _int("int32_t", "i", True)
+int64 = _int("int64_t", "q", True)
+uint8 = _int("uint8_t", "B", False)
+uint16 = _int("uint16_t", "H", False)
+uint32 = _int("uint32_t", "I", False)
+uint64 = _int("uint64_t", "Q", False)
+long = _int("long", "q" if LONG_SIZE == 8 else "i", True)  # "=" formats: "l" is 4 bytes
+float32 = CType("float", "f", 4, 4)
+float64 = CType("double", "d", 8, 8)
+double = float64
+
+
+@dataclass(frozen=True)
+class CField:
+    """One field of a layout."""
+
+    name: str
+    ctype: CType
+    offset: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each field lies in the message body, and the body's size."""
+
+    fields: tuple[CField, ...]
+    size: int
+    min_size: int
+    packed: bool
+    mtype_prefix: bool
+    format: str
+
+    def describe(self) -> str:
+        """A C declaration of the layout, with offsets."""
+        lines = ["struct {"]
+        if self.mtype_prefix:
+            lines.append("    long mtype;                 /* the kernel's message type */")
+        for f in self.fields:
+            decl = f"{f.ctype.name.split('[')[0]} {f.name}"
+            if f.ctype.is_string:
+                decl += f"[{f.ctype.size}]"
+            lines.append(f"    {decl + ';':<28}/* body offset {f.offset} */")
+        attr = " __attribute__((packed))" if self.packed else ""
+        lines.append(f"}}{attr};   /* body: {self.size} bytes */")
+        return "\n".join(lines)
+
+
+def _marker(annotation: Any) -> CType | None:
+    if get_origin(annotation) is not None and hasattr(annotation, "__metadata__"):
+        for meta in annotation.__metadata__:
+            if isinstance(meta, CType):
+                return meta
+    return None
+
+
+def compute_layout(model: type[BaseModel], *, packed: bool, mtype_prefix: bool) -> Layout:
+    """The gcc layout of ``model``'s fields (after a ``long`` mtype when ``mtype_prefix``)."""
+    hints = get_type_hints(model, include_extras=True)
+    fields: list[CField] = []
+    fmt = ["="]  # standard sizes, no automatic alignment: padding is explicit
+    start = LONG_SIZE if mtype_prefix else 0
+    offset = start
+    max_align = LONG_SIZE if mtype_prefix else 1
+    for name in model.model_fields:
+        ctype = _marker(hints.get(name))
+        if ctype is None:
+            raise TypeError(
+                f"{model.__name__}.{name} has no C type marker; declare it as "
+                f"Annotated[..., cstruct.int32] (or char(N), double, ...)"
+            )
+        if not packed:
+            pad = -offset % ctype.align
+            if pad:
+                fmt.append(f"{pad}x")
+            offset += pad
+            max_align = max(max_align, ctype.align)
+        fields.append(CField(name, ctype, offset - start))
+        fmt.append(ctype.code)
+        offset += ctype.size
+    unpadded = offset - start
+    if not packed:
+        offset += -offset % max_align
+    size = offset - start
+    if size > unpadded:
+        fmt.append(f"{size - unpadded}x")
+    return Layout(tuple(fields), size, unpadded, packed, mtype_prefix, "".join(fmt))
+
+
+class CStructCodec(Generic[M]):
+    """Encode a model as a C struct body (and decode one back, validating it).
+
+    :param model: a pydantic model whose fields all carry C type markers.
+    :param packed: no padding between or after fields.
+    :param mtype_prefix: the C struct starts with ``long mtype`` (SysV), which
+        affects the alignment of the body's end.
+    """
+
+    def __init__(self, model: type[M], *, packed: bool = False, mtype_prefix: bool = True) -> None:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise TypeError("the cstruct codec maps a pydantic model class")
+        self.model = model
+        self._layout = compute_layout(model, packed=packed, mtype_prefix=mtype_prefix)
+        self._struct = struct.Struct(self._layout.format)
+        self._names = tuple(f.name for f in self._layout.fields)
+        self._strings = tuple(f.ctype.is_string for f in self._layout.fields)
+        self._ctypes = tuple(f.ctype for f in self._layout.fields)
+        self._validate = model.__pydantic_validator__.validate_python
+
+    def layout(self) -> Layout:
+        return self._layout
+
+    def encode(self, value: M) -> bytes:
+        if not isinstance(value, self.model):
+            raise TypeError(f"expected {self.model.__name__}, got {type(value).__name__}")
+        values = []
+        for name, is_string, ctype in zip(self._names, self._strings, self._ctypes, strict=True):
+            item = getattr(value, name)
+            try:
+                ctype.check(item)
+            except PydanticCustomError as exc:
+                raise ValueError(f"{self.model.__name__}.{name}: {exc}") from None
+            values.append(item.encode("utf-8") if is_string else item)
+        return self._struct.pack(*values)
+
+    def decode(self, data: bytes) -> M:
+        size = self._layout.size
+        if not self._layout.min_size <= len(data) <= size:
+            raise ValueError(
+                f"{len(data)} bytes is not a {self.model.__name__} struct "
+                f"({self._layout.min_size}..{size} bytes expected)"
+            )
+        if len(data) < size:
+            data = data + bytes(size - len(data))
+        try:
+            raw = self._struct.unpack(data)
+        except struct.error as exc:  # pragma: no cover - sizes are checked above
+            raise ValueError(str(exc)) from None
+        fields: dict[str, Any] = {}
+        for name, is_string, item in zip(self._names, self._strings, raw, strict=True):
+            if is_string:
+                try:
+                    item = item.split(b"\0", 1)[0].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ValueError(f"{self.model.__name__}.{name} is not UTF-8: {exc}") from None
+            fields[name] = item
+        return cast(M, self._validate(fields))
+
+    def json_schema(self) -> dict[str, Any]:
+        schema = self.model.model_json_schema()
+        schema["x-c-struct"] = self._layout.describe()
+        return schema
+
+    def __repr__(self) -> str:
+        return f"CStructCodec({self.model.__name__}, size={self._layout.size})"

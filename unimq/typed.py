@@ -1,0 +1,13 @@
+"""Typed messages: pydantic values over any queue.
+
+``q.typed(Model)`` returns a :class:`TypedQueue`; :class:`JSONCodec` carries
+the value's own JSON, and :mod:`unimq.cstruct` maps models to C structs.
+"""
+
+from __future__ import annotations
+
+from unimq._codecs import Codec, JSONCodec
+from unimq._typed import TypedQueue
+from unimq.cstruct import CStructCodec
+
+__all__ = ["CStructCodec", "Codec", "JSONCodec", "TypedQueue"]
