@@ -11,6 +11,7 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -28,7 +29,7 @@ def read_int(path: str) -> int:
         return int(f.read())
 
 
-SMALL = {"max_messages": 4, "max_message_size": 64}
+SMALL: dict[str, Any] = {"max_messages": 4, "max_message_size": 64}
 
 
 @pytest.fixture

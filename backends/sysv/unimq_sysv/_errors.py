@@ -42,7 +42,11 @@ def proc_entry(msqid: int | None = None, key: int | None = None) -> dict[str, in
         with open("/proc/sysvipc/msg") as f:
             header = f.readline().split()
             for line in f:
-                values = dict(zip(header, map(int, line.split()), strict=False))
+                # perms is printed in octal, every other column in decimal.
+                values = {
+                    name: int(text, 8 if name == "perms" else 10)
+                    for name, text in zip(header, line.split(), strict=False)
+                }
                 if msqid is not None and values["msqid"] == msqid:
                     return values
                 if key is not None and values["key"] & 0xFFFFFFFF == key:
