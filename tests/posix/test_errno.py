@@ -21,7 +21,7 @@ from tests.helpers import NOBODY, can_unshare, run_python
 from unimq._limits import has_cap_sys_resource
 
 pytest.importorskip("unimq_posix")
-from unimq_posix import PosixQueue  # noqa: E402
+from unimq_posix import PosixQueue
 
 
 def read_int(path: str) -> int:

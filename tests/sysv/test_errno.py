@@ -354,6 +354,7 @@ def test_ftok_url_and_key_forms(tmp_path: object) -> None:
             assert q.url == url
             hex_url = f"sysv://0x{q.key:x}"
             with unimq.open(hex_url) as same:
+                assert isinstance(same, SysVQueue)
                 q.send(b"via ftok")
                 assert same.receive(timeout=1).data == b"via ftok"
                 assert same.key == q.key
