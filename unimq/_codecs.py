@@ -7,7 +7,7 @@ peer that writes JSON interoperates. Pickle is never used.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, TypeAdapter
 
@@ -41,21 +41,15 @@ class JSONCodec(Generic[T]):
     def __init__(self, tp: type[T] | Any) -> None:
         self.type = tp
         if isinstance(tp, type) and issubclass(tp, BaseModel):
-            # Straight to pydantic-core: no per-call wrapper work.
-            self._to_json = tp.__pydantic_serializer__.to_json
-            self._validate_json = tp.__pydantic_validator__.validate_json
+            serializer, validator = tp.__pydantic_serializer__, tp.__pydantic_validator__
             self._schema: Callable[[], dict[str, Any]] = tp.model_json_schema
         else:
             adapter: TypeAdapter[T] = TypeAdapter(tp)
-            self._to_json = adapter.serializer.to_json
-            self._validate_json = adapter.validator.validate_json
+            serializer, validator = adapter.serializer, adapter.validator
             self._schema = adapter.json_schema
-
-    def encode(self, value: T) -> bytes:
-        return self._to_json(value)
-
-    def decode(self, data: bytes) -> T:
-        return cast(T, self._validate_json(data))
+        # encode/decode ARE pydantic-core's own functions: no Python frame per call.
+        self.encode: Callable[[T], bytes] = serializer.to_json
+        self.decode: Callable[[bytes], T] = validator.validate_json
 
     def json_schema(self) -> dict[str, Any]:
         return self._schema()

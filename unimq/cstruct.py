@@ -26,6 +26,7 @@ silent cut. :meth:`CStructCodec.layout` shows sizes and offsets.
 
 from __future__ import annotations
 
+import operator
 import struct
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, cast, get_origin, get_type_hints
@@ -197,6 +198,28 @@ def compute_layout(model: type[BaseModel], *, packed: bool, mtype_prefix: bool) 
     return Layout(tuple(fields), size, unpadded, packed, mtype_prefix, "".join(fmt))
 
 
+_setattr = object.__setattr__
+
+
+def _plain_model(model: type[BaseModel], layout: Layout) -> bool:
+    """Whether decoding may skip pydantic: no validators, no private state, no extras,
+    and every field annotated with exactly the Python type its C field yields."""
+    decorators = model.__pydantic_decorators__
+    if any(
+        getattr(decorators, name)
+        for name in ("validators", "field_validators", "root_validators", "model_validators")
+    ):
+        return False
+    if model.__private_attributes__ or model.model_config.get("extra") == "allow":
+        return False
+    hints = get_type_hints(model, include_extras=False)
+    for f in layout.fields:
+        expected = str if f.ctype.is_string else (float if f.ctype.code in "fd" else int)
+        if hints.get(f.name) is not expected or len(model.model_fields[f.name].metadata) != 1:
+            return False
+    return True
+
+
 class CStructCodec(Generic[M]):
     """Encode a model as a C struct body (and decode one back, validating it).
 
@@ -212,10 +235,15 @@ class CStructCodec(Generic[M]):
         self.model = model
         self._layout = compute_layout(model, packed=packed, mtype_prefix=mtype_prefix)
         self._struct = struct.Struct(self._layout.format)
-        self._names = tuple(f.name for f in self._layout.fields)
-        self._strings = tuple(f.ctype.is_string for f in self._layout.fields)
-        self._ctypes = tuple(f.ctype for f in self._layout.fields)
+        fields = self._layout.fields
+        self._names = tuple(f.name for f in fields)
+        self._get = operator.attrgetter(*self._names) if len(fields) > 1 else None
+        # (index, name, capacity without the NUL) of each char[N] field
+        self._strings = tuple(
+            (i, f.name, f.ctype.size - 1) for i, f in enumerate(fields) if f.ctype.is_string
+        )
         self._validate = model.__pydantic_validator__.validate_python
+        self._trusted = _plain_model(model, self._layout)
 
     def layout(self) -> Layout:
         return self._layout
@@ -223,15 +251,25 @@ class CStructCodec(Generic[M]):
     def encode(self, value: M) -> bytes:
         if not isinstance(value, self.model):
             raise TypeError(f"expected {self.model.__name__}, got {type(value).__name__}")
-        values = []
-        for name, is_string, ctype in zip(self._names, self._strings, self._ctypes, strict=True):
-            item = getattr(value, name)
-            try:
-                ctype.check(item)
-            except PydanticCustomError as exc:
-                raise ValueError(f"{self.model.__name__}.{name}: {exc}") from None
-            values.append(item.encode("utf-8") if is_string else item)
-        return self._struct.pack(*values)
+        values = list(self._get(value)) if self._get else [getattr(value, self._names[0])]
+        for i, name, room in self._strings:
+            raw = values[i].encode("utf-8")
+            if len(raw) > room:  # struct would cut it silently
+                raise ValueError(
+                    f"{self.model.__name__}.{name}: {len(raw)} bytes do not fit char[{room + 1}] "
+                    f"(at most {room} bytes plus the NUL)"
+                )
+            values[i] = raw
+        try:
+            return self._struct.pack(*values)
+        except struct.error as exc:  # an integer out of its C type's range
+            fields = self._layout.fields
+            for f, item in zip(fields, values, strict=True):
+                try:
+                    f.ctype.check(item)
+                except PydanticCustomError as err:
+                    raise ValueError(f"{self.model.__name__}.{f.name}: {err}") from None
+            raise ValueError(f"{self.model.__name__}: {exc}") from None
 
     def decode(self, data: bytes) -> M:
         size = self._layout.size
@@ -242,18 +280,23 @@ class CStructCodec(Generic[M]):
             )
         if len(data) < size:
             data = data + bytes(size - len(data))
-        try:
-            raw = self._struct.unpack(data)
-        except struct.error as exc:  # pragma: no cover - sizes are checked above
-            raise ValueError(str(exc)) from None
-        fields: dict[str, Any] = {}
-        for name, is_string, item in zip(self._names, self._strings, raw, strict=True):
-            if is_string:
-                try:
-                    item = item.split(b"\0", 1)[0].decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ValueError(f"{self.model.__name__}.{name} is not UTF-8: {exc}") from None
-            fields[name] = item
+        items = list(self._struct.unpack(data))
+        for i, name, _room in self._strings:
+            try:
+                items[i] = items[i].split(b"\0", 1)[0].decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValueError(f"{self.model.__name__}.{name} is not UTF-8: {exc}") from None
+        fields = dict(zip(self._names, items, strict=True))
+        if self._trusted:
+            # Every value comes straight from a C field of the declared Python type, in
+            # range by construction, and the model has no validators of its own: what
+            # pydantic would check is already guaranteed, so build the instance directly.
+            obj = self.model.__new__(self.model)
+            _setattr(obj, "__dict__", fields)
+            _setattr(obj, "__pydantic_fields_set__", set(self._names))
+            _setattr(obj, "__pydantic_extra__", None)
+            _setattr(obj, "__pydantic_private__", None)
+            return obj
         return cast(M, self._validate(fields))
 
     def json_schema(self) -> dict[str, Any]:

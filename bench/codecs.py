@@ -1,0 +1,115 @@
+"""Serialization cost per message (encode + decode), unimq codecs vs the alternatives.
+
+    python -m bench.codecs [--number N]
+
+Prints nanoseconds per round trip for the small model (16-char name, an int,
+a ~200-char text) and the seeds' C struct, and the ratios the project tracks:
+unimq JSON / pydantic TypeAdapter JSON (target <= 1.1) and unimq cstruct /
+unimq JSON for the seed struct (target < 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import timeit
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from pydantic import BaseModel, TypeAdapter
+
+from unimq import cstruct
+from unimq._codecs import JSONCodec
+
+
+class Small(BaseModel):
+    name: str
+    count: int
+    text: str
+
+
+class Seed(BaseModel):
+    mtext: Annotated[str, cstruct.char(256)]
+    myname: Annotated[str, cstruct.char(16)]
+    seq: Annotated[int, cstruct.int32]
+
+
+SMALL = Small(name="sixteen-chars-ab", count=12345, text="lorem ipsum " * 16 + "dolor")
+SEED = Seed(mtext="hello from the seed programs " * 4, myname="producer-07", seq=4242)
+
+
+def cases() -> dict[str, dict[str, Callable[[], Any]]]:
+    small_json = JSONCodec(Small)
+    small_adapter = TypeAdapter(Small)
+    seed_json = JSONCodec(Seed)
+    seed_struct = cstruct.CStructCodec(Seed)
+    table: dict[str, dict[str, Callable[[], Any]]] = {
+        "small model": {
+            "unimq JSONCodec": lambda: small_json.decode(small_json.encode(SMALL)),
+            "pydantic model_dump_json/model_validate_json": lambda: Small.model_validate_json(
+                SMALL.model_dump_json()
+            ),
+            "pydantic TypeAdapter dump_json/validate_json": lambda: small_adapter.validate_json(
+                small_adapter.dump_json(SMALL)
+            ),
+            "pickle (model)": lambda: pickle.loads(pickle.dumps(SMALL)),
+            "json module (dict, no validation)": lambda: json.loads(json.dumps(SMALL.__dict__)),
+        },
+        "seed struct": {
+            "unimq CStructCodec": lambda: seed_struct.decode(seed_struct.encode(SEED)),
+            "unimq JSONCodec": lambda: seed_json.decode(seed_json.encode(SEED)),
+            "pickle (model)": lambda: pickle.loads(pickle.dumps(SEED)),
+        },
+    }
+    try:
+        import msgspec
+    except ImportError:
+        pass
+    else:
+
+        class SmallStruct(msgspec.Struct):
+            name: str
+            count: int
+            text: str
+
+        value = SmallStruct(SMALL.name, SMALL.count, SMALL.text)
+        enc, dec = msgspec.json.Encoder(), msgspec.json.Decoder(SmallStruct)
+        table["small model"]["msgspec Struct JSON"] = lambda: dec.decode(enc.encode(value))
+    return table
+
+
+def measure(fn: Callable[[], Any], number: int, repeat: int = 5) -> float:
+    """Median nanoseconds per call over ``repeat`` runs of ``number`` calls."""
+    runs = sorted(timeit.repeat(fn, number=number, repeat=repeat))
+    return runs[len(runs) // 2] / number * 1e9
+
+
+def run(number: int) -> dict[str, dict[str, float]]:
+    return {
+        group: {name: measure(fn, number) for name, fn in fns.items()}
+        for group, fns in cases().items()
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--number", type=int, default=20000)
+    args = parser.parse_args()
+    results = run(args.number)
+    for group, rows in results.items():
+        print(f"\n{group}: ns per encode+decode")
+        for name, ns in sorted(rows.items(), key=lambda kv: kv[1]):
+            print(f"  {ns:9.0f}  {name}")
+    small = results["small model"]
+    seed = results["seed struct"]
+    print(
+        "\nunimq JSON / TypeAdapter JSON: "
+        f"{small['unimq JSONCodec'] / small['pydantic TypeAdapter dump_json/validate_json']:.2f}x"
+        f"\nunimq cstruct / unimq JSON (seed struct): "
+        f"{seed['unimq CStructCodec'] / seed['unimq JSONCodec']:.2f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()
