@@ -40,9 +40,9 @@ SEED = Seed(mtext="hello from the seed programs " * 4, myname="producer-07", seq
 
 
 def cases() -> dict[str, dict[str, Callable[[], Any]]]:
-    small_json = JSONCodec(Small)
+    small_json: JSONCodec[Small] = JSONCodec(Small)
     small_adapter = TypeAdapter(Small)
-    seed_json = JSONCodec(Seed)
+    seed_json: JSONCodec[Seed] = JSONCodec(Seed)
     seed_struct = cstruct.CStructCodec(Seed)
     table: dict[str, dict[str, Callable[[], Any]]] = {
         "small model": {
