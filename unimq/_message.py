@@ -90,3 +90,7 @@ class QueueStat(BaseModel):
     id: int | None = None
     #: POSIX name ("/orders").
     name: str | None = None
+    #: POSIX notification state from the mqueue fs (NOTIFY, SIGNO, NOTIFY_PID).
+    notify: int | None = None
+    notify_signal: int | None = None
+    notify_pid: int | None = None

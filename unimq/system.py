@@ -1,0 +1,460 @@
+"""System management: limits, the mqueue filesystem, listing queues, preflight checks.
+
+Everything here reads the kernel's own files (/proc/sys, /proc/sysvipc/msg,
+/proc/self/mountinfo, the mqueue fs) and never imports a backend's wrapped
+module; opening queues goes through :func:`unimq.open`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno as E
+import logging
+import os
+import uuid
+import warnings
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from unimq._errors import (
+    BackendNotInstalled,
+    InvalidURL,
+    PermissionDenied,
+    QueueNotFound,
+    UnimqError,
+)
+from unimq._limits import (
+    SYSCTL_PATHS,
+    has_cap_sys_resource,
+    posix_queue_charge,
+    read_sysctl,
+    rlimit_msgqueue,
+)
+from unimq._message import QueueStat
+from unimq._names import format_key
+
+__all__ = [
+    "CheckResult",
+    "Limits",
+    "MqueueNotMountedWarning",
+    "check",
+    "limits",
+    "list_queues",
+    "mount",
+    "mqueue_mount",
+    "posix_queue_cost",
+    "set_limit",
+    "umount",
+]
+
+logger = logging.getLogger("unimq.system")
+DEFAULT_MOUNT = "/dev/mqueue"
+
+
+class MqueueNotMountedWarning(UserWarning):
+    """POSIX queues cannot be listed because no mqueue filesystem is mounted."""
+
+
+# ---------------------------------------------------------------------- limits
+
+
+class Limits(BaseModel):
+    """The kernel's queue limits as this process sees them (None where unreadable)."""
+
+    msg_max: int | None
+    msgsize_max: int | None
+    queues_max: int | None
+    msg_default: int | None
+    msgsize_default: int | None
+    msgmax: int | None
+    msgmnb: int | None
+    msgmni: int | None
+    rlimit_msgqueue_soft: int
+    rlimit_msgqueue_hard: int
+    cap_sys_resource: bool
+
+    def sysctls(self) -> dict[str, int | None]:
+        """The values keyed by sysctl name (``fs.mqueue.msg_max`` ...)."""
+        return {name: getattr(self, name.rsplit(".", 1)[1]) for name in SYSCTL_PATHS}
+
+
+def limits() -> Limits:
+    """Read every queue limit: fs.mqueue.*, kernel.msg*, RLIMIT_MSGQUEUE, CAP_SYS_RESOURCE."""
+    soft, hard = rlimit_msgqueue()
+    values = {name.rsplit(".", 1)[1]: read_sysctl(name) for name in SYSCTL_PATHS}
+    return Limits(
+        **values,
+        rlimit_msgqueue_soft=soft,
+        rlimit_msgqueue_hard=hard,
+        cap_sys_resource=has_cap_sys_resource(),
+    )
+
+
+def _sysctl_name(name: str) -> str:
+    if name in SYSCTL_PATHS:
+        return name
+    matches = [full for full in SYSCTL_PATHS if full.rsplit(".", 1)[1] == name]
+    if len(matches) == 1:
+        return matches[0]
+    raise InvalidURL(f"unknown queue limit {name!r}; known: {', '.join(sorted(SYSCTL_PATHS))}")
+
+
+def set_limit(name: str, value: int) -> None:
+    """Write a queue sysctl (``fs.mqueue.msg_max`` or just ``msg_max``).
+
+    :raises InvalidURL: for an unknown name.
+    :raises ValueError: for a value the kernel rejects (out of range).
+    :raises PermissionDenied: without the privilege to write it.
+    """
+    full = _sysctl_name(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{full} must be a non-negative integer, got {value!r}")
+    try:
+        with open(SYSCTL_PATHS[full], "w") as f:
+            f.write(str(value))
+    except PermissionError as exc:
+        raise PermissionDenied(
+            f"cannot write {full}: only root (in the queue's IPC namespace) may; run as root, "
+            f"or 'sudo sysctl -w {full}={value}'",
+            errno=exc.errno,
+        ) from None
+    except OSError as exc:
+        if exc.errno == E.EINVAL:
+            raise ValueError(
+                f"the kernel rejected {full}={value}: out of its allowed range"
+            ) from None
+        if exc.errno in (E.EROFS, E.EACCES, E.EPERM):
+            raise PermissionDenied(
+                f"cannot write {full} here ({exc.strerror}): /proc/sys is read-only in this "
+                "container; set it on the host or start the container with its own IPC "
+                "namespace and the privilege to change it",
+                errno=exc.errno,
+            ) from None
+        raise
+    logger.info("set %s = %d", full, value)
+
+
+def posix_queue_cost(max_messages: int, max_message_size: int) -> int:
+    """Bytes a POSIX queue of this size charges to its creator's RLIMIT_MSGQUEUE."""
+    return posix_queue_charge(max_messages, max_message_size)
+
+
+# ---------------------------------------------------------------------- mounts
+
+
+def _mqueue_mounts() -> list[str]:
+    found: list[str] = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                if right.split(" ", 1)[0] == "mqueue":
+                    found.append(left.split()[4].replace("\\040", " "))
+    except OSError:
+        pass
+    return found
+
+
+def mqueue_mount() -> str | None:
+    """Where the mqueue filesystem is mounted (``/dev/mqueue`` preferred), or None."""
+    mounts = _mqueue_mounts()
+    if not mounts:
+        return None
+    return DEFAULT_MOUNT if DEFAULT_MOUNT in mounts else mounts[0]
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def mount(path: str = DEFAULT_MOUNT) -> str:
+    """Mount an mqueue filesystem at ``path`` (created if missing); return the path.
+
+    An existing mqueue mount at ``path`` is left alone. The mount shows the
+    POSIX queues of the caller's IPC namespace.
+
+    :raises PermissionDenied: without CAP_SYS_ADMIN.
+    """
+    path = os.path.abspath(path)
+    if path in _mqueue_mounts():
+        return path
+    Path(path).mkdir(parents=True, exist_ok=True)
+    if _libc().mount(b"mqueue", os.fsencode(path), b"mqueue", 0, None) != 0:
+        err = ctypes.get_errno()
+        if err in (E.EPERM, E.EACCES):
+            raise PermissionDenied(
+                f"cannot mount the mqueue filesystem at {path}: mounting needs CAP_SYS_ADMIN "
+                f"(run as root: 'mount -t mqueue none {path}')",
+                errno=err,
+            )
+        raise OSError(err, f"mount -t mqueue at {path} failed: {os.strerror(err)}")
+    logger.info("mounted mqueue at %s", path)
+    return path
+
+
+def umount(path: str = DEFAULT_MOUNT) -> None:
+    """Unmount the mqueue filesystem at ``path`` (queues themselves are unaffected).
+
+    :raises ValueError: if ``path`` is not an mqueue mount.
+    :raises PermissionDenied: without CAP_SYS_ADMIN.
+    """
+    path = os.path.abspath(path)
+    if path not in _mqueue_mounts():
+        raise ValueError(f"{path} is not an mqueue mount (see 'unimq mount' / mqueue_mount())")
+    if _libc().umount2(os.fsencode(path), 0) != 0:
+        err = ctypes.get_errno()
+        if err in (E.EPERM, E.EACCES):
+            raise PermissionDenied(f"cannot unmount {path}: needs CAP_SYS_ADMIN", errno=err)
+        raise OSError(err, f"umount {path} failed: {os.strerror(err)}")
+    logger.info("unmounted mqueue at %s", path)
+
+
+def mount_shows_this_namespace(path: str | None = None) -> bool | None:
+    """Whether the mqueue mount shows *this* IPC namespace's queues.
+
+    The kernel exposes no namespace id for a mount, so this creates a tiny,
+    uniquely named POSIX queue, looks for it in the mount, and removes it.
+    None if it cannot tell (not mounted, or the posix backend is missing).
+    """
+    import unimq
+
+    path = path or mqueue_mount()
+    if path is None:
+        return None
+    name = f"unimq-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        probe = unimq.open(f"posix:///{name}", create=True, max_messages=1, max_message_size=1)
+    except (BackendNotInstalled, UnimqError):
+        return None
+    try:
+        return os.path.exists(os.path.join(path, name))
+    finally:
+        probe.remove(missing_ok=True)
+        probe.close()
+
+
+# ---------------------------------------------------------------------- listing
+
+
+def _ts(value: int) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value else None
+
+
+def _sysv_queues() -> list[QueueStat]:
+    out: list[QueueStat] = []
+    try:
+        with open("/proc/sysvipc/msg") as f:
+            header = f.readline().split()
+            for line in f:
+                row = {
+                    k: int(v, 8 if k == "perms" else 10)
+                    for k, v in zip(header, line.split(), strict=False)
+                }
+                key = row["key"] & 0xFFFFFFFF
+                out.append(
+                    QueueStat(
+                        url=f"sysv://{format_key(key)}" if key else f"sysv-private:{row['msqid']}",
+                        kind="sysv",
+                        key=key,
+                        id=row["msqid"],
+                        messages=row["qnum"],
+                        bytes=row["cbytes"],
+                        mode=row["perms"] & 0o777,
+                        uid=row["uid"],
+                        gid=row["gid"],
+                        creator_uid=row["cuid"],
+                        creator_gid=row["cgid"],
+                        last_send_pid=row["lspid"] or None,
+                        last_receive_pid=row["lrpid"] or None,
+                        last_send_time=_ts(row["stime"]),
+                        last_receive_time=_ts(row["rtime"]),
+                        last_change_time=_ts(row["ctime"]),
+                    )
+                )
+    except (OSError, KeyError, ValueError):
+        pass
+    return out
+
+
+def _posix_queues(path: str) -> list[QueueStat]:
+    import unimq
+
+    out: list[QueueStat] = []
+    for entry in sorted(os.listdir(path)):
+        full = os.path.join(path, entry)
+        try:
+            st = os.stat(full)
+            with open(full) as f:
+                info = dict(item.split(":", 1) for item in f.read().split())
+        except (OSError, ValueError):
+            continue  # removed while listing, or unreadable
+        url = f"posix:///{entry}"
+        extra: dict[str, Any] = {}
+        try:
+            with unimq.open(url, access="r") as q:
+                qs = q.stat()
+                extra = {
+                    "messages": qs.messages,
+                    "max_messages": qs.max_messages,
+                    "max_message_size": qs.max_message_size,
+                }
+        except (UnimqError, OSError):
+            extra = {}
+        out.append(
+            QueueStat(
+                url=url,
+                kind="posix",
+                name=f"/{entry}",
+                messages=extra.get("messages", -1),
+                max_messages=extra.get("max_messages"),
+                max_message_size=extra.get("max_message_size"),
+                bytes=int(info.get("QSIZE", 0)),
+                mode=st.st_mode & 0o777,
+                uid=st.st_uid,
+                gid=st.st_gid,
+                last_change_time=datetime.fromtimestamp(st.st_mtime, UTC),
+                notify=int(info.get("NOTIFY", 0)),
+                notify_signal=int(info.get("SIGNO", 0)) or None,
+                notify_pid=int(info.get("NOTIFY_PID", 0)) or None,
+            )
+        )
+    return out
+
+
+def list_queues(kind: str | None = None) -> list[QueueStat]:
+    """Every queue visible in this IPC namespace: SysV from /proc/sysvipc/msg,
+    POSIX from the mounted mqueue filesystem.
+
+    POSIX ``messages`` is -1 where the queue could not be opened read-only
+    (no permission, or the posix backend is not installed).
+
+    :param kind: ``"sysv"``, ``"posix"`` or None for both.
+    :raises InvalidURL: for another kind.
+    Warns :class:`MqueueNotMountedWarning` when POSIX queues were asked for
+    and no mqueue filesystem is mounted, instead of pretending there are none.
+    """
+    if kind not in (None, "sysv", "posix"):
+        raise InvalidURL(f"kind must be 'sysv', 'posix' or None, not {kind!r}")
+    result: list[QueueStat] = []
+    if kind in (None, "sysv"):
+        result += _sysv_queues()
+    if kind in (None, "posix"):
+        path = mqueue_mount()
+        if path is None:
+            warnings.warn(
+                "POSIX queues cannot be listed: no mqueue filesystem is mounted; mount one with "
+                "'unimq mount' (or 'mount -t mqueue none /dev/mqueue') as root",
+                MqueueNotMountedWarning,
+                stacklevel=2,
+            )
+        else:
+            result += _posix_queues(path)
+    return result
+
+
+# ---------------------------------------------------------------------- preflight
+
+
+class CheckResult(BaseModel):
+    """What :func:`check` found: whether the queue could be opened or created as asked."""
+
+    url: str
+    ok: bool
+    exists: bool | None = None
+    #: The limit that stops it (``fs.mqueue.msg_max``, ``RLIMIT_MSGQUEUE``, ...), if any.
+    limit: str | None = None
+    #: Why it would fail, and how to fix it.
+    problem: str | None = None
+    #: Facts gathered on the way (charges, current values).
+    notes: list[str] = []
+
+
+def check(url: str, **options: Any) -> CheckResult:
+    """Say whether ``unimq.open(url, create=True, **options)`` would succeed, without creating.
+
+    Checks the URL, the options, whether the queue exists and may be opened,
+    and for a new queue every limit that could stop it.
+    """
+    import unimq
+    from unimq._open import _split
+    from unimq._options import merge_options, parse_access
+
+    try:
+        cls, base, url_options = _split(url)
+        merged = merge_options(
+            base.scheme, url_options, options, {**cls.options, "access": parse_access}
+        )
+    except (InvalidURL, BackendNotInstalled) as exc:
+        return CheckResult(url=str(url), ok=False, problem=str(exc))
+    text = str(base)
+    access = merged.pop("access", "rw")
+    try:
+        unimq.open(text, access=access).close()
+    except QueueNotFound:
+        pass  # a new queue: check the limits that could stop its creation
+    except PermissionDenied as exc:
+        return CheckResult(url=text, ok=False, exists=True, problem=str(exc))
+    except UnimqError as exc:
+        return CheckResult(url=text, ok=False, problem=str(exc))
+    else:
+        return CheckResult(url=text, ok=True, exists=True, notes=["the queue exists and opens"])
+    lim = limits()
+    notes: list[str] = []
+    if base.scheme == "posix":
+        maxmsg = merged.get("max_messages") or lim.msg_default or 10
+        size = merged.get("max_message_size") or lim.msgsize_default or 8192
+        if not lim.cap_sys_resource:
+            for value, sysctl, current in (
+                (maxmsg, "fs.mqueue.msg_max", lim.msg_max),
+                (size, "fs.mqueue.msgsize_max", lim.msgsize_max),
+            ):
+                if current is not None and value > current:
+                    return _limit(text, sysctl, f"{value} exceeds {sysctl} ({current})", value)
+        charge = posix_queue_cost(maxmsg, size)
+        notes.append(f"charges {charge} bytes to RLIMIT_MSGQUEUE ({lim.rlimit_msgqueue_soft})")
+        if 0 <= lim.rlimit_msgqueue_soft < charge:
+            return CheckResult(
+                url=text,
+                ok=False,
+                exists=False,
+                limit="RLIMIT_MSGQUEUE",
+                problem=(
+                    f"the queue would charge {charge} bytes, more than RLIMIT_MSGQUEUE "
+                    f"({lim.rlimit_msgqueue_soft}) allows; ask for fewer or smaller messages, "
+                    "or raise the limit (ulimit -q)"
+                ),
+                notes=notes,
+            )
+        path = mqueue_mount()
+        if path is not None and lim.queues_max is not None and not lim.cap_sys_resource:
+            count = len(os.listdir(path))
+            notes.append(f"{count} POSIX queues exist (fs.mqueue.queues_max {lim.queues_max})")
+            if count >= lim.queues_max:
+                return _limit(text, "fs.mqueue.queues_max", f"{count} queues exist", count + 1)
+    elif base.scheme == "sysv":
+        max_bytes: int = merged.get("max_bytes") or 0
+        too_big = lim.msgmnb is not None and max_bytes > lim.msgmnb
+        if too_big and not lim.cap_sys_resource:
+            return _limit(text, "kernel.msgmnb", f"max_bytes={max_bytes} > {lim.msgmnb}", max_bytes)
+        count = len(_sysv_queues())
+        notes.append(f"{count} SysV queues exist (kernel.msgmni {lim.msgmni})")
+        if lim.msgmni is not None and count >= lim.msgmni:
+            return _limit(text, "kernel.msgmni", f"{count} queues exist", count + 1)
+    return CheckResult(url=text, ok=True, exists=False, notes=[*notes, "it can be created"])
+
+
+def _limit(url: str, sysctl: str, why: str, wanted: int) -> CheckResult:
+    return CheckResult(
+        url=url,
+        ok=False,
+        exists=False,
+        limit=sysctl,
+        problem=(
+            f"{why}: raise {sysctl} as root ('sysctl -w {sysctl}={wanted}' or "
+            f"'unimq limits set {sysctl} {wanted}') or ask for less"
+        ),
+    )
