@@ -135,7 +135,8 @@ class MemoryQueue(Queue):
                 _warn_mismatch(url, state, options)
             elif not create:
                 raise QueueNotFound(
-                    f"{url} does not exist; pass create=True to create it", url=str(url)
+                    f"{url} does not exist; create it with create=True (or: unimq create URL)",
+                    url=str(url),
                 )
             else:
                 attrs = {**DEFAULTS, **options}
@@ -219,7 +220,7 @@ class MemoryQueue(Queue):
             raise self._removed_error()
         with state.cond:
             return QueueStat(
-                url=self._url_text,
+                url=str(self._url),
                 kind="memory",
                 name=self._name(self._url),
                 messages=len(state.items),

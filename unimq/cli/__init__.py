@@ -1,36 +1,18 @@
-"""The ``unimq`` command line (click)."""
+"""The ``unimq`` command line (click + rich).
+
+Every command takes ``--json``. User errors print one line on stderr and exit
+with a documented code: 0 ok, 1 other error, 2 usage, 3 empty/timeout,
+4 not found, 5 permission, 6 exists, 7 limit exceeded, 8 too large.
+"""
 
 from __future__ import annotations
 
-import sys
+from unimq.cli import _queues, _system  # noqa: F401  (registers the commands)
+from unimq.cli._app import EXIT_CODES, cli
 
-import click
-
-from unimq._demo import run_demo
-
-__all__ = ["cli", "main"]
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="unimq")
-def cli() -> None:
-    """Manage and use Linux message queues (SysV and POSIX) with one tool."""
-
-
-@cli.command()
-def demo() -> None:
-    """Send and receive typed messages over every available backend.
-
-    \b
-    Example:
-      unimq demo
-    """
-    outcome = run_demo(click.echo)
-    failed = [s for s, o in outcome.items() if o not in ("ok", "not installed")]
-    if failed:
-        raise click.ClickException(f"demo failed on: {', '.join(failed)}")
+__all__ = ["EXIT_CODES", "cli", "main"]
 
 
 def main() -> None:
     """Console-script entry point."""
-    sys.exit(cli.main(prog_name="unimq", standalone_mode=True))
+    cli.main(prog_name="unimq")

@@ -54,7 +54,9 @@ def map_open_error(
                 url=url,
             )
         return QueueNotFound(
-            f"{url} does not exist; pass create=True to create it", errno=E.ENOENT, url=url
+            f"{url} does not exist; create it with create=True (or: unimq create URL)",
+            errno=E.ENOENT,
+            url=url,
         )
     if isinstance(exc, posix_ipc.PermissionsError):
         return PermissionDenied(

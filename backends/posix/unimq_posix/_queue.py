@@ -261,7 +261,7 @@ class PosixQueue(Queue):
             except (OSError, IndexError, ValueError):
                 qsize = None
         return QueueStat(
-            url=self._url_text,
+            url=str(self._url),
             kind="posix",
             name=self._name,
             messages=self._mq.current_messages,

@@ -88,7 +88,9 @@ def map_error(
                     url=url,
                 )
             return QueueNotFound(
-                f"{url} does not exist; pass create=True to create it", errno=E.ENOENT, url=url
+                f"{url} does not exist; create it with create=True (or: unimq create URL)",
+                errno=E.ENOENT,
+                url=url,
             )
         if op == "remove":
             return QueueNotFound(

@@ -243,7 +243,7 @@ class SysVQueue(Queue):
             qbytes = mq.max_size
             entry = proc_entry(self._id)
             return QueueStat(
-                url=self._url_text,
+                url=str(self._url),
                 kind="sysv",
                 key=self._key,
                 id=self._id,

@@ -1,0 +1,81 @@
+"""mount / umount / limits set / POSIX listing, only ever inside a private
+IPC + mount namespace (never the host's mounts or sysctls)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, can_unshare
+
+UNIMQ = Path(sys.executable).with_name("unimq")
+FLAGS = ("--ipc", "--mount", "--propagation", "private")
+
+
+def in_namespace(script: str) -> subprocess.CompletedProcess[str]:
+    reason = can_unshare(*FLAGS)
+    if reason:
+        pytest.skip(reason)
+    return subprocess.run(
+        ["unshare", *FLAGS, "bash", "-euo", "pipefail", "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env={"PATH": f"{UNIMQ.parent}:/usr/bin:/bin:/usr/sbin:/sbin", "PYTHONPATH": str(ROOT)},
+    )
+
+
+def test_mount_list_and_umount(tmp_path: Path) -> None:
+    mnt = tmp_path / "mq"
+    proc = in_namespace(f"""
+        unimq mount {mnt}
+        unimq mount {mnt}                      # an existing mount is left alone
+        unimq create posix:///ns-orders --max-messages 3 --max-message-size 32
+        unimq send posix:///ns-orders hello --priority 2
+        cat {mnt}/ns-orders
+        unimq ls --kind posix --json
+        unimq rm posix:///ns-orders
+        ls -A {mnt} | wc -l
+        unimq umount {mnt}
+        unimq umount {mnt} || echo "second umount exit $?"
+    """)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0] == f"mqueue mounted at {mnt}"
+    assert out[1] == f"mqueue mounted at {mnt}"
+    qsize_line = next(line for line in out if line.startswith("QSIZE:"))
+    assert qsize_line.split()[0] == "QSIZE:5"
+    listed = json.loads(next(line for line in out if line.startswith("[")))
+    assert [(q["name"], q["messages"], q["max_messages"], q["bytes"]) for q in listed] == [
+        ("/ns-orders", 1, 3, 5)
+    ]
+    assert "0" in out
+    assert out[-2] == f"unmounted {mnt}"
+    assert out[-1] == "second umount exit 2"
+    # The host never saw the mount.
+    assert str(mnt) not in Path("/proc/self/mountinfo").read_text()
+
+
+def test_limits_set_in_private_namespace() -> None:
+    host_before = Path("/proc/sys/fs/mqueue/msg_max").read_text()
+    proc = in_namespace("""
+        unimq limits set fs.mqueue.msg_max 5
+        unimq limits set msgmnb 4096
+        unimq limits --json
+        unimq create posix:///ns-q --max-messages 6 || echo "exit $?"
+        unimq limits set fs.mqueue.msg_max -1 || echo "exit $?"
+    """)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[:2] == ["fs.mqueue.msg_max = 5", "msgmnb = 4096"]
+    data = json.loads(out[2])
+    assert (data["msg_max"], data["msgmnb"]) == (5, 4096)
+    assert out[3] == "exit 7"
+    assert out[4] == "exit 2"
+    assert Path("/proc/sys/fs/mqueue/msg_max").read_text() == host_before
