@@ -44,6 +44,20 @@ def lint(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """Benchmarks: ``nox -s bench`` (full, a few minutes) or ``nox -s bench -- --quick``.
+
+    Writes bench-results/*.json and the chart docs/img/bench.png.
+    """
+    install_workspace(session)
+    session.run_install(
+        "uv", "pip", "install", "--quiet", "--python", session.bin + "/python", "matplotlib>=3.7"
+    )
+    session.run("python", "-m", "bench.codecs")
+    session.run("python", "-m", "bench.run", "--chart", "docs/img/bench.png", *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """mypy --strict over the packages, the tests, the examples and this file."""
     install_workspace(session)

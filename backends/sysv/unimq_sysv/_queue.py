@@ -46,8 +46,9 @@ class SysVQueue(Queue):
     """A System V message queue: message types, capacity in bytes (msg_qbytes).
 
     The kernel has no timed wait for SysV queues: a finite timeout polls
-    with IPC_NOWAIT, starting at 50 us and doubling to a 1 ms cap, so a
-    message arriving mid-wait is seen within about 1 ms. ``timeout=None``
+    with IPC_NOWAIT, starting at 50 us and doubling to a 1.5 ms cap, so a
+    message arriving mid-wait is seen within about 1.5 ms (0.75 ms on
+    average), and an idle waiter costs about 1.5% of a core. ``timeout=None``
     blocks in the kernel; ``timeout=0`` never waits.
 
     Removing the queue wakes blocked senders and receivers of every process

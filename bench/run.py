@@ -1,0 +1,508 @@
+"""unimq's benchmark: every case of a table measured in the same run, reported
+as ratios against the references measured alongside.
+
+    python -m bench.run [--quick] [--out bench-results] [--chart docs/img/bench.png]
+
+Throughput: one sender process, one receiver process, messages/s from the
+first to the last message received; ping-pong: round-trip times over two
+queues. Each case runs ``--runs`` times and the median is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import posix_ipc
+import sysv_ipc
+from pydantic import BaseModel
+
+import unimq
+
+HERE = Path(__file__).resolve().parent
+Send = Callable[[bytes], Any]
+Recv = Callable[[], Any]
+# A case opens its endpoints: (send, receive, cleanup)
+Endpoints = tuple[Send, Recv, Callable[[], None]]
+Opener = Callable[[str, int], Endpoints]
+CTX = multiprocessing.get_context("fork")
+MAX_POSIX = 8192
+
+
+def _tag() -> str:
+    return f"{os.getpid()}-{time.monotonic_ns() % 10**9}"
+
+
+def open_posix_raw(name: str, size: int) -> Endpoints:
+    mq = posix_ipc.MessageQueue(name, posix_ipc.O_CREAT, 0o600, 10, MAX_POSIX)
+
+    def cleanup() -> None:
+        mq.close()
+        posix_ipc.unlink_message_queue(name)
+
+    return mq.send, mq.receive, cleanup
+
+
+def open_unimq(url: str, **options: Any) -> Endpoints:
+    q = unimq.open(url, create=True, **options)
+
+    def cleanup() -> None:
+        q.remove(missing_ok=True)
+        q.close()
+
+    return q.send, q.receive, cleanup
+
+
+def open_unimq_posix(name: str, size: int) -> Endpoints:
+    return open_unimq(f"posix://{name}", max_messages=10, max_message_size=MAX_POSIX)
+
+
+def _key(name: str) -> int:
+    return 0x5B000000 + (abs(hash(name)) % 0xFFFFFF)
+
+
+def open_sysv_raw(name: str, size: int) -> Endpoints:
+    mq = sysv_ipc.MessageQueue(_key(name), sysv_ipc.IPC_CREAT, 0o600, 8192)
+    return mq.send, mq.receive, mq.remove
+
+
+def open_unimq_sysv(name: str, size: int) -> Endpoints:
+    return open_unimq(f"sysv://{_key(name)}")
+
+
+def open_mp_queue(name: str, size: int) -> Endpoints:
+    q: Any = CTX.Queue()
+    return q.put, q.get, q.close
+
+
+def open_mp_pipe(name: str, size: int) -> Endpoints:
+    r, w = CTX.Pipe(duplex=False)
+
+    def cleanup() -> None:
+        r.close()
+        w.close()
+
+    return w.send_bytes, r.recv_bytes, cleanup
+
+
+PY_CASES: dict[str, Opener] = {
+    "posix_ipc raw": open_posix_raw,
+    "unimq posix": open_unimq_posix,
+    "sysv_ipc raw": open_sysv_raw,
+    "unimq sysv": open_unimq_sysv,
+    "multiprocessing.Queue": open_mp_queue,
+    "multiprocessing.Pipe": open_mp_pipe,
+}
+
+
+def _sender(send: Send, payload: bytes, count: int) -> None:
+    for _ in range(count):
+        send(payload)
+
+
+def throughput(opener: Opener, size: int, count: int) -> float:
+    """Messages/s with the sender in a forked child process."""
+    send, recv, cleanup = opener(f"/unimq-bench-{_tag()}", size)
+    try:
+        child = CTX.Process(target=_sender, args=(send, b"x" * size, count))
+        child.start()
+        recv()
+        start = time.perf_counter()
+        for _ in range(count - 1):
+            recv()
+        elapsed = time.perf_counter() - start
+        child.join()
+        return (count - 1) / elapsed
+    finally:
+        cleanup()
+
+
+def _echo(send: Send, recv: Recv, count: int, unwrap: Callable[[Any], bytes]) -> None:
+    for _ in range(count):
+        send(unwrap(recv()))
+
+
+def _data(value: Any) -> bytes:
+    if isinstance(value, tuple):  # raw wrappers return (data, priority/type)
+        return bytes(value[0])
+    if isinstance(value, unimq.Message):
+        return value.data
+    return bytes(value)
+
+
+def pingpong(opener: Opener, size: int, count: int) -> tuple[float, float]:
+    """(median, p99) round trip in microseconds over two queues."""
+    tag = _tag()
+    s1, r1, c1 = opener(f"/unimq-bench-a-{tag}", size)
+    s2, r2, c2 = opener(f"/unimq-bench-b-{tag}", size)
+    try:
+        child = CTX.Process(target=_echo, args=(s2, r1, count, _data))
+        child.start()
+        payload = b"x" * size
+        rtt = []
+        for _ in range(count):
+            t = time.perf_counter()
+            s1(payload)
+            r2()
+            rtt.append(time.perf_counter() - t)
+        child.join()
+        rtt.sort()
+        return rtt[len(rtt) // 2] * 1e6, rtt[len(rtt) * 99 // 100] * 1e6
+    finally:
+        c1()
+        c2()
+
+
+def memory_throughput(size: int, count: int) -> float:
+    """unimq memory:// in one process, sender in a thread."""
+    import threading
+
+    q = unimq.open(f"memory://bench-{_tag()}", create=True)
+    try:
+        t = threading.Thread(target=_sender, args=(q.send, b"x" * size, count))
+        t.start()
+        q.receive()
+        start = time.perf_counter()
+        for _ in range(count - 1):
+            q.receive()
+        elapsed = time.perf_counter() - start
+        t.join()
+        return (count - 1) / elapsed
+    finally:
+        q.remove()
+        q.close()
+
+
+# ---------------------------------------------------------------- C references
+
+
+@contextmanager
+def c_programs() -> Iterator[dict[str, Path] | None]:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        out = {}
+        for name, libs in (("ref_posix", ["-lrt"]), ("ref_sysv", [])):
+            exe = Path(tmp) / name
+            subprocess.run(
+                [cc, "-O2", "-o", str(exe), str(HERE / "c" / f"{name}.c"), *libs], check=True
+            )
+            out[name] = exe
+        yield out
+
+
+def run_c(exe: Path, mode: str, target: str, count: int, size: int) -> dict[str, float]:
+    proc = subprocess.run(
+        [str(exe), mode, target, str(count), str(size)], capture_output=True, text=True, check=True
+    )
+    result: dict[str, float] = json.loads(proc.stdout)
+    return result
+
+
+# ---------------------------------------------------------------- typed path
+
+
+class Small(BaseModel):
+    name: str
+    count: int
+    text: str
+
+
+SMALL = Small(name="sixteen-chars-ab", count=12345, text="lorem ipsum " * 16 + "dolor")
+
+
+def _typed_sender(url: str, count: int) -> None:
+    with unimq.open(url) as q:
+        typed = q.typed(Small)
+        for _ in range(count):
+            typed.send(SMALL)
+
+
+def _mp_model_sender(q: Any, count: int) -> None:
+    for _ in range(count):
+        q.put(SMALL)
+
+
+def typed_throughput(count: int) -> dict[str, float]:
+    url = f"posix:///unimq-bench-typed-{_tag()}"
+    out: dict[str, float] = {}
+    with unimq.open(url, create=True, max_messages=10, max_message_size=1024) as q:
+        try:
+            typed = q.typed(Small)
+            child = CTX.Process(target=_typed_sender, args=(url, count))
+            child.start()
+            typed.receive()
+            start = time.perf_counter()
+            for _ in range(count - 1):
+                typed.receive()
+            out["unimq typed JSON (posix)"] = (count - 1) / (time.perf_counter() - start)
+            child.join()
+        finally:
+            q.remove()
+    mq: Any = CTX.Queue()
+    child = CTX.Process(target=_mp_model_sender, args=(mq, count))
+    child.start()
+    mq.get()
+    start = time.perf_counter()
+    for _ in range(count - 1):
+        mq.get()
+    out["multiprocessing.Queue (pickled model)"] = (count - 1) / (time.perf_counter() - start)
+    child.join()
+    mq.close()
+    return out
+
+
+# ---------------------------------------------------------------- SysV timeouts
+
+
+def _timed_sender(url: str, count: int, gap: float) -> None:
+    with unimq.open(url) as q:
+        for _ in range(count):
+            time.sleep(gap)
+            q.send(str(time.monotonic()).encode())
+
+
+def sysv_timed_latency(count: int) -> dict[str, float]:
+    """Latency from send to receive, blocking vs emulated timed receive, and idle CPU."""
+    url = f"sysv://{_key('timed' + _tag())}"
+    out: dict[str, float] = {}
+    with unimq.open(url, create=True) as q:
+        try:
+            for label, timeout in (("blocking", None), ("timed", 5.0)):
+                child = CTX.Process(target=_timed_sender, args=(url, count, 0.003))
+                child.start()
+                lat = []
+                for _ in range(count):
+                    msg = q.receive(timeout=timeout)
+                    lat.append(time.monotonic() - float(msg.data))
+                child.join()
+                lat.sort()
+                out[f"{label} median_us"] = lat[len(lat) // 2] * 1e6
+                out[f"{label} p99_us"] = lat[len(lat) * 99 // 100] * 1e6
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            with suppress(unimq.QueueEmpty):
+                q.receive(timeout=2.0)
+            out["idle CPU %"] = (time.process_time() - cpu0) / (time.monotonic() - wall0) * 100
+        finally:
+            q.remove()
+    out["added median_us"] = out["timed median_us"] - out["blocking median_us"]
+    return out
+
+
+def handle_memory(count: int = 300) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for kind, url, opts in (
+        (
+            "posix",
+            f"posix:///unimq-bench-mem-{_tag()}",
+            {"max_messages": 1, "max_message_size": 16},
+        ),
+        ("sysv", f"sysv://{_key('mem' + _tag())}", {}),
+    ):
+        first = unimq.open(url, create=True, **opts)
+        tracemalloc.start()
+        before = tracemalloc.take_snapshot()
+        handles = [unimq.open(url) for _ in range(count)]
+        after = tracemalloc.take_snapshot()
+        tracemalloc.stop()
+        grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+        out[f"{kind} bytes/handle"] = grown / count
+        for h in handles:
+            h.close()
+        first.remove()
+        first.close()
+    return out
+
+
+# ---------------------------------------------------------------- the run
+
+
+def median_of(fn: Callable[[], float], runs: int) -> float:
+    return statistics.median(fn() for _ in range(runs))
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
+    parser.add_argument("--runs", type=int, help="repetitions per case (median reported)")
+    parser.add_argument("--out", default="bench-results", help="directory for the JSON file")
+    parser.add_argument("--chart", default=None, help="PNG chart path (needs matplotlib)")
+    parser.add_argument("--count", type=int, help="messages per throughput run")
+    parser.add_argument("--sizes", help="payload sizes, comma-separated")
+    args = parser.parse_args(argv)
+    runs = args.runs or (1 if args.quick else 3)
+    count = args.count or (20000 if args.quick else 100000)
+    rtts = max(100, count // 10)
+    default_sizes = [16, 4096] if args.quick else [16, 256, 4096, 8192]
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else default_sizes
+    results: dict[str, Any] = {
+        "runs": runs,
+        "count": count,
+        "sizes": sizes,
+        "throughput": {},
+        "pingpong": {},
+    }
+
+    with c_programs() as c:
+        for size in sizes:
+            row: dict[str, float] = {}
+            if c is not None:
+                row["C mq_send/mq_receive"] = median_of(
+                    lambda: run_c(
+                        c["ref_posix"],
+                        "throughput",
+                        f"/unimq-bench-c-{_tag()}",
+                        count,
+                        size,  # noqa: B023
+                    )["msgs_per_s"],
+                    runs,
+                )
+                row["C msgsnd/msgrcv"] = median_of(
+                    lambda: run_c(
+                        c["ref_sysv"],
+                        "throughput",
+                        str(_key("c" + _tag())),
+                        count,
+                        size,  # noqa: B023
+                    )["msgs_per_s"],
+                    runs,
+                )
+            for name, opener in PY_CASES.items():
+                row[name] = median_of(lambda: throughput(opener, size, count), runs)  # noqa: B023
+            row["unimq memory (threads)"] = median_of(lambda: memory_throughput(size, count), runs)  # noqa: B023
+            results["throughput"][str(size)] = row
+            print(
+                f"throughput {size} B: "
+                + ", ".join(f"{k} {v / 1000:.0f}k" for k, v in row.items()),
+                flush=True,
+            )
+        for size in (16,):
+            prow: dict[str, list[float]] = {}
+            if c is not None:
+                prow["C mq_send/mq_receive"] = list(
+                    run_c(
+                        c["ref_posix"], "pingpong", f"/unimq-bench-p-{_tag()}", rtts, size
+                    ).values()
+                )
+                prow["C msgsnd/msgrcv"] = list(
+                    run_c(c["ref_sysv"], "pingpong", str(_key("p" + _tag())), rtts, size).values()
+                )
+            for name in (
+                "posix_ipc raw",
+                "unimq posix",
+                "sysv_ipc raw",
+                "unimq sysv",
+                "multiprocessing.Pipe",
+            ):
+                prow[name] = list(pingpong(PY_CASES[name], size, rtts))
+            results["pingpong"][str(size)] = prow
+    results["typed"] = typed_throughput(count // 2)
+    results["sysv_timed"] = sysv_timed_latency(max(20, min(300, count // 100)))
+    results["memory"] = handle_memory()
+    results["ratios"] = ratios(results)
+    report(results)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(results, indent=2))
+    print(f"wrote {path}")
+    if args.chart:
+        chart(results, Path(args.chart))
+        print(f"wrote {args.chart}")
+    return results
+
+
+def ratios(r: dict[str, Any]) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for size, row in r["throughput"].items():
+        ratio = {
+            "unimq posix / posix_ipc": row["unimq posix"] / row["posix_ipc raw"],
+            "unimq sysv / sysv_ipc": row["unimq sysv"] / row["sysv_ipc raw"],
+        }
+        if "C mq_send/mq_receive" in row:
+            ratio["unimq posix / C"] = row["unimq posix"] / row["C mq_send/mq_receive"]
+            ratio["unimq sysv / C"] = row["unimq sysv"] / row["C msgsnd/msgrcv"]
+        out[f"throughput {size} B"] = ratio
+    for size, row in r["pingpong"].items():
+        out[f"pingpong {size} B median"] = {
+            "unimq posix / posix_ipc": row["unimq posix"][0] / row["posix_ipc raw"][0],
+            "unimq sysv / sysv_ipc": row["unimq sysv"][0] / row["sysv_ipc raw"][0],
+        }
+    typed = r["typed"]
+    out["typed"] = {
+        "unimq typed / mp.Queue model": typed["unimq typed JSON (posix)"]
+        / typed["multiprocessing.Queue (pickled model)"]
+    }
+    return out
+
+
+def report(r: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for size, row in r["throughput"].items():
+        t = Table(f"throughput, {size} B", "msgs/s", "MB/s", title=None)
+        for name, value in sorted(row.items(), key=lambda kv: -kv[1]):
+            t.add_row(name, f"{value:,.0f}", f"{value * int(size) / 1e6:,.1f}")
+        console.print(t)
+    for size, row in r["pingpong"].items():
+        t = Table(f"ping-pong, {size} B", "median us", "p99 us")
+        for name, (med, p99) in sorted(row.items(), key=lambda kv: kv[1][0]):
+            t.add_row(name, f"{med:.1f}", f"{p99:.1f}")
+        console.print(t)
+    for title in ("typed", "sysv_timed", "memory"):
+        t = Table(title, "value")
+        for name, value in r[title].items():
+            t.add_row(name, f"{value:,.1f}")
+        console.print(t)
+    t = Table("ratio (same run)", "value")
+    for group, values in r["ratios"].items():
+        for name, value in values.items():
+            t.add_row(f"{group}: {name}", f"{value:.2f}x")
+    console.print(t)
+
+
+def chart(r: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = list(r["throughput"])
+    names = list(r["throughput"][sizes[0]])
+    fig, ax = plt.subplots(figsize=(10, 5))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        ax.bar(
+            [s + i * width for s in range(len(sizes))],
+            [r["throughput"][size][name] / 1000 for size in sizes],
+            width,
+            label=name,
+        )
+    ax.set_xticks([s + 0.4 - width / 2 for s in range(len(sizes))], [f"{s} B" for s in sizes])
+    ax.set_ylabel("thousand messages/s (one sender, one receiver process)")
+    ax.set_title("unimq throughput vs the raw wrappers, C, and multiprocessing (same run)")
+    ax.legend(fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

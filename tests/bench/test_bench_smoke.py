@@ -1,0 +1,36 @@
+"""The benchmark runs end to end at a tiny size; no timing is asserted."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import codecs, run
+
+
+def test_bench_smoke(tmp_path: Path) -> None:
+    results = run.main(["--quick", "--count", "2000", "--sizes", "16", "--out", str(tmp_path)])
+    (path,) = tmp_path.glob("bench-*.json")
+    saved = json.loads(path.read_text())
+    assert saved["sizes"] == [16]
+    row = saved["throughput"]["16"]
+    for name in (
+        "posix_ipc raw",
+        "unimq posix",
+        "sysv_ipc raw",
+        "unimq sysv",
+        "multiprocessing.Pipe",
+    ):
+        assert row[name] > 0
+    assert set(saved["ratios"]["throughput 16 B"]) >= {
+        "unimq posix / posix_ipc",
+        "unimq sysv / sysv_ipc",
+    }
+    assert saved["sysv_timed"]["idle CPU %"] >= 0
+    assert results["typed"]["unimq typed JSON (posix)"] > 0
+
+
+def test_codec_bench_smoke() -> None:
+    results = codecs.run(200)
+    assert results["seed struct"]["unimq CStructCodec"] > 0
+    assert results["small model"]["unimq JSONCodec"] > 0
