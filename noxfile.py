@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typecheck``.
+"""Developer sessions: ``nox`` runs lint, typecheck, docs and tests (the README's
+test command); ``nox -s reliability`` and ``nox -s bench`` are run on demand.
 
 Every session installs the uv workspace (unimq + unimq-posix + unimq-sysv)
 with the dev dependency group into its own virtual environment.
@@ -9,20 +10,22 @@ from __future__ import annotations
 import nox
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "typecheck", "tests"]
+nox.options.sessions = ["lint", "typecheck", "docs", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 
 PYTHON = "3.11"
 
 
-def install_workspace(session: nox.Session) -> None:
+def install_workspace(session: nox.Session, *groups: str) -> None:
     """Install the three distributions (editable) and the dev group into the session."""
+    extra = [arg for group in groups for arg in ("--group", group)]
     session.run_install(
         "uv",
         "sync",
         "--all-packages",
         "--group",
         "dev",
+        *extra,
         "--frozen" if session.env.get("UV_FROZEN") else "--quiet",
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
     )
@@ -33,6 +36,21 @@ def tests(session: nox.Session) -> None:
     """The full test suite (conformance over every backend, per-backend, examples)."""
     install_workspace(session)
     session.run("pytest", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def reliability(session: nox.Session) -> None:
+    """The reliability suite alone: ``nox -s reliability`` (CI size, a few minutes) or
+    ``nox -s reliability -- --large`` (8x8 processes, 400k messages)."""
+    install_workspace(session)
+    session.run("pytest", "tests/reliability", "-s", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the documentation site with ``mkdocs build --strict`` into site/."""
+    install_workspace(session, "docs")
+    session.run("mkdocs", "build", "--strict", *session.posargs)
 
 
 @nox.session(python=PYTHON)

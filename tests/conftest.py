@@ -33,12 +33,23 @@ def new_posix_name() -> str:
     return f"/unimq-test-{os.getpid()}-{next(_counter)}-{random.randrange(1 << 30):x}"
 
 
+#: Every SysV key handed out to a test in this session (the leak check's scope).
+HANDED_OUT: set[int] = set()
+#: Key ranges of the demo (0x5D...) and the benchmarks (0x5B...), also ours.
+OWN_KEY_RANGES = ((0x5B000000, 0x5EFFFFFF),)
+
+
 def new_sysv_key() -> int:
     used = list_sysv_keys()
     while True:
-        key = random.randrange(0x10000000, 0x7FFFFFFF)
+        key = random.randrange(0x10000000, 0x5AFFFFFF)
         if key not in used:
+            HANDED_OUT.add(key)
             return key
+
+
+def _ours_sysv(key: int) -> bool:
+    return key in HANDED_OUT or any(lo <= key <= hi for lo, hi in OWN_KEY_RANGES)
 
 
 def new_url(kind: str) -> str:
@@ -87,6 +98,12 @@ def memory_url(make_url: UrlFactory) -> str:
     return make_url("memory")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--large", action="store_true", help="run the reliability suite at its large size"
+    )
+
+
 _before: tuple[set[int], set[str] | None] = (set(), None)
 
 
@@ -96,20 +113,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    if hasattr(session.config, "workerinput"):
-        return
+    """Fail the run if it left queues behind. Only queues this suite makes count
+    (keys it handed out, names starting with "unimq-"), and nothing is removed
+    here: another program's queues are never touched."""
     sysv_before, posix_before = _before
-    leaked = [f"sysv key 0x{k:08x}" for k in sorted(list_sysv_keys() - sysv_before)]
+    leaked = [
+        f"sysv key 0x{k:08x}" for k in sorted(list_sysv_keys() - sysv_before) if _ours_sysv(k)
+    ]
     posix_after = list_posix_queues()
     if posix_before is not None and posix_after is not None:
-        leaked += [f"posix /{n}" for n in sorted(posix_after - posix_before)]
+        leaked += [
+            f"posix /{n}" for n in sorted(posix_after - posix_before) if n.startswith("unimq-")
+        ]
     if leaked:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         text = "the test suite leaked message queues: " + ", ".join(leaked)
         if reporter is not None:
             reporter.write_line(text, red=True)
-        for item in leaked:  # clean up so the next run starts clean
-            if item.startswith("sysv"):
-                unimq_key = int(item.split()[-1], 16)
-                os.system(f"ipcrm -Q {unimq_key} >/dev/null 2>&1")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

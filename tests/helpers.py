@@ -4,6 +4,7 @@ private IPC namespace, compiling C peers."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -104,3 +105,25 @@ def compile_c(source: str, name: str, tmp_path: Path, *extra: str) -> Path:
     exe = tmp_path / name
     subprocess.run([cc, "-O2", "-Wall", "-o", str(exe), str(src), *extra], check=True)
     return exe
+
+
+#: Python prelude for child programs: ``attempt(fn)`` returns ``{"ok": True}``
+#: or the unimq error (class name, errno, text, limit) as a JSON-ready dict.
+CATCH = """
+import json, unimq
+def attempt(fn):
+    try:
+        fn()
+        return {"ok": True}
+    except unimq.UnimqError as e:
+        return {"error": type(e).__name__, "errno": e.errno, "text": str(e),
+                "limit": getattr(e, "limit", None)}
+"""
+
+
+def child_json(code: str, *, user: int | None = None, namespace: bool = False) -> dict[str, object]:
+    """Run code that prints one JSON line last; return it (failing with the child's stderr)."""
+    proc = run_python(code, user=user, namespace=namespace)
+    assert proc.returncode == 0, proc.stderr
+    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import select
 import signal
@@ -17,7 +16,7 @@ import pytest
 
 import unimq
 from tests.conftest import new_posix_name
-from tests.helpers import NOBODY, can_unshare, run_python
+from tests.helpers import CATCH, NOBODY, child_json
 from unimq._limits import has_cap_sys_resource
 
 pytest.importorskip("unimq_posix")
@@ -38,26 +37,6 @@ def pq(posix_url: str) -> Iterator[PosixQueue]:
     assert isinstance(q, PosixQueue)
     yield q
     q.close()
-
-
-def child_json(code: str, **kwargs: object) -> dict[str, object]:
-    """Run code that prints one JSON line; return it (failing with the child's stderr)."""
-    proc = run_python(code, **kwargs)  # type: ignore[arg-type]
-    assert proc.returncode == 0, proc.stderr
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
-
-
-CATCH = """
-import json, unimq
-def attempt(fn):
-    try:
-        fn()
-        return {"ok": True}
-    except unimq.UnimqError as e:
-        return {"error": type(e).__name__, "errno": e.errno, "text": str(e),
-                "limit": getattr(e, "limit", None)}
-"""
 
 
 def test_p1_missing_queue(posix_url: str) -> None:
@@ -135,64 +114,6 @@ def test_p4_attributes_checked_against_sysctls(posix_url: str) -> None:
             unimq.open(posix_url, create=True, max_messages=bad)
     with pytest.raises(unimq.QueueNotFound):
         unimq.open(posix_url)  # nothing was created
-
-
-def test_p6_rlimit_msgqueue_is_named(posix_url: str) -> None:
-    code = (
-        CATCH
-        + f"""
-import resource
-resource.setrlimit(resource.RLIMIT_MSGQUEUE, (4096, 4096))
-r = attempt(lambda: unimq.open({posix_url!r}, create=True, max_messages=10, max_message_size=1024))
-print(json.dumps(r))
-"""
-    )
-    out = child_json(code)
-    assert out["error"] == "LimitExceeded"
-    assert out["limit"] == "RLIMIT_MSGQUEUE"
-    assert out["errno"] == errno.EMFILE
-    assert "ulimit -q" in str(out["text"])
-    assert "open files" not in str(out["text"])
-
-
-def namespace_or_skip() -> None:
-    reason = can_unshare("--ipc")
-    if reason:
-        pytest.skip(reason)
-
-
-def test_p7_queues_max_in_private_namespace() -> None:
-    namespace_or_skip()
-    code = (
-        CATCH
-        + """
-open("/proc/sys/fs/mqueue/queues_max", "w").write("1")
-a = unimq.open("posix:///ns-a", create=True, max_messages=2, max_message_size=16)
-r = attempt(lambda: unimq.open("posix:///ns-b", create=True, max_messages=2, max_message_size=16))
-a.remove(); a.close()
-print(json.dumps(r))
-"""
-    )
-    out = child_json(code, namespace=True)
-    assert out["error"] == "LimitExceeded"
-    assert out["limit"] == "fs.mqueue.queues_max"
-    assert out["errno"] == errno.ENOSPC
-
-
-def test_p4_lowered_msg_max_in_private_namespace() -> None:
-    namespace_or_skip()
-    code = (
-        CATCH
-        + """
-open("/proc/sys/fs/mqueue/msg_max", "w").write("3")
-r = attempt(lambda: unimq.open("posix:///ns-c", create=True, max_messages=4, max_message_size=16))
-print(json.dumps(r))
-"""
-    )
-    out = child_json(code, namespace=True)
-    assert out["error"] == "LimitExceeded"
-    assert out["limit"] == "fs.mqueue.msg_max"
-    assert "(3)" in str(out["text"])
 
 
 def test_p9_oversize_rejected_before_send(pq: PosixQueue) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import signal
 import statistics
@@ -16,29 +15,11 @@ import pytest
 
 import unimq
 from tests.conftest import UrlFactory
-from tests.helpers import NOBODY, can_unshare, run_python
-from unimq._limits import has_cap_sys_resource, msgmax, read_sysctl
+from tests.helpers import CATCH, NOBODY, child_json
+from unimq._limits import msgmax, read_sysctl
 
 pytest.importorskip("unimq_sysv")
 from unimq_sysv import SysVQueue
-
-CATCH = """
-import json, unimq
-def attempt(fn):
-    try:
-        fn()
-        return {"ok": True}
-    except unimq.UnimqError as e:
-        return {"error": type(e).__name__, "errno": e.errno, "text": str(e),
-                "limit": getattr(e, "limit", None)}
-"""
-
-
-def child_json(code: str, **kwargs: object) -> dict[str, object]:
-    proc = run_python(code, **kwargs)  # type: ignore[arg-type]
-    assert proc.returncode == 0, proc.stderr
-    result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
 
 
 @pytest.fixture
@@ -146,55 +127,6 @@ print(json.dumps({{"remove": rm, "set": st}}))
             assert result["errno"] == errno.EPERM
         q.send(b"still here")
         assert q.receive(timeout=0).data == b"still here"
-
-
-def namespace_or_skip() -> None:
-    reason = can_unshare("--ipc")
-    if reason:
-        pytest.skip(reason)
-
-
-def test_s4_msgmni_in_private_namespace() -> None:
-    namespace_or_skip()
-    code = (
-        CATCH
-        + """
-open("/proc/sys/kernel/msgmni", "w").write("1")
-a = unimq.open("sysv://1001", create=True)
-r = attempt(lambda: unimq.open("sysv://1002", create=True))
-a.remove(); a.close()
-print(json.dumps(r))
-"""
-    )
-    out = child_json(code, namespace=True)
-    assert out["error"] == "LimitExceeded"
-    assert out["limit"] == "kernel.msgmni"
-    assert out["errno"] == errno.ENOSPC
-    assert "sysctl -w kernel.msgmni" in str(out["text"])
-
-
-def test_s22_msgmnb_in_private_namespace() -> None:
-    namespace_or_skip()
-    if has_cap_sys_resource():
-        pytest.skip("CAP_SYS_RESOURCE lifts kernel.msgmnb")
-    code = (
-        CATCH
-        + """
-open("/proc/sys/kernel/msgmnb", "w").write("4096")
-q = unimq.open("sysv://1003", create=True)
-too_big = attempt(lambda: q.set(max_bytes=8192))
-create = attempt(lambda: unimq.open("sysv://1004", create=True, max_bytes=5000))
-q.remove(); q.close()
-print(json.dumps({"set": too_big, "create": create}))
-"""
-    )
-    out = child_json(code, namespace=True)
-    for key in ("set", "create"):
-        result = out[key]
-        assert isinstance(result, dict)
-        assert result["error"] == "LimitExceeded"
-        assert result["limit"] == "kernel.msgmnb"
-        assert "(4096)" in str(result["text"])
 
 
 def test_s6_mtype_range(sq: SysVQueue) -> None:

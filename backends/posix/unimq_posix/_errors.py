@@ -26,7 +26,7 @@ from unimq._errors import (
     QueueNotFound,
     UnimqError,
 )
-from unimq._limits import posix_queue_charge, rlimit_msgqueue
+from unimq._limits import posix_queue_charge, read_sysctl, rlimit_msgqueue, sysctl_hint
 
 __all__ = ["map_io_error", "map_open_error", "map_unlink_error"]
 
@@ -85,9 +85,9 @@ def map_open_error(
             return OSError(E.EMFILE, f"too many open files opening {url}: {text}")
         if "Insufficient space" in text or exc.errno == E.ENOSPC:
             return LimitExceeded(
-                f"cannot create {url}: the system already has fs.mqueue.queues_max POSIX "
-                "queues; remove unused queues (unimq ls / unimq rm) or raise it as root with "
-                "'sysctl -w fs.mqueue.queues_max=N'",
+                f"cannot create {url}: this IPC namespace already has fs.mqueue.queues_max "
+                f"({read_sysctl('fs.mqueue.queues_max')}) POSIX queues; remove unused queues "
+                "(unimq ls / unimq rm) or " + sysctl_hint("fs.mqueue.queues_max"),
                 limit="fs.mqueue.queues_max",
                 errno=E.ENOSPC,
                 url=url,

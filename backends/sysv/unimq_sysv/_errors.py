@@ -22,7 +22,7 @@ from unimq._errors import (
     QueueNotFound,
     QueueRemoved,
 )
-from unimq._limits import sysctl_hint
+from unimq._limits import read_sysctl, sysctl_hint
 
 __all__ = ["Op", "is_eintr", "map_error", "proc_entry"]
 
@@ -125,7 +125,8 @@ def map_error(
     if isinstance(exc, OSError):
         if exc.errno == E.ENOSPC or "system limit for message queues" in str(exc):
             return LimitExceeded(
-                f"cannot create {url}: the system already has kernel.msgmni SysV queues; "
+                f"cannot create {url}: this IPC namespace already has kernel.msgmni "
+                f"({read_sysctl('kernel.msgmni')}) SysV queues; "
                 "remove unused queues (unimq ls / unimq rm, or ipcrm) or "
                 + sysctl_hint("kernel.msgmni"),
                 limit="kernel.msgmni",
