@@ -6,6 +6,6 @@ on first use of a ``posix://`` URL.
 
 from __future__ import annotations
 
-from unimq_posix._queue import PosixQueue
+from unimq_posix._queue import ACCELERATED, PosixQueue
 
-__all__ = ["PosixQueue"]
+__all__ = ["ACCELERATED", "PosixQueue"]

@@ -10,10 +10,11 @@ import select
 import signal as _signal
 import warnings
 from collections.abc import Callable
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import posix_ipc
 
+from unimq._accel import accelerator_allowed
 from unimq._errors import (
     LimitExceeded,
     MessageTooLarge,
@@ -31,13 +32,27 @@ from unimq._waiting import Deadline
 from unimq._warnings import AttributeMismatchWarning
 from unimq_posix._errors import map_io_error, map_open_error, map_unlink_error
 
-__all__ = ["PosixQueue"]
+if TYPE_CHECKING:
+    from unimq_posix._fast import Channel
+
+__all__ = ["ACCELERATED", "PosixQueue"]
+
+_Channel: type[Channel] | None = None
+if accelerator_allowed():
+    try:
+        from unimq_posix._fast import Channel as _Channel
+    except ImportError:  # built without a C compiler: posix_ipc's calls are used
+        _Channel = None
+
+#: True when send/receive run through the C hot path (unimq_posix._fast).
+ACCELERATED = _Channel is not None
 
 #: Ceilings the kernel applies even with CAP_SYS_RESOURCE (HARD_MSGMAX, HARD_MSGSIZEMAX).
 HARD_MSGMAX = 65536
 HARD_MSGSIZEMAX = 16 * 1024 * 1024
 
 _BusyError = posix_ipc.BusyError
+_Existential = posix_ipc.ExistentialError
 _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 
@@ -103,9 +118,28 @@ class PosixQueue(Queue):
         self._name = url.target
         self._fd = mq.mqd
         self._max_messages = mq.max_messages
-        # Bound once: the hot path makes one attribute load and one call.
-        self._mq_send = mq.send
-        self._mq_receive = mq.receive
+        # Bound once: the hot path makes one attribute load and one call. The C
+        # channel serves the directions this handle may use; posix_ipc's own
+        # methods refuse the others with PermissionsError.
+        send: Callable[[bytes, None, int], None] = mq.send
+        receive: Callable[[], Message]
+        channel = (
+            None
+            if _Channel is None
+            else _Channel(mq.mqd, mq.max_message_size, _BusyError, _Existential, Message)
+        )
+        if channel is not None and access != "w":
+            receive = channel.receive
+        else:
+
+            def receive(_receive: Any = mq.receive) -> Message:
+                data, priority = _receive()
+                return new_message((data, 1, priority))
+
+        if channel is not None and access != "r":
+            send = channel.send
+        self._mq_send = send
+        self._mq_receive = receive
 
     # ------------------------------------------------------------------ opening
 
@@ -211,8 +245,7 @@ class PosixQueue(Queue):
 
     def _receive(self, mtype: int, timeout: float | None) -> Message:
         try:
-            data, priority = self._mq_receive()
-            return new_message((data, 1, priority))
+            return self._mq_receive()
         except _BusyError:
             if timeout == 0:
                 raise QueueEmpty(
@@ -223,12 +256,11 @@ class PosixQueue(Queue):
         deadline = Deadline(timeout)
         while self._wait(_POLLIN, deadline):
             try:
-                data, priority = self._mq_receive()
+                return self._mq_receive()
             except _BusyError:
                 continue  # another receiver took it first
             except posix_ipc.Error as exc:
                 raise map_io_error(exc, self._url_text, "receive", self._access) from exc
-            return new_message((data, 1, priority))
         raise QueueEmpty(
             f"no message in {self._url_text} within {timeout} s",
             errno=E.ETIMEDOUT,

@@ -6,6 +6,6 @@ on first use of a ``sysv://`` URL.
 
 from __future__ import annotations
 
-from unimq_sysv._queue import SysVQueue
+from unimq_sysv._queue import ACCELERATED, SysVQueue
 
-__all__ = ["SysVQueue"]
+__all__ = ["ACCELERATED", "SysVQueue"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import errno as E
 import warnings
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import sysv_ipc
 
+from unimq._accel import accelerator_allowed
 from unimq._errors import LimitExceeded, MessageTooLarge, PermissionDenied, QueueEmpty, QueueFull
 from unimq._limits import has_cap_sys_resource, msgmax, read_sysctl, sysctl_hint
 from unimq._message import Capability, Message, QueueStat, new_message
@@ -20,7 +22,20 @@ from unimq._waiting import Backoff, Deadline
 from unimq._warnings import AttributeMismatchWarning
 from unimq_sysv._errors import Op, is_eintr, map_error, proc_entry
 
-__all__ = ["SysVQueue"]
+if TYPE_CHECKING:
+    from unimq_sysv._fast import Channel
+
+__all__ = ["ACCELERATED", "SysVQueue"]
+
+_Channel: type[Channel] | None = None
+if accelerator_allowed():
+    try:
+        from unimq_sysv._fast import Channel as _Channel
+    except ImportError:  # built without a C compiler: sysv_ipc's calls are used
+        _Channel = None
+
+#: True when send/receive run through the C hot path (unimq_sysv._fast).
+ACCELERATED = _Channel is not None
 
 #: The permission bits msgget() is asked for, by access (kernel-facts S3 / pitfall 11).
 ROLE_BITS = {"r": 0o400, "w": 0o200, "rw": 0o600}
@@ -70,8 +85,27 @@ class SysVQueue(Queue):
         super().__init__(url, access, self._size_limit())
         # The kernel checks permissions per call, not per handle; a handle opened
         # for one direction refuses the other itself, at no cost on the hot path.
-        self._mq_send = mq.send if access != "r" else self._refuse
-        self._mq_receive = mq.receive if access != "w" else self._refuse
+        send: Callable[[bytes, bool, int], None] = mq.send
+        receive: Callable[[bool, int], Message]
+        if _Channel is not None:
+            channel = _Channel(
+                mq.id,
+                msgmax(),  # the receive buffer, as for sysv_ipc: never E2BIG
+                sysv_ipc.BusyError,
+                sysv_ipc.ExistentialError,
+                sysv_ipc.PermissionsError,
+                sysv_ipc.Error,
+                Message,
+            )
+            send, receive = channel.send, channel.receive
+        else:
+
+            def receive(block: bool, mtype: int, _receive: Any = mq.receive) -> Message:
+                data, got = _receive(block, mtype)
+                return new_message((data, got, 0))
+
+        self._mq_send = send if access != "r" else self._refuse
+        self._mq_receive = receive if access != "w" else self._refuse
 
     def _refuse(self, *args: object) -> Any:
         op = "send" if self._access == "r" else "receive"
@@ -200,8 +234,7 @@ class SysVQueue(Queue):
 
     def _receive(self, mtype: int, timeout: float | None) -> Message:
         try:
-            data, got = self._mq_receive(timeout is None, mtype)
-            return new_message((data, got, 0))
+            return self._mq_receive(timeout is None, mtype)
         except _BusyError:
             if timeout == 0:
                 raise QueueEmpty(
@@ -223,8 +256,7 @@ class SysVQueue(Queue):
                     )
                 backoff.sleep(deadline)
             try:
-                data, got = self._mq_receive(block, mtype)
-                return new_message((data, got, 0))
+                return self._mq_receive(block, mtype)
             except _BusyError:
                 continue
             except (_SysvError, OSError) as exc:

@@ -1,0 +1,19 @@
+"""The optional C hot path of unimq-sysv; everything else is in pyproject.toml.
+
+``optional=True``: if the extension cannot be compiled (no C compiler, no
+Python headers) setuptools warns and installs the pure-Python package, which
+behaves the same (the backend falls back to the wrapped module's calls).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "unimq_sysv._fast",
+            ["unimq_sysv/_fast.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        )
+    ]
+)

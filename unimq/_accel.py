@@ -1,0 +1,19 @@
+"""Whether backends may load their optional C hot paths.
+
+Each kernel backend ships a small C extension for send/receive
+(``unimq_posix._fast``, ``unimq_sysv._fast``), built at install time when a
+C compiler is present. Without it, or with ``UNIMQ_PURE_PYTHON=1`` in the
+environment, the backend calls posix_ipc / sysv_ipc directly: same
+behaviour, same errors, somewhat slower.
+"""
+
+from __future__ import annotations
+
+import os
+
+__all__ = ["accelerator_allowed"]
+
+
+def accelerator_allowed() -> bool:
+    """False when ``$UNIMQ_PURE_PYTHON`` asks for the pure-Python paths (read at import)."""
+    return os.environ.get("UNIMQ_PURE_PYTHON", "").strip().lower() in ("", "0", "false", "no")
