@@ -3,6 +3,7 @@ storm of signals during waits. Each test prints what it counted."""
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -217,3 +218,40 @@ def test_signal_storm_loses_and_duplicates_nothing(
     )
     assert got == list(range(total))
     assert calls[0] > 100
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("timed", [False, True])
+def test_keyboard_interrupt_during_waits_consumes_nothing(
+    kind: str, timed: bool, make_url: UrlFactory
+) -> None:
+    """SIGINT while blocked: KeyboardInterrupt propagates out of receive() and
+    send(), and the interrupted call took or left nothing: the next message
+    is intact, and a blocked send that was interrupted did not enqueue."""
+    url = make_url(kind)
+    rounds = 20
+    timeout = 10.0 if timed else None
+    with unimq.open(url, create=True, **OPTS[kind]) as q:
+        for i in range(rounds):
+            timer = threading.Timer(0.01, os.kill, args=(os.getpid(), signal.SIGINT))
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                q.receive(timeout=timeout)  # the queue is empty: waits until SIGINT
+            timer.join()
+            q.send(b"%d" % i)
+            assert q.receive(timeout=0).data == b"%d" % i
+            assert q.qsize() == 0
+        # Interrupt blocked sends on a full queue: none of them enqueues.
+        filled = 0
+        with contextlib.suppress(unimq.QueueFull):
+            while True:
+                q.send(b"fill", timeout=0)
+                filled += 1
+        for _ in range(rounds):
+            timer = threading.Timer(0.01, os.kill, args=(os.getpid(), signal.SIGINT))
+            timer.start()
+            with pytest.raises(KeyboardInterrupt):
+                q.send(b"never", timeout=timeout)
+            timer.join()
+        assert [m.data for m in q.drain()] == [b"fill"] * filled
+    print(f"\n{kind} ({'timed' if timed else 'blocking'}): {2 * rounds} SIGINTs, nothing taken")

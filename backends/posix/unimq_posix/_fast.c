@@ -2,12 +2,15 @@
  * unimq_posix._fast: the send/receive hot path of PosixQueue in C (optional).
  *
  * PosixQueue keeps its descriptor non-blocking and waits with poll(), so the
- * hot path is one mq_send/mq_receive that never sleeps: a Channel bound to
+ * hot path is one mq_send/mq_receive that does not sleep: a Channel bound to
  * the descriptor makes that call holding the GIL, with positional fast-call
  * arguments, into a stack buffer (no malloc per message), and raises the
  * posix_ipc exception classes posix_ipc raises for the same errno values, so
- * the backend keeps one error mapping whichever path runs.  Without a C
- * compiler the package still installs and the backend calls posix_ipc
+ * the backend keeps one error mapping whichever path runs.  With block=True
+ * (timeout=None) the channel also does the waiting: poll() without the GIL,
+ * then the call again; a signal runs the Python handlers (whose exception
+ * propagates) and the wait resumes.  Timed waits stay in Python.  Without a
+ * C compiler the package still installs and the backend calls posix_ipc
  * (pure-Python fallback, same behaviour).
  */
 #define PY_SSIZE_T_CLEAN
@@ -15,6 +18,7 @@
 
 #include <errno.h>
 #include <mqueue.h>
+#include <poll.h>
 
 #define STACK_BUF 8192
 
@@ -96,31 +100,67 @@ raise_errno(Channel *self, int err, const char *busy_text)
     return PyErr_SetFromErrno(PyExc_OSError);
 }
 
-/* send(message: bytes, timeout: None, priority: int) -> None (never waits) */
+/* Wait without the GIL until the descriptor is ready for `events`.
+ * 0: try the call again; -1: an exception is set (a signal handler raised,
+ * or the descriptor was closed under the wait). */
+static int
+wait_ready(Channel *self, short events)
+{
+    struct pollfd pfd = {.fd = (int)self->mqd, .events = events, .revents = 0};
+    int rc, err;
+    Py_BEGIN_ALLOW_THREADS
+    rc = poll(&pfd, 1, -1);
+    err = errno;
+    Py_END_ALLOW_THREADS
+    if (rc == -1) {
+        if (err == EINTR)
+            return PyErr_CheckSignals(); /* run handlers; resume unless one raised */
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    if (pfd.revents & POLLNVAL) {
+        raise_errno(self, EBADF, "");
+        return -1;
+    }
+    return 0;
+}
+
+/* send(message: bytes, block: bool, priority: int) -> None */
 static PyObject *
 Channel_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "send(message: bytes, timeout: None, priority: int)");
+        PyErr_SetString(PyExc_TypeError, "send(message: bytes, block: bool, priority: int)");
         return NULL;
     }
+    int block = PyObject_IsTrue(args[1]);
+    if (block < 0)
+        return NULL;
     unsigned long priority = PyLong_AsUnsignedLong(args[2]);
     if (priority == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
-    if (mq_send(self->mqd, PyBytes_AS_STRING(args[0]), (size_t)PyBytes_GET_SIZE(args[0]),
-                (unsigned int)priority) == -1)
-        return raise_errno(self, errno, "The queue is full");
+    while (mq_send(self->mqd, PyBytes_AS_STRING(args[0]), (size_t)PyBytes_GET_SIZE(args[0]),
+                   (unsigned int)priority) == -1) {
+        if (errno != EAGAIN || !block)
+            return raise_errno(self, errno, "The queue is full");
+        if (wait_ready(self, POLLOUT) < 0)
+            return NULL;
+    }
     Py_RETURN_NONE;
 }
 
-/* receive() -> Message(data, 1, priority) (never waits) */
+/* receive(block: bool) -> Message(data, 1, priority) */
 static PyObject *
 Channel_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 0) {
-        PyErr_SetString(PyExc_TypeError, "receive() takes no arguments");
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "receive(block: bool)");
         return NULL;
     }
+    int block = PyObject_IsTrue(args[0]);
+    if (block < 0)
+        return NULL;
     char stack[STACK_BUF];
     char *buf = stack;
     if (self->msgsize > STACK_BUF) {
@@ -129,12 +169,17 @@ Channel_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
             return PyErr_NoMemory();
     }
     unsigned int priority = 0;
-    ssize_t got = mq_receive(self->mqd, buf, (size_t)self->msgsize, &priority);
+    ssize_t got;
     PyObject *result = NULL;
-    if (got == -1) {
-        raise_errno(self, errno, "The queue is empty");
+    while ((got = mq_receive(self->mqd, buf, (size_t)self->msgsize, &priority)) == -1) {
+        if (errno != EAGAIN || !block) {
+            raise_errno(self, errno, "The queue is empty");
+            break;
+        }
+        if (wait_ready(self, POLLIN) < 0)
+            break;
     }
-    else {
+    if (got != -1) {
         PyObject *data = PyBytes_FromStringAndSize(buf, got);
         PyObject *mtype = PyLong_FromLong(1);
         PyObject *prio = PyLong_FromUnsignedLong(priority);
@@ -158,16 +203,16 @@ Channel_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef Channel_methods[] = {
     {"send", (PyCFunction)(void (*)(void))Channel_send, METH_FASTCALL,
-     "send(message, None, priority): one non-blocking mq_send."},
+     "send(message, block, priority): mq_send; with block, poll() until there is room."},
     {"receive", (PyCFunction)(void (*)(void))Channel_receive, METH_FASTCALL,
-     "receive() -> Message: one non-blocking mq_receive."},
+     "receive(block) -> Message: mq_receive; with block, poll() until a message arrives."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyTypeObject ChannelType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "unimq_posix._fast.Channel",
-    .tp_doc = "Non-blocking mq_send/mq_receive on one descriptor, with posix_ipc's "
+    .tp_doc = "mq_send/mq_receive on one non-blocking descriptor, with posix_ipc's "
               "exception classes.",
     .tp_basicsize = sizeof(Channel),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,

@@ -1,7 +1,7 @@
 from unimq._message import Message
 
 class Channel:
-    """Non-blocking mq_send/mq_receive on one descriptor, raising posix_ipc's classes."""
+    """mq_send/mq_receive on one non-blocking descriptor (waiting in C when blocking)."""
 
     def __init__(
         self,
@@ -11,5 +11,5 @@ class Channel:
         existential: type[BaseException],
         message: type[Message],
     ) -> None: ...
-    def send(self, message: bytes, timeout: None, priority: int, /) -> None: ...
-    def receive(self) -> Message: ...
+    def send(self, message: bytes, block: bool, priority: int, /) -> None: ...
+    def receive(self, block: bool, /) -> Message: ...

@@ -119,25 +119,31 @@ class PosixQueue(Queue):
         self._fd = mq.mqd
         self._max_messages = mq.max_messages
         # Bound once: the hot path makes one attribute load and one call. The C
-        # channel serves the directions this handle may use; posix_ipc's own
-        # methods refuse the others with PermissionsError.
-        send: Callable[[bytes, None, int], None] = mq.send
-        receive: Callable[[], Message]
+        # channel serves the directions this handle may use (and waits itself
+        # when blocking); posix_ipc's methods refuse the others with
+        # PermissionsError and never wait (the descriptor is non-blocking).
+        send: Callable[[bytes, bool, int], None]
+        receive: Callable[[bool], Message]
         channel = (
             None
             if _Channel is None
             else _Channel(mq.mqd, mq.max_message_size, _BusyError, _Existential, Message)
         )
+        if channel is not None and access != "r":
+            send = channel.send
+        else:
+
+            def send(data: bytes, block: bool, priority: int, _send: Any = mq.send) -> None:
+                _send(data, None, priority)
+
         if channel is not None and access != "w":
             receive = channel.receive
         else:
 
-            def receive(_receive: Any = mq.receive) -> Message:
+            def receive(block: bool, _receive: Any = mq.receive) -> Message:
                 data, priority = _receive()
                 return new_message((data, 1, priority))
 
-        if channel is not None and access != "r":
-            send = channel.send
         self._mq_send = send
         self._mq_receive = receive
 
@@ -221,7 +227,7 @@ class PosixQueue(Queue):
 
     def _send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
         try:
-            self._mq_send(data, None, priority)
+            self._mq_send(data, timeout is None, priority)
             return
         except _BusyError:
             if timeout == 0:
@@ -233,7 +239,7 @@ class PosixQueue(Queue):
         deadline = Deadline(timeout)
         while self._wait(_POLLOUT, deadline):
             try:
-                self._mq_send(data, None, priority)
+                self._mq_send(data, False, priority)
                 return
             except _BusyError:
                 continue  # another sender filled the slot first
@@ -245,7 +251,7 @@ class PosixQueue(Queue):
 
     def _receive(self, mtype: int, timeout: float | None) -> Message:
         try:
-            return self._mq_receive()
+            return self._mq_receive(timeout is None)
         except _BusyError:
             if timeout == 0:
                 raise QueueEmpty(
@@ -256,7 +262,7 @@ class PosixQueue(Queue):
         deadline = Deadline(timeout)
         while self._wait(_POLLIN, deadline):
             try:
-                return self._mq_receive()
+                return self._mq_receive(False)
             except _BusyError:
                 continue  # another receiver took it first
             except posix_ipc.Error as exc:
