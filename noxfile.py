@@ -67,10 +67,7 @@ def bench(session: nox.Session) -> None:
 
     Writes bench-results/*.json and the chart docs/img/bench.png.
     """
-    install_workspace(session)
-    session.run_install(
-        "uv", "pip", "install", "--quiet", "--python", session.bin + "/python", "matplotlib>=3.7"
-    )
+    install_workspace(session, "bench")  # matplotlib for the chart, pyzmq as a reference
     session.run("python", "-m", "bench.codecs")
     session.run("python", "-m", "bench.run", "--chart", "docs/img/bench.png", *session.posargs)
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
+import multiprocessing.util
 import os
 import shutil
 import statistics
@@ -98,6 +99,66 @@ def open_mp_pipe(name: str, size: int) -> Endpoints:
     return w.send_bytes, r.recv_bytes, cleanup
 
 
+class _ZmqEnd:
+    """A pyzmq PUSH or PULL socket made lazily in the process that uses it
+    (zmq contexts must not cross fork)."""
+
+    def __init__(self, addr: str, push: bool) -> None:
+        self.addr, self.push = addr, push
+        self.pid = -1
+        self.ctx: Any = None
+        self.sock: Any = None
+
+    def _socket(self) -> Any:
+        import zmq
+
+        if self.pid != os.getpid():
+            self.pid, self.ctx = os.getpid(), zmq.Context()
+            self.sock = self.ctx.socket(zmq.PUSH if self.push else zmq.PULL)
+            self.sock.setsockopt(zmq.SNDHWM if self.push else zmq.RCVHWM, 1000)
+            (self.sock.connect if self.push else self.sock.bind)(self.addr)
+            if self.push:  # a forked sender exits through multiprocessing's finalizers
+                multiprocessing.util.Finalize(self, self.close, exitpriority=10)
+        return self.sock
+
+    def __call__(self, data: bytes = b"") -> Any:
+        sock = self._socket()
+        if self.push:
+            sock.send(data, copy=False)
+            return None
+        return sock.recv(copy=True)
+
+    def close(self) -> None:
+        if self.sock is not None and self.pid == os.getpid():
+            # A sender flushes what it queued; a receiver drops the rest.
+            self.sock.close(linger=-1 if self.push else 0)
+            self.ctx.term()
+            self.sock = None
+
+
+def open_zmq(name: str, size: int) -> Endpoints:
+    path = Path(tempfile.gettempdir()) / f"unimq-bench-zmq-{_tag()}.ipc"
+    pull = _ZmqEnd(f"ipc://{path}", push=False)
+    pull._socket()  # bind before the sender connects
+    push = _ZmqEnd(f"ipc://{path}", push=True)
+
+    def cleanup() -> None:
+        push.close()
+        pull.close()
+        with suppress(FileNotFoundError):
+            path.unlink()
+
+    return push, pull, cleanup
+
+
+def _have_zmq() -> bool:
+    try:
+        import zmq  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 PY_CASES: dict[str, Opener] = {
     "posix_ipc raw": open_posix_raw,
     "unimq posix": open_unimq_posix,
@@ -106,6 +167,8 @@ PY_CASES: dict[str, Opener] = {
     "multiprocessing.Queue": open_mp_queue,
     "multiprocessing.Pipe": open_mp_pipe,
 }
+if _have_zmq():  # the optional reference: pip install pyzmq (nox -s bench installs it)
+    PY_CASES["pyzmq ipc PUSH/PULL"] = open_zmq
 
 
 def _sender(send: Send, payload: bytes, count: int) -> None:
@@ -164,6 +227,72 @@ def pingpong(opener: Opener, size: int, count: int) -> tuple[float, float]:
     finally:
         c1()
         c2()
+
+
+def _scale_producer(url: str, per: int, payload: bytes) -> None:
+    with unimq.open(url) as q:
+        for _ in range(per):
+            q.send(payload)
+
+
+def _scale_consumer(url: str) -> None:
+    with unimq.open(url) as q:
+        while q.receive().data != b"stop":
+            pass
+
+
+def scale_throughput(url: str, producers: int, consumers: int, count: int, **options: Any) -> float:
+    """Messages/s of 16-byte messages with P producer and C consumer processes."""
+    q = unimq.open(url, create=True, **options)
+    try:
+        per = count // producers
+        cons = [CTX.Process(target=_scale_consumer, args=(url,)) for _ in range(consumers)]
+        prods = [
+            CTX.Process(target=_scale_producer, args=(url, per, b"x" * 16))
+            for _ in range(producers)
+        ]
+        for p in cons:
+            p.start()
+        start = time.perf_counter()
+        for p in prods:
+            p.start()
+        for p in prods:
+            p.join()
+        for _ in cons:
+            q.send(b"stop")
+        for p in cons:
+            p.join()
+        return per * producers / (time.perf_counter() - start)
+    finally:
+        q.remove()
+        q.close()
+
+
+def scale_table(count: int, runs: int) -> dict[str, float]:
+    """Throughput as producers x consumers and as queue capacity grow."""
+
+    def case(kind: str, producers: int, consumers: int, **options: Any) -> float:
+        def once() -> float:
+            url = (
+                f"posix:///unimq-bench-s-{_tag()}"
+                if kind == "posix"
+                else f"sysv://{_key('s' + _tag())}"
+            )
+            return scale_throughput(url, producers, consumers, count, **options)
+
+        return median_of(once, runs)
+
+    out: dict[str, float] = {}
+    for p, c in ((1, 1), (2, 2), (4, 4)):
+        out[f"posix {p}x{c}"] = case("posix", p, c, max_messages=10, max_message_size=64)
+        out[f"sysv {p}x{c}"] = case("sysv", p, c)
+    for depth in (1, 4, 10):
+        out[f"posix 1x1 depth {depth}"] = case(
+            "posix", 1, 1, max_messages=depth, max_message_size=64
+        )
+    for depth in (1, 16, 256):  # 16-byte messages: msg_qbytes = 16 x depth
+        out[f"sysv 1x1 depth {depth}"] = case("sysv", 1, 1, max_bytes=16 * depth)
+    return out
 
 
 def memory_throughput(size: int, count: int) -> float:
@@ -411,6 +540,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ):
                 prow[name] = list(pingpong(PY_CASES[name], size, rtts))
             results["pingpong"][str(size)] = prow
+    results["scale"] = scale_table(count, runs)
+    print(
+        "scale: " + ", ".join(f"{k} {v / 1000:.0f}k" for k, v in results["scale"].items()),
+        flush=True,
+    )
     results["typed"] = typed_throughput(count // 2)
     results["sysv_timed"] = sysv_timed_latency(max(20, min(300, count // 100)))
     results["memory"] = handle_memory()
@@ -466,6 +600,10 @@ def report(r: dict[str, Any]) -> None:
         for name, (med, p99) in sorted(row.items(), key=lambda kv: kv[1][0]):
             t.add_row(name, f"{med:.1f}", f"{p99:.1f}")
         console.print(t)
+    t = Table("scale: 16 B msgs/s", "value")
+    for name, value in r["scale"].items():
+        t.add_row(name, f"{value:,.0f}")
+    console.print(t)
     for title in ("typed", "sysv_timed", "memory"):
         t = Table(title, "value")
         for name, value in r[title].items():

@@ -27,6 +27,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
         "unimq sysv / sysv_ipc",
     }
     assert saved["sysv_timed"]["idle CPU %"] >= 0
+    scale = saved["scale"]
+    for kind in ("posix", "sysv"):
+        for case in ("1x1", "2x2", "4x4", "1x1 depth 1"):
+            assert scale[f"{kind} {case}"] > 0
     assert results["typed"]["unimq typed JSON (posix)"] > 0
 
 
