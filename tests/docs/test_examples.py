@@ -16,7 +16,7 @@ import pytest
 import unimq
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = sorted((ROOT / "docs").rglob("*.md")) + [ROOT / "README.md"]
+PAGES = [*sorted((ROOT / "docs").rglob("*.md")), ROOT / "README.md"]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
@@ -35,7 +35,7 @@ def test_page_examples_run(page: Path) -> None:
     sys.modules[module.__name__] = module
     try:
         for i, code in enumerate(blocks(page)):
-            exec(compile(code, f"{page.name}[block {i}]", "exec"), module.__dict__)  # noqa: S102
+            exec(compile(code, f"{page.name}[block {i}]", "exec"), module.__dict__)
     finally:
         del sys.modules[module.__name__]
 
