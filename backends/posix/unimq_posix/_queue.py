@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import posix_ipc
 
-from unimq._accel import accelerator_allowed
+from unimq._accel import load_channel
 from unimq._errors import (
     LimitExceeded,
     MessageTooLarge,
@@ -37,12 +37,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ACCELERATED", "PosixQueue"]
 
-_Channel: type[Channel] | None = None
-if accelerator_allowed():
-    try:
-        from unimq_posix._fast import Channel as _Channel
-    except ImportError:  # built without a C compiler: posix_ipc's calls are used
-        _Channel = None
+#: The C hot path, or None: then posix_ipc's own calls are used.
+_Channel: type[Channel] | None = load_channel("unimq_posix._fast")
 
 #: True when send/receive run through the C hot path (unimq_posix._fast).
 ACCELERATED = _Channel is not None

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import sysv_ipc
 
-from unimq._accel import accelerator_allowed
+from unimq._accel import load_channel
 from unimq._errors import LimitExceeded, MessageTooLarge, PermissionDenied, QueueEmpty, QueueFull
 from unimq._limits import has_cap_sys_resource, msgmax, read_sysctl, sysctl_hint
 from unimq._message import Capability, Message, QueueStat, new_message
@@ -27,12 +27,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ACCELERATED", "SysVQueue"]
 
-_Channel: type[Channel] | None = None
-if accelerator_allowed():
-    try:
-        from unimq_sysv._fast import Channel as _Channel
-    except ImportError:  # built without a C compiler: sysv_ipc's calls are used
-        _Channel = None
+#: The C hot path, or None: then sysv_ipc's own calls are used.
+_Channel: type[Channel] | None = load_channel("unimq_sysv._fast")
 
 #: True when send/receive run through the C hot path (unimq_sysv._fast).
 ACCELERATED = _Channel is not None
