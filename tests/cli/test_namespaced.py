@@ -79,3 +79,21 @@ def test_limits_set_in_private_namespace() -> None:
     assert out[3] == "exit 7"
     assert out[4] == "exit 2"
     assert Path("/proc/sys/fs/mqueue/msg_max").read_text() == host_before
+
+
+def test_mount_of_another_ipc_namespace_is_detected(tmp_path: Path) -> None:
+    """A mount made in one IPC namespace keeps showing that namespace's queues
+    after the process moves to a new one: mount_shows_this_namespace() tells."""
+    if can_unshare("--ipc") is not None:
+        pytest.skip("unshare --ipc is refused here")
+    mnt = tmp_path / "mq"
+    probe = f"from unimq import system; print(system.mount_shows_this_namespace({str(mnt)!r}))"
+    proc = in_namespace(f"""
+        mkdir -p {mnt}
+        mount -t mqueue none {mnt}
+        python -c {probe!r}
+        unshare --ipc python -c {probe!r}
+        umount {mnt}
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "False"]
