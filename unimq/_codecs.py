@@ -24,11 +24,14 @@ class Codec(Protocol[T]):
     bytes that do not decode; the typed queue wraps it in DecodeError.
     """
 
-    def encode(self, value: T) -> bytes: ...
+    def encode(self, value: T) -> bytes:
+        """Serialize one value to message bytes."""
 
-    def decode(self, data: bytes) -> T: ...
+    def decode(self, data: bytes) -> T:
+        """Parse and validate message bytes."""
 
-    def json_schema(self) -> dict[str, Any]: ...
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema of what this codec carries."""
 
 
 class JSONCodec(Generic[T]):

@@ -250,9 +250,11 @@ class TypedQueue(Generic[M]):
         return self.receive(timeout=0.0 if not block else timeout)
 
     def put_nowait(self, item: M) -> None:
+        """``send(item, timeout=0)``, as :meth:`queue.Queue.put_nowait`."""
         self.put(item, block=False)
 
     def get_nowait(self) -> M:
+        """``receive(timeout=0)``, as :meth:`queue.Queue.get_nowait`."""
         return self.get(block=False)
 
     # ------------------------------------------------------------------ schema

@@ -31,9 +31,11 @@ class QueueURL:
 
     @property
     def options(self) -> dict[str, str]:
+        """The query as a dict (last value wins)."""
         return dict(self.query)
 
     def with_query(self, query: tuple[tuple[str, str], ...]) -> QueueURL:
+        """A copy of this URL with another query."""
         return QueueURL(self.scheme, self.target, query)
 
     def __str__(self) -> str:

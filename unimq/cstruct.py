@@ -71,6 +71,7 @@ class CType:
     is_string: bool = False
 
     def check(self, value: Any) -> Any:
+        """Validate ``value`` for this C type (fits, has room for its NUL); return it."""
         if self.is_string:
             raw = value.encode("utf-8")
             if len(raw) > self.size - 1:
@@ -246,9 +247,11 @@ class CStructCodec(Generic[M]):
         self._trusted = _plain_model(model, self._layout)
 
     def layout(self) -> Layout:
+        """The struct layout: size, offsets, and :meth:`Layout.describe`."""
         return self._layout
 
     def encode(self, value: M) -> bytes:
+        """The message body gcc would lay out for this model instance."""
         if not isinstance(value, self.model):
             raise TypeError(f"expected {self.model.__name__}, got {type(value).__name__}")
         values = list(self._get(value)) if self._get else [getattr(value, self._names[0])]
@@ -272,6 +275,7 @@ class CStructCodec(Generic[M]):
             raise ValueError(f"{self.model.__name__}: {exc}") from None
 
     def decode(self, data: bytes) -> M:
+        """Build and validate the model from a message body."""
         size = self._layout.size
         if not self._layout.min_size <= len(data) <= size:
             raise ValueError(
@@ -300,6 +304,7 @@ class CStructCodec(Generic[M]):
         return cast(M, self._validate(fields))
 
     def json_schema(self) -> dict[str, Any]:
+        """The model's JSON Schema, plus the C layout under ``x-c-struct``."""
         schema = self.model.model_json_schema()
         schema["x-c-struct"] = self._layout.describe()
         return schema
