@@ -4,8 +4,8 @@
 
 Prints nanoseconds per round trip for the small model (16-char name, an int,
 a ~200-char text) and the seeds' C struct, and the ratios the project tracks:
-unimq JSON / pydantic TypeAdapter JSON (target <= 1.1) and unimq cstruct /
-unimq JSON for the seed struct (target < 1).
+unimq JSON / pydantic-core's own JSON round trip and / TypeAdapter's
+(target <= 1.1), and unimq cstruct / unimq JSON for the seed struct (target < 1).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 import json
 import pickle
+import statistics
+import struct
 import timeit
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -44,6 +46,23 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
     small_adapter = TypeAdapter(Small)
     seed_json: JSONCodec[Seed] = JSONCodec(Seed)
     seed_struct = cstruct.CStructCodec(Seed)
+    small_core_out = Small.__pydantic_serializer__.to_json
+    small_core_in = Small.__pydantic_validator__.validate_json
+    by_hand = struct.Struct("=256s16si4x")
+
+    def seed_pack(seed: Seed) -> bytes:
+        return by_hand.pack(seed.mtext.encode(), seed.myname.encode(), seed.seq)
+
+    def seed_by_hand(body: bytes) -> Seed:
+        mtext, myname, seq = by_hand.unpack(body)
+        return Seed.model_validate(
+            {
+                "mtext": mtext.partition(b"\0")[0].decode(),
+                "myname": myname.partition(b"\0")[0].decode(),
+                "seq": seq,
+            }
+        )
+
     table: dict[str, dict[str, Callable[[], Any]]] = {
         "small model": {
             "unimq JSONCodec": lambda: small_json.decode(small_json.encode(SMALL)),
@@ -53,12 +72,17 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
             "pydantic TypeAdapter dump_json/validate_json": lambda: small_adapter.validate_json(
                 small_adapter.dump_json(SMALL)
             ),
+            "pydantic-core to_json/validate_json": lambda: small_core_in(small_core_out(SMALL)),
             "pickle (model)": lambda: pickle.loads(pickle.dumps(SMALL)),
             "json module (dict, no validation)": lambda: json.loads(json.dumps(SMALL.__dict__)),
         },
         "seed struct": {
             "unimq CStructCodec": lambda: seed_struct.decode(seed_struct.encode(SEED)),
             "unimq JSONCodec": lambda: seed_json.decode(seed_json.encode(SEED)),
+            "pydantic model_dump_json/model_validate_json": lambda: Seed.model_validate_json(
+                SEED.model_dump_json()
+            ),
+            "struct pack/unpack + model_validate": lambda: seed_by_hand(seed_pack(SEED)),
             "pickle (model)": lambda: pickle.loads(pickle.dumps(SEED)),
         },
     }
@@ -73,22 +97,37 @@ def cases() -> dict[str, dict[str, Callable[[], Any]]]:
             count: int
             text: str
 
+        class SeedStruct(msgspec.Struct):
+            mtext: str
+            myname: str
+            seq: int
+
         value = SmallStruct(SMALL.name, SMALL.count, SMALL.text)
         enc, dec = msgspec.json.Encoder(), msgspec.json.Decoder(SmallStruct)
         table["small model"]["msgspec Struct JSON"] = lambda: dec.decode(enc.encode(value))
+        seed = SeedStruct(SEED.mtext, SEED.myname, SEED.seq)
+        seed_dec = msgspec.json.Decoder(SeedStruct)
+        table["seed struct"]["msgspec Struct JSON"] = lambda: seed_dec.decode(enc.encode(seed))
     return table
 
 
-def measure(fn: Callable[[], Any], number: int, repeat: int = 5) -> float:
-    """Median nanoseconds per call over ``repeat`` runs of ``number`` calls."""
-    runs = sorted(timeit.repeat(fn, number=number, repeat=repeat))
-    return runs[len(runs) // 2] / number * 1e9
+def run(number: int, rounds: int = 7) -> dict[str, dict[str, float]]:
+    """Median nanoseconds per call of every case.
 
-
-def run(number: int) -> dict[str, dict[str, float]]:
+    The cases are interleaved: each round times every case once, so a noisy
+    moment on a shared machine slows one round of all cases, not one case.
+    """
+    table = cases()
+    samples: dict[str, dict[str, list[float]]] = {
+        group: {name: [] for name in fns} for group, fns in table.items()
+    }
+    for _ in range(rounds):
+        for group, fns in table.items():
+            for name, fn in fns.items():
+                samples[group][name].append(timeit.timeit(fn, number=number) / number * 1e9)
     return {
-        group: {name: measure(fn, number) for name, fn in fns.items()}
-        for group, fns in cases().items()
+        group: {name: statistics.median(values) for name, values in rows.items()}
+        for group, rows in samples.items()
     }
 
 
@@ -104,6 +143,8 @@ def main() -> None:
     small = results["small model"]
     seed = results["seed struct"]
     print(
+        "\nunimq JSON / pydantic-core JSON: "
+        f"{small['unimq JSONCodec'] / small['pydantic-core to_json/validate_json']:.2f}x"
         "\nunimq JSON / TypeAdapter JSON: "
         f"{small['unimq JSONCodec'] / small['pydantic TypeAdapter dump_json/validate_json']:.2f}x"
         f"\nunimq cstruct / unimq JSON (seed struct): "

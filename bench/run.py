@@ -32,6 +32,7 @@ import sysv_ipc
 from pydantic import BaseModel
 
 import unimq
+from bench.codecs import SEED, SMALL, Seed, Small
 
 HERE = Path(__file__).resolve().parent
 Send = Callable[[bytes], Any]
@@ -346,53 +347,74 @@ def run_c(exe: Path, mode: str, target: str, count: int, size: int) -> dict[str,
 # ---------------------------------------------------------------- typed path
 
 
-class Small(BaseModel):
-    name: str
-    count: int
-    text: str
+# (queue kind, model, value, codec) per typed case; mp.Queue carries the same models.
+TYPED_CASES: dict[str, tuple[str, type[BaseModel], BaseModel, str]] = {
+    "unimq typed JSON, small model (posix)": ("posix", Small, SMALL, "json"),
+    "unimq typed JSON, small model (sysv)": ("sysv", Small, SMALL, "json"),
+    "unimq typed JSON, seed struct (sysv)": ("sysv", Seed, SEED, "json"),
+    "unimq typed cstruct, seed struct (sysv)": ("sysv", Seed, SEED, "cstruct"),
+    "unimq typed cstruct, seed struct (posix)": ("posix", Seed, SEED, "cstruct"),
+}
+MP_TYPED = {"small model": SMALL, "seed struct": SEED}
 
 
-SMALL = Small(name="sixteen-chars-ab", count=12345, text="lorem ipsum " * 16 + "dolor")
-
-
-def _typed_sender(url: str, count: int) -> None:
+def _typed_sender(url: str, model: type[BaseModel], value: BaseModel, codec: str, n: int) -> None:
     with unimq.open(url) as q:
-        typed = q.typed(Small)
-        for _ in range(count):
-            typed.send(SMALL)
+        typed = q.typed(model, codec=codec)
+        for _ in range(n):
+            typed.send(value)
 
 
-def _mp_model_sender(q: Any, count: int) -> None:
+def _mp_model_sender(q: Any, value: BaseModel, count: int) -> None:
     for _ in range(count):
-        q.put(SMALL)
+        q.put(value)
 
 
-def typed_throughput(count: int) -> dict[str, float]:
-    url = f"posix:///unimq-bench-typed-{_tag()}"
-    out: dict[str, float] = {}
-    with unimq.open(url, create=True, max_messages=10, max_message_size=1024) as q:
-        try:
-            typed = q.typed(Small)
-            child = CTX.Process(target=_typed_sender, args=(url, count))
-            child.start()
-            typed.receive()
-            start = time.perf_counter()
-            for _ in range(count - 1):
-                typed.receive()
-            out["unimq typed JSON (posix)"] = (count - 1) / (time.perf_counter() - start)
-            child.join()
-        finally:
-            q.remove()
-    mq: Any = CTX.Queue()
-    child = CTX.Process(target=_mp_model_sender, args=(mq, count))
-    child.start()
-    mq.get()
+def _receive_rate(receive: Callable[[], Any], count: int) -> float:
+    receive()
     start = time.perf_counter()
     for _ in range(count - 1):
-        mq.get()
-    out["multiprocessing.Queue (pickled model)"] = (count - 1) / (time.perf_counter() - start)
+        receive()
+    return (count - 1) / (time.perf_counter() - start)
+
+
+def typed_once(case: str, count: int) -> float:
+    """Typed messages/s for one of TYPED_CASES, the sender in a child process."""
+    kind, model, value, codec = TYPED_CASES[case]
+    tag = _tag()
+    url = f"posix:///unimq-bench-typed-{tag}" if kind == "posix" else f"sysv://{_key(tag)}"
+    options: dict[str, Any] = (
+        {"max_messages": 10, "max_message_size": 1024} if kind == "posix" else {}
+    )
+    with unimq.open(url, create=True, **options) as q:
+        try:
+            typed = q.typed(model, codec=codec)
+            child = CTX.Process(target=_typed_sender, args=(url, model, value, codec, count))
+            child.start()
+            rate = _receive_rate(typed.receive, count)
+            child.join()
+            return rate
+        finally:
+            q.remove()
+
+
+def mp_typed_once(value: BaseModel, count: int) -> float:
+    mq: Any = CTX.Queue()
+    child = CTX.Process(target=_mp_model_sender, args=(mq, value, count))
+    child.start()
+    rate = _receive_rate(mq.get, count)
     child.join()
     mq.close()
+    return rate
+
+
+def typed_throughput(count: int, runs: int) -> dict[str, float]:
+    out = {case: median_of(lambda: typed_once(case, count), runs) for case in TYPED_CASES}  # noqa: B023
+    for label, value in MP_TYPED.items():
+        out[f"multiprocessing.Queue, {label} (pickled)"] = median_of(
+            lambda: mp_typed_once(value, count),  # noqa: B023
+            runs,
+        )
     return out
 
 
@@ -545,7 +567,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "scale: " + ", ".join(f"{k} {v / 1000:.0f}k" for k, v in results["scale"].items()),
         flush=True,
     )
-    results["typed"] = typed_throughput(count // 2)
+    results["typed"] = typed_throughput(count // 2, runs)
     results["sysv_timed"] = sysv_timed_latency(max(20, min(300, count // 100)))
     results["memory"] = handle_memory()
     results["ratios"] = ratios(results)
@@ -578,9 +600,16 @@ def ratios(r: dict[str, Any]) -> dict[str, dict[str, float]]:
             "unimq sysv / sysv_ipc": row["unimq sysv"][0] / row["sysv_ipc raw"][0],
         }
     typed = r["typed"]
+    mp_small = typed["multiprocessing.Queue, small model (pickled)"]
+    mp_seed = typed["multiprocessing.Queue, seed struct (pickled)"]
     out["typed"] = {
-        "unimq typed / mp.Queue model": typed["unimq typed JSON (posix)"]
-        / typed["multiprocessing.Queue (pickled model)"]
+        "JSON small model posix / mp.Queue": typed["unimq typed JSON, small model (posix)"]
+        / mp_small,
+        "JSON small model sysv / mp.Queue": typed["unimq typed JSON, small model (sysv)"]
+        / mp_small,
+        "cstruct seed sysv / mp.Queue": typed["unimq typed cstruct, seed struct (sysv)"] / mp_seed,
+        "cstruct seed sysv / JSON seed sysv": typed["unimq typed cstruct, seed struct (sysv)"]
+        / typed["unimq typed JSON, seed struct (sysv)"],
     }
     return out
 

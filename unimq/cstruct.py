@@ -26,13 +26,16 @@ silent cut. :meth:`CStructCodec.layout` shows sizes and offsets.
 
 from __future__ import annotations
 
-import operator
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar, cast, get_origin, get_type_hints
+from functools import partial
+from typing import Any, Generic, TypeVar, get_origin, get_type_hints
 
 from pydantic import BaseModel, GetCoreSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
+
+from unimq._struct_code import build_decoder, build_encoder
 
 __all__ = [
     "CField",
@@ -56,6 +59,7 @@ __all__ = [
 
 M = TypeVar("M", bound=BaseModel)
 LONG_SIZE = struct.calcsize("l")
+_FLOAT = struct.Struct("=f")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,15 @@ class CType:
                     {"length": len(raw), "ctype": self.name, "limit": self.size - 1},
                 )
             return value
+        if self.code == "f":
+            try:
+                _FLOAT.pack(value)
+            except OverflowError:
+                raise PydanticCustomError(
+                    "c_float_range",
+                    "{value} does not fit {ctype} (magnitude at most 3.4028235e+38)",
+                    {"value": value, "ctype": self.name},
+                ) from None
         if self.lo is not None and self.hi is not None and not self.lo <= value <= self.hi:
             raise PydanticCustomError(
                 "c_int_range",
@@ -199,19 +212,31 @@ def compute_layout(model: type[BaseModel], *, packed: bool, mtype_prefix: bool) 
     return Layout(tuple(fields), size, unpadded, packed, mtype_prefix, "".join(fmt))
 
 
-_setattr = object.__setattr__
+# model_config keys that change what validation of a str/int/float field returns.
+_VALIDATING_CONFIG = ("str_strip_whitespace", "str_to_lower", "str_to_upper", "str_min_length")
 
 
 def _plain_model(model: type[BaseModel], layout: Layout) -> bool:
-    """Whether decoding may skip pydantic: no validators, no private state, no extras,
-    and every field annotated with exactly the Python type its C field yields."""
+    """Whether decoding may skip pydantic, because validation could neither reject
+    nor change what the C fields yield: no validators, post-init, private state or
+    extras, no config that transforms strings or refuses inf/nan, and every field
+    annotated with exactly its C field's Python type and no other constraint."""
     decorators = model.__pydantic_decorators__
     if any(
         getattr(decorators, name)
         for name in ("validators", "field_validators", "root_validators", "model_validators")
     ):
         return False
-    if model.__private_attributes__ or model.model_config.get("extra") == "allow":
+    config = model.model_config
+    if (
+        model.__pydantic_post_init__ is not None
+        or model.__pydantic_root_model__
+        or model.__private_attributes__
+        or config.get("extra") == "allow"
+        or any(config.get(key) for key in _VALIDATING_CONFIG)
+        or config.get("str_max_length") is not None
+        or config.get("allow_inf_nan", True) is not True
+    ):
         return False
     hints = get_type_hints(model, include_extras=False)
     for f in layout.fields:
@@ -230,78 +255,73 @@ class CStructCodec(Generic[M]):
         affects the alignment of the body's end.
     """
 
+    encode: Callable[[M], bytes]
+    decode: Callable[[bytes], M]
+
     def __init__(self, model: type[M], *, packed: bool = False, mtype_prefix: bool = True) -> None:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
             raise TypeError("the cstruct codec maps a pydantic model class")
         self.model = model
-        self._layout = compute_layout(model, packed=packed, mtype_prefix=mtype_prefix)
-        self._struct = struct.Struct(self._layout.format)
-        fields = self._layout.fields
-        self._names = tuple(f.name for f in fields)
-        self._get = operator.attrgetter(*self._names) if len(fields) > 1 else None
-        # (index, name, capacity without the NUL) of each char[N] field
-        self._strings = tuple(
-            (i, f.name, f.ctype.size - 1) for i, f in enumerate(fields) if f.ctype.is_string
+        self._layout = layout = compute_layout(model, packed=packed, mtype_prefix=mtype_prefix)
+        packer = struct.Struct(layout.format)
+        names = tuple(f.name for f in layout.fields)
+        strings = [(i, f.ctype.size - 1) for i, f in enumerate(layout.fields) if f.ctype.is_string]
+        validator = model.__pydantic_validator__.validate_python
+        # The encode and decode methods are straight-line functions compiled once for
+        # this layout (see unimq._struct_code); the helpers below are their cold paths.
+        self.encode = build_encoder(
+            model, names, strings, packer.pack, self._too_long, self._explain
         )
-        self._validate = model.__pydantic_validator__.validate_python
-        self._trusted = _plain_model(model, self._layout)
+        self.decode = build_decoder(
+            model,
+            names,
+            [i for i, _room in strings],
+            packer.unpack,
+            self._fit,
+            self._not_utf8,
+            layout.size,
+            None if _plain_model(model, layout) else partial(validator, by_name=True),
+        )
 
     def layout(self) -> Layout:
         """The struct layout: size, offsets, and :meth:`Layout.describe`."""
         return self._layout
 
-    def encode(self, value: M) -> bytes:
-        """The message body gcc would lay out for this model instance."""
-        if not isinstance(value, self.model):
-            raise TypeError(f"expected {self.model.__name__}, got {type(value).__name__}")
-        values = list(self._get(value)) if self._get else [getattr(value, self._names[0])]
-        for i, name, room in self._strings:
-            raw = values[i].encode("utf-8")
-            if len(raw) > room:  # struct would cut it silently
-                raise ValueError(
-                    f"{self.model.__name__}.{name}: {len(raw)} bytes do not fit char[{room + 1}] "
-                    f"(at most {room} bytes plus the NUL)"
-                )
-            values[i] = raw
-        try:
-            return self._struct.pack(*values)
-        except struct.error as exc:  # an integer out of its C type's range
-            fields = self._layout.fields
-            for f, item in zip(fields, values, strict=True):
-                try:
-                    f.ctype.check(item)
-                except PydanticCustomError as err:
-                    raise ValueError(f"{self.model.__name__}.{f.name}: {err}") from None
-            raise ValueError(f"{self.model.__name__}: {exc}") from None
+    def _too_long(self, name: str, length: int) -> Exception:
+        room = next(f.ctype.size for f in self._layout.fields if f.name == name) - 1
+        return ValueError(
+            f"{self.model.__name__}.{name}: {length} bytes do not fit char[{room + 1}] "
+            f"(at most {room} bytes plus the NUL)"
+        )
 
-    def decode(self, data: bytes) -> M:
-        """Build and validate the model from a message body."""
-        size = self._layout.size
-        if not self._layout.min_size <= len(data) <= size:
+    def _explain(self, exc: Exception, values: list[Any]) -> Exception:
+        """A packing error as a ValueError naming the field that does not fit."""
+        for f, item in zip(self._layout.fields, values, strict=True):
+            expected = bytes if f.ctype.is_string else (int, float) if f.ctype.code in "fd" else int
+            if not isinstance(item, expected):
+                return ValueError(
+                    f"{self.model.__name__}.{f.name}: {type(item).__name__} is not a {f.ctype.name}"
+                )
+            if f.ctype.is_string:  # lengths were checked before packing
+                continue
+            try:
+                f.ctype.check(item)
+            except PydanticCustomError as err:
+                return ValueError(f"{self.model.__name__}.{f.name}: {err}")
+        return ValueError(f"{self.model.__name__}: {exc}")
+
+    def _fit(self, data: bytes) -> bytes:
+        """Pad a body that lacks only the trailing padding; reject any other length."""
+        size, min_size = self._layout.size, self._layout.min_size
+        if not min_size <= len(data) <= size:
             raise ValueError(
                 f"{len(data)} bytes is not a {self.model.__name__} struct "
-                f"({self._layout.min_size}..{size} bytes expected)"
+                f"({min_size}..{size} bytes expected)"
             )
-        if len(data) < size:
-            data = data + bytes(size - len(data))
-        items = list(self._struct.unpack(data))
-        for i, name, _room in self._strings:
-            try:
-                items[i] = items[i].split(b"\0", 1)[0].decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ValueError(f"{self.model.__name__}.{name} is not UTF-8: {exc}") from None
-        fields = dict(zip(self._names, items, strict=True))
-        if self._trusted:
-            # Every value comes straight from a C field of the declared Python type, in
-            # range by construction, and the model has no validators of its own: what
-            # pydantic would check is already guaranteed, so build the instance directly.
-            obj = self.model.__new__(self.model)
-            _setattr(obj, "__dict__", fields)
-            _setattr(obj, "__pydantic_fields_set__", set(self._names))
-            _setattr(obj, "__pydantic_extra__", None)
-            _setattr(obj, "__pydantic_private__", None)
-            return obj
-        return cast(M, self._validate(fields))
+        return data + bytes(size - len(data))
+
+    def _not_utf8(self, name: str, exc: UnicodeDecodeError) -> Exception:
+        return ValueError(f"{self.model.__name__}.{name} is not UTF-8: {exc}")
 
     def json_schema(self) -> dict[str, Any]:
         """The model's JSON Schema, plus the C layout under ``x-c-struct``."""

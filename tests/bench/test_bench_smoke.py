@@ -31,7 +31,15 @@ def test_bench_smoke(tmp_path: Path) -> None:
     for kind in ("posix", "sysv"):
         for case in ("1x1", "2x2", "4x4", "1x1 depth 1"):
             assert scale[f"{kind} {case}"] > 0
-    assert results["typed"]["unimq typed JSON (posix)"] > 0
+    assert set(results["typed"]) == set(run.TYPED_CASES) | {
+        "multiprocessing.Queue, small model (pickled)",
+        "multiprocessing.Queue, seed struct (pickled)",
+    }
+    assert all(rate > 0 for rate in results["typed"].values())
+    assert set(saved["ratios"]["typed"]) >= {
+        "JSON small model posix / mp.Queue",
+        "cstruct seed sysv / JSON seed sysv",
+    }
 
 
 def test_codec_bench_smoke() -> None:

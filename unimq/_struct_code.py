@@ -1,0 +1,139 @@
+"""Per-layout encode/decode functions for :mod:`unimq.cstruct`, compiled once.
+
+A generic loop over fields costs more than the struct packing itself, so each
+codec gets two functions written for its layout (as ``dataclasses`` writes
+``__init__``): straight-line code, one local per field, no per-call lookups.
+Field names appear in the source only as ``repr()`` string literals and the
+helpers are passed in as globals, so no user text is ever evaluated as code.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+
+__all__ = ["build_decoder", "build_encoder"]
+
+_slot = BaseModel.__dict__
+# Setting the instance slots through their descriptors skips attribute lookup.
+_SET_DICT = _slot["__dict__"].__set__
+_SET_FIELDS = _slot["__pydantic_fields_set__"].__set__
+_SET_EXTRA = _slot["__pydantic_extra__"].__set__
+_SET_PRIVATE = _slot["__pydantic_private__"].__set__
+
+
+def _compile(name: str, source: str, env: dict[str, Any]) -> Callable[..., Any]:
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<unimq.cstruct {name}>", "exec"), env, namespace)
+    fn: Callable[..., Any] = namespace[name]
+    return fn
+
+
+def build_encoder(
+    model: type[BaseModel],
+    names: Sequence[str],
+    strings: Sequence[tuple[int, int]],
+    pack: Callable[..., bytes],
+    too_long: Callable[[str, int], Exception],
+    explain: Callable[[Exception, list[Any]], Exception],
+) -> Callable[[Any], bytes]:
+    """``encode(value) -> bytes`` for ``model``.
+
+    :param strings: ``(index, room)`` of each char[N] field, room = N - 1.
+    :param too_long: the error for field ``name`` encoding to ``n`` bytes.
+    :param explain: turns a packing error into a ValueError naming the field.
+    """
+    room = dict(strings)
+    body = [
+        "def encode(value):",
+        "    if value.__class__ is not model and not isinstance(value, model):",
+        "        raise TypeError(f'expected {model.__name__}, got {type(value).__name__}')",
+        "    d = value.__dict__",
+    ]
+    for i in range(len(names)):
+        body.append(f"    v{i} = d[{names[i]!r}]")
+        if i in room:
+            body += [
+                f"    v{i} = v{i}.encode()",
+                f"    if len(v{i}) > {room[i]}:",
+                f"        raise too_long({names[i]!r}, len(v{i}))",
+            ]
+    args = "".join(f"v{i}, " for i in range(len(names)))
+    body += [
+        "    try:",
+        f"        return pack({args})",
+        "    except (struct.error, OverflowError, TypeError) as exc:",
+        f"        raise explain(exc, [{args}]) from None",
+    ]
+    env = {
+        "model": model,
+        "pack": pack,
+        "too_long": too_long,
+        "explain": explain,
+        "struct": struct,
+    }
+    return _compile("encode", "\n".join(body), env)
+
+
+def build_decoder(
+    model: type[BaseModel],
+    names: Sequence[str],
+    strings: Sequence[int],
+    unpack: Callable[[bytes], tuple[Any, ...]],
+    fit: Callable[[bytes], bytes],
+    not_utf8: Callable[[str, UnicodeDecodeError], Exception],
+    size: int,
+    validate: Callable[[dict[str, Any]], Any] | None,
+) -> Callable[[bytes], Any]:
+    """``decode(data) -> model`` for ``model``.
+
+    :param strings: index of each char[N] field, cut at its first NUL.
+    :param fit: pads a short body to ``size`` or raises for a wrong length.
+    :param validate: pydantic's validator for models that need it; None builds
+        the instance directly (see ``cstruct._plain_model``).
+    """
+    targets = "".join(f"v{i}, " for i in range(len(names)))
+    body = [
+        "def decode(data):",
+        f"    if len(data) != {size}:",
+        "        data = fit(data)",
+        f"    ({targets}) = unpack(data)",
+    ]
+    for i in strings:
+        body += [
+            "    try:",
+            f"        v{i} = v{i}.partition(b'\\0')[0].decode()",
+            "    except UnicodeDecodeError as exc:",
+            f"        raise not_utf8({names[i]!r}, exc) from None",
+        ]
+    fields = "{" + "".join(f"{name!r}: v{i}, " for i, name in enumerate(names)) + "}"
+    if validate is not None:
+        body.append(f"    return validate({fields})")
+    else:
+        fields_set = "{" + "".join(f"{name!r}, " for name in names) + "}"
+        if not names:
+            fields_set = "set()"
+        body += [
+            "    obj = new(model)",
+            f"    set_dict(obj, {fields})",
+            f"    set_fields(obj, {fields_set})",
+            "    set_extra(obj, None)",
+            "    set_private(obj, None)",
+            "    return obj",
+        ]
+    env = {
+        "model": model,
+        "unpack": unpack,
+        "fit": fit,
+        "not_utf8": not_utf8,
+        "validate": validate,
+        "new": model.__new__,
+        "set_dict": _SET_DICT,
+        "set_fields": _SET_FIELDS,
+        "set_extra": _SET_EXTRA,
+        "set_private": _SET_PRIVATE,
+    }
+    return _compile("decode", "\n".join(body), env)
