@@ -14,6 +14,7 @@ import argparse
 import json
 import multiprocessing
 import multiprocessing.util
+import operator
 import os
 import shutil
 import statistics
@@ -100,6 +101,9 @@ def open_mp_pipe(name: str, size: int) -> Endpoints:
     return w.send_bytes, r.recv_bytes, cleanup
 
 
+RECEIVE_TIMEOUT_MS = 5_000
+
+
 class _ZmqEnd:
     """A pyzmq PUSH or PULL socket made lazily in the process that uses it
     (zmq contexts must not cross fork)."""
@@ -109,14 +113,17 @@ class _ZmqEnd:
         self.pid = -1
         self.ctx: Any = None
         self.sock: Any = None
+        self.again: type[Exception] = Exception
 
     def _socket(self) -> Any:
         import zmq
 
         if self.pid != os.getpid():
+            self.again = zmq.Again
             self.pid, self.ctx = os.getpid(), zmq.Context()
             self.sock = self.ctx.socket(zmq.PUSH if self.push else zmq.PULL)
             self.sock.setsockopt(zmq.SNDHWM if self.push else zmq.RCVHWM, 1000)
+            self.sock.setsockopt(zmq.RCVTIMEO, RECEIVE_TIMEOUT_MS)
             (self.sock.connect if self.push else self.sock.bind)(self.addr)
             if self.push:  # a forked sender exits through multiprocessing's finalizers
                 multiprocessing.util.Finalize(self, self.close, exitpriority=10)
@@ -127,7 +134,13 @@ class _ZmqEnd:
         if self.push:
             sock.send(data, copy=False)
             return None
-        return sock.recv(copy=True)
+        try:
+            return sock.recv(copy=True)
+        except self.again:
+            # Now and then (about 1 run in 6 here) the last ~150 messages of a PUSH
+            # socket that closes as its process exits never arrive, linger=-1
+            # and a clean ctx.term() notwithstanding: median_of repeats the run.
+            raise TimeoutError(f"pyzmq PULL received nothing for {RECEIVE_TIMEOUT_MS} ms") from None
 
     def close(self) -> None:
         if self.sock is not None and self.pid == os.getpid():
@@ -140,7 +153,8 @@ class _ZmqEnd:
 def open_zmq(name: str, size: int) -> Endpoints:
     path = Path(tempfile.gettempdir()) / f"unimq-bench-zmq-{_tag()}.ipc"
     pull = _ZmqEnd(f"ipc://{path}", push=False)
-    pull._socket()  # bind before the sender connects
+    # The PULL end binds lazily on its first receive, after the fork: the sender
+    # inherits no zmq state, and its PUSH socket queues until it connects.
     push = _ZmqEnd(f"ipc://{path}", push=True)
 
     def cleanup() -> None:
@@ -457,14 +471,15 @@ def sysv_timed_latency(count: int) -> dict[str, float]:
 
 def handle_memory(count: int = 300) -> dict[str, float]:
     out: dict[str, float] = {}
-    for kind, url, opts in (
+    cases: tuple[tuple[str, str, dict[str, Any]], ...] = (
         (
             "posix",
             f"posix:///unimq-bench-mem-{_tag()}",
             {"max_messages": 1, "max_message_size": 16},
         ),
         ("sysv", f"sysv://{_key('mem' + _tag())}", {}),
-    ):
+    )
+    for kind, url, opts in cases:
         first = unimq.open(url, create=True, **opts)
         tracemalloc.start()
         before = tracemalloc.take_snapshot()
@@ -483,20 +498,89 @@ def handle_memory(count: int = 300) -> dict[str, float]:
 # ---------------------------------------------------------------- the run
 
 
+def attempt(fn: Callable[[], Any], retries: int = 6) -> Any:
+    """``fn()``, run again when it times out (see _ZmqEnd)."""
+    while True:
+        try:
+            return fn()
+        except TimeoutError as exc:
+            if retries == 0:
+                raise
+            retries -= 1
+            print(f"  run repeated: {exc}", flush=True)
+
+
 def median_of(fn: Callable[[], float], runs: int) -> float:
-    return statistics.median(fn() for _ in range(runs))
+    results: list[float] = [attempt(fn) for _ in range(runs)]
+    return statistics.median(results)
+
+
+def interleaved(cases: dict[str, Callable[[], Any]], runs: int) -> dict[str, list[Any]]:
+    """Every case once per round, ``runs`` rounds, the order reversed every other
+    round: the machine's slow and fast phases (which last seconds here) fall on
+    all cases alike, and neighbours in ``cases`` are measured back to back."""
+    samples: dict[str, list[Any]] = {name: [] for name in cases}
+    for round_ in range(runs):
+        for name in list(cases) if round_ % 2 == 0 else list(reversed(cases)):
+            samples[name].append(attempt(cases[name]))
+    return samples
+
+
+def throughput_cases(
+    c: dict[str, Path] | None, size: int, count: int
+) -> dict[str, Callable[[], float]]:
+    """Each kind's C reference, raw wrapper and unimq next to each other, then the rest."""
+    cases: dict[str, Callable[[], float]] = {}
+    for kind, ref, target, raw in (
+        ("posix", "C mq_send/mq_receive", lambda: f"/unimq-bench-c-{_tag()}", "posix_ipc raw"),
+        ("sysv", "C msgsnd/msgrcv", lambda: str(_key("c" + _tag())), "sysv_ipc raw"),
+    ):
+        if c is not None:
+            exe = c[f"ref_{kind}"]
+            cases[ref] = lambda exe=exe, target=target: run_c(  # type: ignore[misc]
+                exe, "throughput", target(), count, size
+            )["msgs_per_s"]
+        for name in (raw, f"unimq {kind}"):
+            cases[name] = lambda opener=PY_CASES[name]: throughput(opener, size, count)  # type: ignore[misc]
+    for name, opener in PY_CASES.items():
+        if name not in cases:
+            cases[name] = lambda opener=opener: throughput(opener, size, count)  # type: ignore[misc]
+    cases["unimq memory (threads)"] = lambda: memory_throughput(size, count)
+    return cases
+
+
+def pingpong_cases(
+    c: dict[str, Path] | None, size: int, rtts: int
+) -> dict[str, Callable[[], list[float]]]:
+    cases: dict[str, Callable[[], list[float]]] = {}
+    if c is not None:
+        cases["C mq_send/mq_receive"] = lambda: list(
+            run_c(c["ref_posix"], "pingpong", f"/unimq-bench-p-{_tag()}", rtts, size).values()
+        )
+        cases["C msgsnd/msgrcv"] = lambda: list(
+            run_c(c["ref_sysv"], "pingpong", str(_key("p" + _tag())), rtts, size).values()
+        )
+    for name in (
+        "posix_ipc raw",
+        "unimq posix",
+        "sysv_ipc raw",
+        "unimq sysv",
+        "multiprocessing.Pipe",
+    ):
+        cases[name] = lambda opener=PY_CASES[name]: list(pingpong(opener, size, rtts))  # type: ignore[misc]
+    return cases
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a ~1 minute smoke run")
-    parser.add_argument("--runs", type=int, help="repetitions per case (median reported)")
+    parser.add_argument("--runs", type=int, help="rounds per table (median reported)")
     parser.add_argument("--out", default="bench-results", help="directory for the JSON file")
     parser.add_argument("--chart", default=None, help="PNG chart path (needs matplotlib)")
     parser.add_argument("--count", type=int, help="messages per throughput run")
     parser.add_argument("--sizes", help="payload sizes, comma-separated")
     args = parser.parse_args(argv)
-    runs = args.runs or (1 if args.quick else 3)
+    runs = args.runs or (1 if args.quick else 5)
     count = args.count or (20000 if args.quick else 100000)
     rtts = max(100, count // 10)
     default_sizes = [16, 4096] if args.quick else [16, 256, 4096, 8192]
@@ -506,62 +590,32 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "count": count,
         "sizes": sizes,
         "throughput": {},
+        "throughput_runs": {},
         "pingpong": {},
+        "pingpong_runs": {},
     }
 
     with c_programs() as c:
         for size in sizes:
-            row: dict[str, float] = {}
-            if c is not None:
-                row["C mq_send/mq_receive"] = median_of(
-                    lambda: run_c(
-                        c["ref_posix"],
-                        "throughput",
-                        f"/unimq-bench-c-{_tag()}",
-                        count,
-                        size,  # noqa: B023
-                    )["msgs_per_s"],
-                    runs,
-                )
-                row["C msgsnd/msgrcv"] = median_of(
-                    lambda: run_c(
-                        c["ref_sysv"],
-                        "throughput",
-                        str(_key("c" + _tag())),
-                        count,
-                        size,  # noqa: B023
-                    )["msgs_per_s"],
-                    runs,
-                )
-            for name, opener in PY_CASES.items():
-                row[name] = median_of(lambda: throughput(opener, size, count), runs)  # noqa: B023
-            row["unimq memory (threads)"] = median_of(lambda: memory_throughput(size, count), runs)  # noqa: B023
+            samples = interleaved(throughput_cases(c, size, count), runs)
+            row = {name: statistics.median(values) for name, values in samples.items()}
             results["throughput"][str(size)] = row
+            results["throughput_runs"][str(size)] = samples
             print(
                 f"throughput {size} B: "
                 + ", ".join(f"{k} {v / 1000:.0f}k" for k, v in row.items()),
                 flush=True,
             )
         for size in (16,):
-            prow: dict[str, list[float]] = {}
-            if c is not None:
-                prow["C mq_send/mq_receive"] = list(
-                    run_c(
-                        c["ref_posix"], "pingpong", f"/unimq-bench-p-{_tag()}", rtts, size
-                    ).values()
-                )
-                prow["C msgsnd/msgrcv"] = list(
-                    run_c(c["ref_sysv"], "pingpong", str(_key("p" + _tag())), rtts, size).values()
-                )
-            for name in (
-                "posix_ipc raw",
-                "unimq posix",
-                "sysv_ipc raw",
-                "unimq sysv",
-                "multiprocessing.Pipe",
-            ):
-                prow[name] = list(pingpong(PY_CASES[name], size, rtts))
-            results["pingpong"][str(size)] = prow
+            pings = interleaved(pingpong_cases(c, size, rtts), runs)
+            results["pingpong"][str(size)] = {
+                name: [
+                    statistics.median(v[0] for v in values),
+                    statistics.median(v[1] for v in values),
+                ]
+                for name, values in pings.items()
+            }
+            results["pingpong_runs"][str(size)] = pings
     results["scale"] = scale_table(count, runs)
     print(
         "scale: " + ", ".join(f"{k} {v / 1000:.0f}k" for k, v in results["scale"].items()),
@@ -583,21 +637,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     return results
 
 
+def paired(
+    samples: dict[str, list[Any]], a: str, b: str, pick: Callable[[Any], float] = float
+) -> float:
+    """Median over rounds of a/b, each round's pair measured back to back."""
+    return statistics.median(pick(x) / pick(y) for x, y in zip(samples[a], samples[b], strict=True))
+
+
 def ratios(r: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Paired ratios: for each round, the two cases measured back to back."""
     out: dict[str, dict[str, float]] = {}
-    for size, row in r["throughput"].items():
+    for size, samples in r["throughput_runs"].items():
         ratio = {
-            "unimq posix / posix_ipc": row["unimq posix"] / row["posix_ipc raw"],
-            "unimq sysv / sysv_ipc": row["unimq sysv"] / row["sysv_ipc raw"],
+            "unimq posix / posix_ipc": paired(samples, "unimq posix", "posix_ipc raw"),
+            "unimq sysv / sysv_ipc": paired(samples, "unimq sysv", "sysv_ipc raw"),
         }
-        if "C mq_send/mq_receive" in row:
-            ratio["unimq posix / C"] = row["unimq posix"] / row["C mq_send/mq_receive"]
-            ratio["unimq sysv / C"] = row["unimq sysv"] / row["C msgsnd/msgrcv"]
+        if "C mq_send/mq_receive" in samples:
+            ratio["unimq posix / C"] = paired(samples, "unimq posix", "C mq_send/mq_receive")
+            ratio["unimq sysv / C"] = paired(samples, "unimq sysv", "C msgsnd/msgrcv")
         out[f"throughput {size} B"] = ratio
-    for size, row in r["pingpong"].items():
+    for size, samples in r["pingpong_runs"].items():
+        median = operator.itemgetter(0)
         out[f"pingpong {size} B median"] = {
-            "unimq posix / posix_ipc": row["unimq posix"][0] / row["posix_ipc raw"][0],
-            "unimq sysv / sysv_ipc": row["unimq sysv"][0] / row["sysv_ipc raw"][0],
+            "unimq posix / posix_ipc": paired(samples, "unimq posix", "posix_ipc raw", median),
+            "unimq sysv / sysv_ipc": paired(samples, "unimq sysv", "sysv_ipc raw", median),
         }
     typed = r["typed"]
     mp_small = typed["multiprocessing.Queue, small model (pickled)"]
