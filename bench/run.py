@@ -2,6 +2,7 @@
 as ratios against the references measured alongside.
 
     python -m bench.run [--quick] [--out bench-results] [--chart docs/img/bench.png]
+                        [--docs docs/benchmarks.md]
 
 Throughput: one sender process, one receiver process, messages/s from the
 first to the last message received; ping-pong: round-trip times over two
@@ -33,6 +34,7 @@ import sysv_ipc
 from pydantic import BaseModel
 
 import unimq
+from bench import codecs, docs
 from bench.codecs import SEED, SMALL, Seed, Small
 
 HERE = Path(__file__).resolve().parent
@@ -579,6 +581,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--chart", default=None, help="PNG chart path (needs matplotlib)")
     parser.add_argument("--count", type=int, help="messages per throughput run")
     parser.add_argument("--sizes", help="payload sizes, comma-separated")
+    parser.add_argument("--docs", default=None, help="rewrite this page's tables (bench.docs)")
     args = parser.parse_args(argv)
     runs = args.runs or (1 if args.quick else 5)
     count = args.count or (20000 if args.quick else 100000)
@@ -624,6 +627,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results["typed"] = typed_throughput(count // 2, runs)
     results["sysv_timed"] = sysv_timed_latency(max(20, min(300, count // 100)))
     results["memory"] = handle_memory()
+    results["codecs"] = codecs.run(2000 if args.quick else 20000)
     results["ratios"] = ratios(results)
     report(results)
     out = Path(args.out)
@@ -634,6 +638,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.chart:
         chart(results, Path(args.chart))
         print(f"wrote {args.chart}")
+    if args.docs:
+        page = Path(args.docs)
+        page.write_text(docs.render(page.read_text(), results))
+        print(f"wrote {page}")
     return results
 
 
@@ -696,6 +704,11 @@ def report(r: dict[str, Any]) -> None:
     for name, value in r["scale"].items():
         t.add_row(name, f"{value:,.0f}")
     console.print(t)
+    for group, rows in r["codecs"].items():
+        t = Table(f"{group}: ns per encode + decode", "ns")
+        for name, ns in sorted(rows.items(), key=lambda kv: kv[1]):
+            t.add_row(name, f"{ns:.0f}")
+        console.print(t)
     for title in ("typed", "sysv_timed", "memory"):
         t = Table(title, "value")
         for name, value in r[title].items():

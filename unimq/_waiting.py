@@ -43,8 +43,10 @@ class Backoff:
     """
 
     __slots__ = ("cap", "delay")
+    START = 0.00005
+    CAP = 0.0015
 
-    def __init__(self, start: float = 0.00005, cap: float = 0.0015) -> None:
+    def __init__(self, start: float = START, cap: float = CAP) -> None:
         self.delay = start
         self.cap = cap
 

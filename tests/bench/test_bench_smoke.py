@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import codecs, run
+import pytest
+
+from bench import codecs, docs, run
+from tests.helpers import ROOT
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
@@ -36,6 +39,13 @@ def test_bench_smoke(tmp_path: Path) -> None:
         "multiprocessing.Queue, seed struct (pickled)",
     }
     assert all(rate > 0 for rate in results["typed"].values())
+    # The Benchmarks page's tables are rewritten from one run's JSON.
+    page = (ROOT / "docs" / "benchmarks.md").read_text()
+    rendered = docs.render(page, saved)
+    posix = f"**{row['unimq posix'] / 1000:,.0f}**"
+    assert f"| **unimq posix** | {posix} |" in rendered
+    assert docs.render(rendered, saved) == rendered
+    assert rendered.count("<!-- bench:") == len(docs.SECTIONS)
     assert set(saved["ratios"]["typed"]) >= {
         "JSON small model posix / mp.Queue",
         "cstruct seed sysv / JSON seed sysv",
@@ -46,3 +56,8 @@ def test_codec_bench_smoke() -> None:
     results = codecs.run(200)
     assert results["seed struct"]["unimq CStructCodec"] > 0
     assert results["small model"]["unimq JSONCodec"] > 0
+
+
+def test_docs_render_needs_every_section() -> None:
+    with pytest.raises(ValueError, match="no <!-- bench:throughput --> section"):
+        docs.render("# a page without markers\n", {})

@@ -83,6 +83,9 @@ class SysVQueue(Queue):
         # for one direction refuses the other itself, at no cost on the hot path.
         send: Callable[[bytes, bool, int], None] = mq.send
         receive: Callable[[bool, int], Message]
+        # Timed waits polled in C without the GIL (None: the Python loop below).
+        self._wait_send: Callable[[bytes, int, float, float, float], bool] | None = None
+        self._wait_receive: Callable[[int, float, float, float], Message | None] | None = None
         if _Channel is not None:
             channel = _Channel(
                 mq.id,
@@ -94,6 +97,10 @@ class SysVQueue(Queue):
                 Message,
             )
             send, receive = channel.send, channel.receive
+            if access != "r":
+                self._wait_send = channel.wait_send
+            if access != "w":
+                self._wait_receive = channel.wait_receive
         else:
 
             def receive(block: bool, mtype: int, _receive: Any = mq.receive) -> Message:
@@ -207,6 +214,18 @@ class SysVQueue(Queue):
         except (_SysvError, OSError) as exc:
             if not is_eintr(exc):
                 raise self._map(exc, "send") from exc
+        if timeout is not None and self._wait_send is not None:
+            try:
+                sent = self._wait_send(data, mtype, timeout, Backoff.START, Backoff.CAP)
+            except (_SysvError, OSError) as exc:
+                raise self._map(exc, "send") from exc
+            if not sent:
+                raise QueueFull(
+                    f"{self._url_text} stayed full for {timeout} s",
+                    errno=E.EAGAIN,
+                    url=self._url_text,
+                )
+            return
         deadline = Deadline(timeout)
         backoff = Backoff()
         block = timeout is None
@@ -239,6 +258,18 @@ class SysVQueue(Queue):
         except (_SysvError, OSError) as exc:
             if not is_eintr(exc):
                 raise self._map(exc, "receive") from exc
+        if timeout is not None and self._wait_receive is not None:
+            try:
+                msg = self._wait_receive(mtype, timeout, Backoff.START, Backoff.CAP)
+            except (_SysvError, OSError) as exc:
+                raise self._map(exc, "receive") from exc
+            if msg is None:
+                raise QueueEmpty(
+                    f"no matching message in {self._url_text} within {timeout} s",
+                    errno=E.ENOMSG,
+                    url=self._url_text,
+                )
+            return msg
         deadline = Deadline(timeout)
         backoff = Backoff()
         block = timeout is None

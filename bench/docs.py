@@ -1,0 +1,196 @@
+"""Write one run's results into the Benchmarks page, so every figure on it
+comes from the same run.
+
+    python -m bench.docs bench-results/bench-<time>.json docs/benchmarks.md
+
+``python -m bench.run --docs docs/benchmarks.md`` does it at the end of a run.
+The page marks each generated table with ``<!-- bench:NAME -->`` and
+``<!-- /bench:NAME -->``; the text between the markers is replaced, the rest
+of the page is left as written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+Row = Sequence[str]
+
+
+def table(header: Row, rows: Sequence[Row]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _k(value: float) -> str:
+    return f"{value / 1000:,.0f}"
+
+
+def _x(value: float) -> str:
+    return f"{value:.2f}x"
+
+
+UNIMQ = ("unimq posix", "unimq sysv")
+
+
+def throughput(r: dict[str, Any]) -> str:
+    sizes = list(r["throughput"])
+    names = sorted(r["throughput"][sizes[0]], key=lambda n: -r["throughput"][sizes[0]][n])
+    rows = []
+    for name in names:
+        cells = [_k(r["throughput"][size][name]) for size in sizes]
+        if name in UNIMQ:
+            rows.append([f"**{name}**", *(f"**{c}**" for c in cells)])
+        else:
+            rows.append([name, *cells])
+    return table(["thousand msgs/s", *(_size(s) for s in sizes)], rows)
+
+
+def ratios(r: dict[str, Any]) -> str:
+    sizes = list(r["throughput"])
+    first = r["ratios"][f"throughput {sizes[0]} B"]
+    rows = [
+        [name, *(_x(r["ratios"][f"throughput {size} B"][name]) for size in sizes)] for name in first
+    ]
+    return table(["paired ratio, same run", *(_size(s) for s in sizes)], rows)
+
+
+def pingpong(r: dict[str, Any]) -> str:
+    row = r["pingpong"]["16"]
+    ratio = r["ratios"]["pingpong 16 B median"]
+    raw = {"unimq posix": "unimq posix / posix_ipc", "unimq sysv": "unimq sysv / sysv_ipc"}
+    rows = []
+    for name, (median, p99) in sorted(row.items(), key=lambda kv: kv[1][0]):
+        if name in raw:
+            rows.append([f"**{name}**", f"**{median:.1f}** ({_x(ratio[raw[name]])})", f"{p99:.1f}"])
+        else:
+            rows.append([name, f"{median:.1f}", f"{p99:.1f}"])
+    return table(["", "median µs", "p99 µs"], rows)
+
+
+def sysv_timed(r: dict[str, Any]) -> str:
+    t = r["sysv_timed"]
+    return table(
+        ["", ""],
+        [
+            [
+                "blocking receive (`timeout=None`), median wake-up",
+                f"{t['blocking median_us']:.0f} µs",
+            ],
+            ["timed receive, median wake-up", f"{t['timed median_us']:.0f} µs"],
+            ["added by the emulation, median", f"{t['added median_us']:.0f} µs"],
+            ["CPU of a receiver idle-waiting with a timeout", f"{t['idle CPU %']:.1f}% of a core"],
+        ],
+    )
+
+
+def scale(r: dict[str, Any]) -> str:
+    s = r["scale"]
+    shape = table(
+        ["thousand msgs/s", "1 x 1", "2 x 2", "4 x 4"],
+        [[kind, *(_k(s[f"{kind} {n}x{n}"]) for n in (1, 2, 4))] for kind in ("posix", "sysv")],
+    )
+    depth = table(
+        ["thousand msgs/s, 1 x 1", "depth 1", "depth 4 / 16", "depth 10 / 256"],
+        [
+            ["posix (`max_messages`)", *(_k(s[f"posix 1x1 depth {d}"]) for d in (1, 4, 10))],
+            [
+                "sysv (`max_bytes` = 16 x depth)",
+                *(_k(s[f"sysv 1x1 depth {d}"]) for d in (1, 16, 256)),
+            ],
+        ],
+    )
+    return shape + "\n\n" + depth
+
+
+def typed(r: dict[str, Any]) -> str:
+    rows = [[name, _k(value)] for name, value in r["typed"].items()]
+    rows += [[f"ratio: {name}", _x(value)] for name, value in r["ratios"]["typed"].items()]
+    return table(["typed messages", "thousand msgs/s"], rows)
+
+
+def codecs(r: dict[str, Any]) -> str:
+    parts = []
+    for group, rows in r["codecs"].items():
+        ordered = sorted(rows.items(), key=lambda kv: kv[1])
+        parts.append(
+            table([f"{group}: ns per encode + decode", "ns"], [[n, f"{v:.0f}"] for n, v in ordered])
+        )
+    small, seed = r["codecs"]["small model"], r["codecs"]["seed struct"]
+    parts.append(
+        table(
+            ["codec ratio", ""],
+            [
+                [
+                    "unimq JSON / pydantic-core `to_json` + `validate_json`",
+                    _x(small["unimq JSONCodec"] / small["pydantic-core to_json/validate_json"]),
+                ],
+                [
+                    "unimq JSON / pydantic TypeAdapter",
+                    _x(
+                        small["unimq JSONCodec"]
+                        / small["pydantic TypeAdapter dump_json/validate_json"]
+                    ),
+                ],
+                [
+                    "unimq cstruct / unimq JSON (seed struct)",
+                    _x(seed["unimq CStructCodec"] / seed["unimq JSONCodec"]),
+                ],
+            ],
+        )
+    )
+    return "\n\n".join(parts)
+
+
+def memory(r: dict[str, Any]) -> str:
+    m = r["memory"]
+    return (
+        f"Memory per open handle: about {m['posix bytes/handle']:.0f} bytes (POSIX) and "
+        f"{m['sysv bytes/handle']:.0f} bytes (SysV) of Python objects."
+    )
+
+
+def _size(size: str) -> str:
+    n = int(size)
+    return f"{n // 1024} KiB" if n >= 1024 and n % 1024 == 0 else f"{n} B"
+
+
+SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "throughput": throughput,
+    "ratios": ratios,
+    "pingpong": pingpong,
+    "sysv_timed": sysv_timed,
+    "scale": scale,
+    "memory": memory,
+    "typed": typed,
+    "codecs": codecs,
+}
+
+
+def render(page: str, results: dict[str, Any]) -> str:
+    """``page`` with every marked section rewritten from ``results``."""
+    for name, make in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- bench:{name} -->\n)(?:.*?\n)?(<!-- /bench:{name} -->)", re.S)
+        if not pattern.search(page):
+            raise ValueError(f"the page has no <!-- bench:{name} --> section")
+        text = make(results)
+        page = pattern.sub(lambda m, text=text: m.group(1) + text + "\n" + m.group(2), page)  # type: ignore[misc]
+    return page
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("results", type=Path)
+    parser.add_argument("page", type=Path)
+    args = parser.parse_args(argv)
+    results = json.loads(args.results.read_text())
+    args.page.write_text(render(args.page.read_text(), results))
+
+
+if __name__ == "__main__":
+    main()
