@@ -164,6 +164,51 @@ new_message(PyTypeObject *type, PyObject *data, PyObject *mtype, PyObject *prior
     return msg;
 }
 
+/* The message to send: in *stack when it fits, else on the heap (NULL: no memory). */
+static struct msg *
+send_buffer(PyObject *data, long mtype, struct msg *stack)
+{
+    Py_ssize_t len = PyBytes_GET_SIZE(data);
+    struct msg *m = stack;
+    if (len > STACK_BUF) {
+        m = PyMem_Malloc(offsetof(struct msg, mtext) + (size_t)len);
+        if (m == NULL) {
+            PyErr_NoMemory();
+            return NULL;
+        }
+    }
+    m->mtype = mtype;
+    memcpy(m->mtext, PyBytes_AS_STRING(data), (size_t)len);
+    return m;
+}
+
+/* A receive buffer of self->bufsize bytes: *stack when it fits, else the heap. */
+static struct msg *
+receive_buffer(Channel *self, struct msg *stack)
+{
+    if (self->bufsize <= STACK_BUF)
+        return stack;
+    struct msg *m = PyMem_Malloc(offsetof(struct msg, mtext) + (size_t)self->bufsize);
+    if (m == NULL)
+        PyErr_NoMemory();
+    return m;
+}
+
+static void
+release_buffer(struct msg *m, struct msg *stack)
+{
+    if (m != stack)
+        PyMem_Free(m);
+}
+
+/* The Message for a received body of got bytes. */
+static PyObject *
+received(Channel *self, struct msg *m, ssize_t got)
+{
+    return new_message(self->message, PyBytes_FromStringAndSize(m->mtext, got),
+                       PyLong_FromLong(m->mtype), PyLong_FromLong(0));
+}
+
 /* send(message: bytes, block: bool, mtype: int) -> None */
 static PyObject *
 Channel_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
@@ -180,14 +225,9 @@ Channel_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     Py_ssize_t len = PyBytes_GET_SIZE(args[0]);
     struct msg stack;
-    struct msg *m = &stack;
-    if (len > STACK_BUF) {
-        m = PyMem_Malloc(offsetof(struct msg, mtext) + (size_t)len);
-        if (m == NULL)
-            return PyErr_NoMemory();
-    }
-    m->mtype = mtype;
-    memcpy(m->mtext, PyBytes_AS_STRING(args[0]), (size_t)len);
+    struct msg *m = send_buffer(args[0], mtype, &stack);
+    if (m == NULL)
+        return NULL;
     int rc = msgsnd(self->msqid, m, (size_t)len, IPC_NOWAIT);
     int err = errno;
     if (rc == -1 && err == EAGAIN && block) {
@@ -196,8 +236,7 @@ Channel_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         err = errno;
         Py_END_ALLOW_THREADS
     }
-    if (m != &stack)
-        PyMem_Free(m);
+    release_buffer(m, &stack);
     if (rc == -1)
         return raise_errno(self, err, 0);
     Py_RETURN_NONE;
@@ -218,12 +257,9 @@ Channel_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     if (mtype == -1 && PyErr_Occurred())
         return NULL;
     struct msg stack;
-    struct msg *m = &stack;
-    if (self->bufsize > STACK_BUF) {
-        m = PyMem_Malloc(offsetof(struct msg, mtext) + (size_t)self->bufsize);
-        if (m == NULL)
-            return PyErr_NoMemory();
-    }
+    struct msg *m = receive_buffer(self, &stack);
+    if (m == NULL)
+        return NULL;
     ssize_t got = msgrcv(self->msqid, m, (size_t)self->bufsize, mtype, IPC_NOWAIT);
     int err = errno;
     if (got == -1 && err == ENOMSG && block) {
@@ -237,11 +273,9 @@ Channel_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         raise_errno(self, err, 1);
     }
     else {
-        result = new_message(self->message, PyBytes_FromStringAndSize(m->mtext, got),
-                             PyLong_FromLong(m->mtype), PyLong_FromLong(0));
+        result = received(self, m, got);
     }
-    if (m != &stack)
-        PyMem_Free(m);
+    release_buffer(m, &stack);
     return result;
 }
 
@@ -306,14 +340,9 @@ Channel_wait_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     Py_ssize_t len = PyBytes_GET_SIZE(args[0]);
     struct msg stack;
-    struct msg *m = &stack;
-    if (len > STACK_BUF) {
-        m = PyMem_Malloc(offsetof(struct msg, mtext) + (size_t)len);
-        if (m == NULL)
-            return PyErr_NoMemory();
-    }
-    m->mtype = mtype;
-    memcpy(m->mtext, PyBytes_AS_STRING(args[0]), (size_t)len);
+    struct msg *m = send_buffer(args[0], mtype, &stack);
+    if (m == NULL)
+        return NULL;
     PyObject *result = NULL;
     for (;;) {
         int rc, err, expired = 0;
@@ -338,8 +367,7 @@ Channel_wait_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
     }
-    if (m != &stack)
-        PyMem_Free(m);
+    release_buffer(m, &stack);
     return result;
 }
 
@@ -359,12 +387,9 @@ Channel_wait_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     if (parse_timing(args + 1, &end, &delay, &cap) < 0)
         return NULL;
     struct msg stack;
-    struct msg *m = &stack;
-    if (self->bufsize > STACK_BUF) {
-        m = PyMem_Malloc(offsetof(struct msg, mtext) + (size_t)self->bufsize);
-        if (m == NULL)
-            return PyErr_NoMemory();
-    }
+    struct msg *m = receive_buffer(self, &stack);
+    if (m == NULL)
+        return NULL;
     PyObject *result = NULL;
     for (;;) {
         ssize_t got;
@@ -376,8 +401,7 @@ Channel_wait_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
             expired = backoff_sleep(end, &delay, cap);
         Py_END_ALLOW_THREADS
         if (got >= 0) {
-            result = new_message(self->message, PyBytes_FromStringAndSize(m->mtext, got),
-                                 PyLong_FromLong(m->mtype), PyLong_FromLong(0));
+            result = received(self, m, got);
             break;
         }
         if (err != ENOMSG && err != EINTR) {
@@ -391,8 +415,7 @@ Channel_wait_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
     }
-    if (m != &stack)
-        PyMem_Free(m);
+    release_buffer(m, &stack);
     return result;
 }
 
