@@ -38,13 +38,14 @@ def build_encoder(
     strings: Sequence[tuple[int, int]],
     pack: Callable[..., bytes],
     too_long: Callable[[str, int], Exception],
-    explain: Callable[[Exception, list[Any]], Exception],
+    explain: Callable[[Exception, dict[str, Any]], Exception],
 ) -> Callable[[Any], bytes]:
     """``encode(value) -> bytes`` for ``model``.
 
     :param strings: ``(index, room)`` of each char[N] field, room = N - 1.
     :param too_long: the error for field ``name`` encoding to ``n`` bytes.
-    :param explain: turns a packing error into a ValueError naming the field.
+    :param explain: turns an error from the field values (``value.__dict__``)
+        into a ValueError naming the field.
     """
     room = dict(strings)
     body = [
@@ -52,21 +53,25 @@ def build_encoder(
         "    if value.__class__ is not model and not isinstance(value, model):",
         "        raise TypeError(f'expected {model.__name__}, got {type(value).__name__}')",
         "    d = value.__dict__",
+        "    try:",  # free in Python 3.11 unless something raises
     ]
-    for i in range(len(names)):
-        body.append(f"    v{i} = d[{names[i]!r}]")
+    for i, name in enumerate(names):
         if i in room:
             body += [
-                f"    v{i} = v{i}.encode()",
-                f"    if len(v{i}) > {room[i]}:",
-                f"        raise too_long({names[i]!r}, len(v{i}))",
+                f"        v{i} = d[{name!r}].encode()",
+                f"        if len(v{i}) > {room[i]}:",
+                f"            raise too_long({name!r}, len(v{i}))",
             ]
+        else:
+            body.append(f"        v{i} = d[{name!r}]")
     args = "".join(f"v{i}, " for i in range(len(names)))
     body += [
-        "    try:",
         f"        return pack({args})",
-        "    except (struct.error, OverflowError, TypeError) as exc:",
-        f"        raise explain(exc, [{args}]) from None",
+        # Values that bypassed validation (model_construct, assignment without
+        # validate_assignment): a wrong type, a number out of range, bad text.
+        "    except (struct.error, OverflowError, TypeError, AttributeError, KeyError,",
+        "            UnicodeEncodeError) as exc:",
+        "        raise explain(exc, d) from None",
     ]
     env = {
         "model": model,

@@ -294,21 +294,25 @@ class CStructCodec(Generic[M]):
             f"(at most {room} bytes plus the NUL)"
         )
 
-    def _explain(self, exc: Exception, values: list[Any]) -> Exception:
-        """A packing error as a ValueError naming the field that does not fit."""
-        for f, item in zip(self._layout.fields, values, strict=True):
-            expected = bytes if f.ctype.is_string else (int, float) if f.ctype.code in "fd" else int
+    def _explain(self, exc: Exception, values: dict[str, Any]) -> Exception:
+        """An encoding error as a ValueError naming the field that does not fit."""
+        prefix = self.model.__name__
+        for f in self._layout.fields:
+            if f.name not in values:
+                return ValueError(f"{prefix}.{f.name} is not set")
+            item = values[f.name]
+            expected = str if f.ctype.is_string else (int, float) if f.ctype.code in "fd" else int
             if not isinstance(item, expected):
                 return ValueError(
-                    f"{self.model.__name__}.{f.name}: {type(item).__name__} is not a {f.ctype.name}"
+                    f"{prefix}.{f.name}: {type(item).__name__} is not a {f.ctype.name}"
                 )
-            if f.ctype.is_string:  # lengths were checked before packing
-                continue
             try:
                 f.ctype.check(item)
             except PydanticCustomError as err:
-                return ValueError(f"{self.model.__name__}.{f.name}: {err}")
-        return ValueError(f"{self.model.__name__}: {exc}")
+                return ValueError(f"{prefix}.{f.name}: {err}")
+            except UnicodeEncodeError as err:
+                return ValueError(f"{prefix}.{f.name} cannot be encoded as UTF-8: {err}")
+        return ValueError(f"{prefix}: {exc}")
 
     def _fit(self, data: bytes) -> bytes:
         """Pad a body that lacks only the trailing padding; reject any other length."""

@@ -182,6 +182,8 @@ def _every_fields() -> dict[str, Any]:
         ("k", "eleven", r"Every\.k: str is not a int32_t"),
         ("b", None, r"Every\.b: NoneType is not a double"),
         ("d", "abcde", r"Every\.d: 5 bytes do not fit char\[5\]"),
+        ("d", 42, r"Every\.d: int is not a char\[5\]"),
+        ("d", "\ud800", r"Every\.d cannot be encoded as UTF-8"),
     ],
 )
 def test_encode_names_the_field_that_does_not_fit(field: str, bad: Any, message: str) -> None:
@@ -201,6 +203,9 @@ def test_encode_takes_only_the_model_and_its_subclasses() -> None:
 
     sub = Sub(**_every_fields())
     assert codec.decode(codec.encode(sub)) == Every(**_every_fields())
+    unset = Every.model_construct(a=1)
+    with pytest.raises(ValueError, match=r"Every\.b is not set"):
+        codec.encode(unset)
     with pytest.raises(TypeError, match="expected Every, got dict"):
         codec.encode(_every_fields())  # type: ignore[arg-type]
 
