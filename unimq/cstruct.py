@@ -256,7 +256,11 @@ class CStructCodec(Generic[M]):
     """
 
     encode: Callable[[M], bytes]
+    """The message body gcc would lay out for a model instance; ValueError (naming
+    the field) for a value that does not fit, TypeError for another type."""
     decode: Callable[[bytes], M]
+    """The model from a message body; ValueError for a body of the wrong size or
+    text that is not UTF-8, pydantic's ValidationError from the model's own rules."""
 
     def __init__(self, model: type[M], *, packed: bool = False, mtype_prefix: bool = True) -> None:
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
