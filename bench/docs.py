@@ -147,6 +147,21 @@ def codecs(r: dict[str, Any]) -> str:
     return "\n\n".join(parts)
 
 
+def inprocess(r: dict[str, Any]) -> str:
+    """ns per send + receive in one process; ratios are raw / case (higher: faster)."""
+    sizes = list(r["inprocess"])
+    rows = []
+    for case in r["inprocess"][sizes[0]]:
+        raw = "posix_ipc raw" if "posix" in case else "sysv_ipc raw"
+        cells = []
+        for size in sizes:
+            ns = r["inprocess"][size][case]
+            ratio = r["inprocess"][size][raw] / ns
+            cells.append(f"{ns:.0f}" if case == raw else f"{ns:.0f} ({_x(ratio)})")
+        rows.append([case, *cells])
+    return table(["ns per send + receive", *(_size(s) for s in sizes)], rows)
+
+
 def memory(r: dict[str, Any]) -> str:
     m = r["memory"]
     return (
@@ -169,6 +184,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "memory": memory,
     "typed": typed,
     "codecs": codecs,
+    "inprocess": inprocess,
 }
 
 

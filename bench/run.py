@@ -34,7 +34,7 @@ import sysv_ipc
 from pydantic import BaseModel
 
 import unimq
-from bench import codecs, docs
+from bench import codecs, docs, inprocess
 from bench.codecs import SEED, SMALL, Seed, Small
 
 HERE = Path(__file__).resolve().parent
@@ -628,6 +628,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results["sysv_timed"] = sysv_timed_latency(max(20, min(300, count // 100)))
     results["memory"] = handle_memory()
     results["codecs"] = codecs.run(2000 if args.quick else 20000)
+    results["inprocess"] = inprocess.run(5000 if args.quick else 100_000, 1 if args.quick else 5)
     results["ratios"] = ratios(results)
     report(results)
     out = Path(args.out)
@@ -707,6 +708,11 @@ def report(r: dict[str, Any]) -> None:
     for group, rows in r["codecs"].items():
         t = Table(f"{group}: ns per encode + decode", "ns")
         for name, ns in sorted(rows.items(), key=lambda kv: kv[1]):
+            t.add_row(name, f"{ns:.0f}")
+        console.print(t)
+    for size, row in r["inprocess"].items():
+        t = Table(f"one process, {size} B: ns per send + receive", "ns")
+        for name, ns in row.items():
             t.add_row(name, f"{ns:.0f}")
         console.print(t)
     for title in ("typed", "sysv_timed", "memory"):
