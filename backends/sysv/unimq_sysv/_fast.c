@@ -322,6 +322,54 @@ parse_timing(PyObject *const *args, double *end, double *delay, double *cap)
     return 0;
 }
 
+/* One IPC_NOWAIT try: msgsnd of len body bytes, or msgrcv into len bytes. */
+typedef ssize_t (*attempt_fn)(int msqid, struct msg *m, size_t len, long mtype);
+
+static ssize_t
+try_send(int msqid, struct msg *m, size_t len, long mtype)
+{
+    (void)mtype; /* already in m */
+    return msgsnd(msqid, m, len, IPC_NOWAIT) == 0 ? 0 : -1;
+}
+
+static ssize_t
+try_receive(int msqid, struct msg *m, size_t len, long mtype)
+{
+    return msgrcv(msqid, m, len, mtype, IPC_NOWAIT);
+}
+
+#define POLL_ERROR -1   /* a Python exception is set */
+#define POLL_EXPIRED -2 /* the deadline passed */
+
+/* Try, and while the queue is busy (EAGAIN full / ENOMSG empty) sleep with
+ * backoff without the GIL, running Python's signal handlers after each
+ * wake-up. Returns what attempt returned (>= 0), POLL_ERROR or POLL_EXPIRED. */
+static ssize_t
+poll_with_backoff(Channel *self, attempt_fn attempt, struct msg *m, size_t len, long mtype,
+                  int busy, double end, double delay, double cap)
+{
+    for (;;) {
+        ssize_t got;
+        int err, expired = 0;
+        Py_BEGIN_ALLOW_THREADS
+        got = attempt(self->msqid, m, len, mtype);
+        err = errno;
+        if (got == -1 && err == busy)
+            expired = backoff_sleep(end, &delay, cap);
+        Py_END_ALLOW_THREADS
+        if (got >= 0)
+            return got;
+        if (err != busy && err != EINTR) {
+            raise_errno(self, err, busy == ENOMSG);
+            return POLL_ERROR;
+        }
+        if (PyErr_CheckSignals() < 0)
+            return POLL_ERROR;
+        if (expired)
+            return POLL_EXPIRED;
+    }
+}
+
 /* wait_send(message: bytes, mtype: int, timeout: float, start: float, cap: float)
  *     -> bool: False when the queue stayed full for timeout seconds. */
 static PyObject *
@@ -338,37 +386,16 @@ Channel_wait_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     double end, delay, cap;
     if (parse_timing(args + 2, &end, &delay, &cap) < 0)
         return NULL;
-    Py_ssize_t len = PyBytes_GET_SIZE(args[0]);
     struct msg stack;
     struct msg *m = send_buffer(args[0], mtype, &stack);
     if (m == NULL)
         return NULL;
-    PyObject *result = NULL;
-    for (;;) {
-        int rc, err, expired = 0;
-        Py_BEGIN_ALLOW_THREADS
-        rc = msgsnd(self->msqid, m, (size_t)len, IPC_NOWAIT);
-        err = errno;
-        if (rc == -1 && err == EAGAIN)
-            expired = backoff_sleep(end, &delay, cap);
-        Py_END_ALLOW_THREADS
-        if (rc == 0) {
-            result = Py_NewRef(Py_True);
-            break;
-        }
-        if (err != EAGAIN && err != EINTR) {
-            raise_errno(self, err, 0);
-            break;
-        }
-        if (PyErr_CheckSignals() < 0)
-            break;
-        if (expired) {
-            result = Py_NewRef(Py_False);
-            break;
-        }
-    }
+    ssize_t rc = poll_with_backoff(self, try_send, m, (size_t)PyBytes_GET_SIZE(args[0]), mtype,
+                                   EAGAIN, end, delay, cap);
     release_buffer(m, &stack);
-    return result;
+    if (rc == POLL_ERROR)
+        return NULL;
+    return PyBool_FromLong(rc != POLL_EXPIRED);
 }
 
 /* wait_receive(mtype: int, timeout: float, start: float, cap: float)
@@ -390,31 +417,13 @@ Channel_wait_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     struct msg *m = receive_buffer(self, &stack);
     if (m == NULL)
         return NULL;
+    ssize_t got = poll_with_backoff(self, try_receive, m, (size_t)self->bufsize, mtype, ENOMSG,
+                                    end, delay, cap);
     PyObject *result = NULL;
-    for (;;) {
-        ssize_t got;
-        int err, expired = 0;
-        Py_BEGIN_ALLOW_THREADS
-        got = msgrcv(self->msqid, m, (size_t)self->bufsize, mtype, IPC_NOWAIT);
-        err = errno;
-        if (got == -1 && err == ENOMSG)
-            expired = backoff_sleep(end, &delay, cap);
-        Py_END_ALLOW_THREADS
-        if (got >= 0) {
-            result = received(self, m, got);
-            break;
-        }
-        if (err != ENOMSG && err != EINTR) {
-            raise_errno(self, err, 1);
-            break;
-        }
-        if (PyErr_CheckSignals() < 0)
-            break;
-        if (expired) {
-            result = Py_NewRef(Py_None);
-            break;
-        }
-    }
+    if (got == POLL_EXPIRED)
+        result = Py_NewRef(Py_None);
+    else if (got >= 0)
+        result = received(self, m, got);
     release_buffer(m, &stack);
     return result;
 }
