@@ -7,9 +7,12 @@
  * arguments, into a stack buffer (no malloc per message), and raises the
  * posix_ipc exception classes posix_ipc raises for the same errno values, so
  * the backend keeps one error mapping whichever path runs.  With block=True
- * (timeout=None) the channel also does the waiting: poll() without the GIL,
- * then the call again; a signal runs the Python handlers (whose exception
- * propagates) and the wait resumes.  Timed waits stay in Python.  Without a
+ * (timeout=None) the channel also does the waiting, without the GIL: on a
+ * second, blocking descriptor of the same queue when the backend gives one
+ * (a blocked mq_receive gets the message handed over by mq_send, one syscall
+ * and one wake-up), else poll() on the main descriptor and the call again.  A
+ * signal runs the Python handlers (whose exception propagates) and the wait
+ * resumes.  Timed waits stay in Python.  Without a
  * C compiler the package still installs and the backend calls posix_ipc
  * (pure-Python fallback, same behaviour).
  */
@@ -25,6 +28,7 @@
 typedef struct {
     PyObject_HEAD
     mqd_t mqd;
+    mqd_t wait_mqd;        /* a blocking descriptor of the same queue, or -1 */
     Py_ssize_t msgsize;    /* mq_msgsize: receive buffers must be at least this large */
     PyObject *busy;        /* posix_ipc.BusyError: EAGAIN */
     PyObject *existential; /* posix_ipc.ExistentialError: EBADF, EINVAL */
@@ -34,11 +38,12 @@ typedef struct {
 static int
 Channel_init(Channel *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"mqd", "msgsize", "busy", "existential", "message", NULL};
-    int mqd;
+    static char *kwlist[] = {"mqd",     "msgsize",  "busy", "existential",
+                             "message", "wait_mqd", NULL};
+    int mqd, wait_mqd = -1;
     PyObject *busy, *existential, *message;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "inOOO!", kwlist, &mqd, &self->msgsize, &busy,
-                                     &existential, &PyType_Type, &message))
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "inOOO!|i", kwlist, &mqd, &self->msgsize, &busy,
+                                     &existential, &PyType_Type, &message, &wait_mqd))
         return -1;
     if (!PyType_IsSubtype((PyTypeObject *)message, &PyTuple_Type)) {
         PyErr_SetString(PyExc_TypeError, "message must be a tuple subclass");
@@ -50,6 +55,7 @@ Channel_init(Channel *self, PyObject *args, PyObject *kwds)
         return -1;
     }
     self->mqd = (mqd_t)mqd;
+    self->wait_mqd = (mqd_t)wait_mqd;
     Py_XSETREF(self->busy, Py_NewRef(busy));
     Py_XSETREF(self->existential, Py_NewRef(existential));
     return 0;
@@ -140,10 +146,25 @@ Channel_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     unsigned long priority = PyLong_AsUnsignedLong(args[2]);
     if (priority == (unsigned long)-1 && PyErr_Occurred())
         return NULL;
-    while (mq_send(self->mqd, PyBytes_AS_STRING(args[0]), (size_t)PyBytes_GET_SIZE(args[0]),
-                   (unsigned int)priority) == -1) {
+    const char *data = PyBytes_AS_STRING(args[0]); /* immutable, kept alive by args */
+    size_t len = (size_t)PyBytes_GET_SIZE(args[0]);
+    while (mq_send(self->mqd, data, len, (unsigned int)priority) == -1) {
         if (errno != EAGAIN || !block)
             return raise_errno(self, errno, "The queue is full");
+        if (self->wait_mqd != (mqd_t)-1) {
+            int rc, err;
+            do {
+                Py_BEGIN_ALLOW_THREADS
+                rc = mq_send(self->wait_mqd, data, len, (unsigned int)priority);
+                err = errno;
+                Py_END_ALLOW_THREADS
+                if (rc == 0)
+                    Py_RETURN_NONE;
+                if (err != EINTR)
+                    return raise_errno(self, err, "The queue is full");
+            } while (PyErr_CheckSignals() == 0); /* handlers ran: wait again */
+            return NULL;
+        }
         if (wait_ready(self, POLLOUT) < 0)
             return NULL;
     }
@@ -176,6 +197,20 @@ Channel_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
             raise_errno(self, errno, "The queue is empty");
             break;
         }
+        if (self->wait_mqd != (mqd_t)-1) {
+            int err = 0;
+            do {
+                Py_BEGIN_ALLOW_THREADS
+                got = mq_receive(self->wait_mqd, buf, (size_t)self->msgsize, &priority);
+                err = errno;
+                Py_END_ALLOW_THREADS
+                if (got != -1 || err != EINTR)
+                    break;
+            } while (PyErr_CheckSignals() == 0); /* handlers ran: wait again */
+            if (got == -1 && err != EINTR)
+                raise_errno(self, err, "The queue is empty");
+            break; /* a message, or an exception set */
+        }
         if (wait_ready(self, POLLIN) < 0)
             break;
     }
@@ -203,9 +238,9 @@ Channel_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
 
 static PyMethodDef Channel_methods[] = {
     {"send", (PyCFunction)(void (*)(void))Channel_send, METH_FASTCALL,
-     "send(message, block, priority): mq_send; with block, poll() until there is room."},
+     "send(message, block, priority): mq_send; with block, wait until there is room."},
     {"receive", (PyCFunction)(void (*)(void))Channel_receive, METH_FASTCALL,
-     "receive(block) -> Message: mq_receive; with block, poll() until a message arrives."},
+     "receive(block) -> Message: mq_receive; with block, wait until a message arrives."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -82,13 +82,32 @@ def _limit_check(url: str, max_messages: int, max_message_size: int) -> None:
             )
 
 
+def _blocking_twin(
+    name: str, mq: posix_ipc.MessageQueue, access: Access
+) -> posix_ipc.MessageQueue | None:
+    """Another descriptor of the queue ``mq`` holds, without O_NONBLOCK; None when
+    the name no longer leads to that queue (unlinked or replaced since)."""
+    try:
+        twin = posix_ipc.MessageQueue(name, 0, read=access != "w", write=access != "r")
+    except (posix_ipc.Error, OSError, ValueError):
+        return None
+    mine, theirs = os.fstat(mq.mqd), os.fstat(twin.mqd)
+    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+        twin.close()
+        return None
+    return twin
+
+
 class PosixQueue(Queue):
     """A POSIX message queue: priorities 0..32767, capacity in messages.
 
-    Waits use ``poll()`` on the queue's descriptor (which is always
+    Timed waits use ``poll()`` on the queue's descriptor (which is always
     non-blocking), so timeouts run on the monotonic clock and signal handlers
     run during a wait, their exceptions propagate, and the wait then resumes
-    with the remaining time.
+    with the remaining time. With the C hot path, ``timeout=None`` waits sleep
+    in ``mq_receive``/``mq_send`` on a second, blocking descriptor of the same
+    queue (the kernel hands a message straight to a blocked receiver), with
+    the same signal behaviour.
 
     ``remove()`` unlinks the *name* only: this and other open handles keep
     working until closed, and blocked waiters are not woken (kernel
@@ -120,10 +139,21 @@ class PosixQueue(Queue):
         # PermissionsError and never wait (the descriptor is non-blocking).
         send: Callable[[bytes, bool, int], None]
         receive: Callable[[bool], Message]
+        # A second, blocking descriptor lets the C channel sleep in mq_receive/mq_send
+        # itself for timeout=None: the kernel then hands a message straight to the
+        # blocked call, which is faster than poll() and a second call.
+        self._twin = None if _Channel is None else _blocking_twin(url.target, mq, access)
         channel = (
             None
             if _Channel is None
-            else _Channel(mq.mqd, mq.max_message_size, _BusyError, _Existential, Message)
+            else _Channel(
+                mq.mqd,
+                mq.max_message_size,
+                _BusyError,
+                _Existential,
+                Message,
+                -1 if self._twin is None else self._twin.mqd,
+            )
         )
         if channel is not None and access != "r":
             send = channel.send
@@ -308,8 +338,10 @@ class PosixQueue(Queue):
         )
 
     def _close(self) -> None:
-        with contextlib.suppress(posix_ipc.Error):  # already closed: close() is idempotent
-            self._mq.close()
+        for mq in (self._mq, self._twin):
+            if mq is not None:
+                with contextlib.suppress(posix_ipc.Error):  # already closed: idempotent
+                    mq.close()
 
     def _remove(self, missing_ok: bool) -> None:
         self._remove_url(self._url, missing_ok=missing_ok)
