@@ -18,20 +18,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import posix_ipc
-import sysv_ipc
-
-import unimq
-
 SIZES = (16, 4096)
-CASES = (
-    "posix_ipc raw",
-    "unimq posix, C path",
-    "unimq posix, pure Python",
-    "sysv_ipc raw",
-    "unimq sysv, C path",
-    "unimq sysv, pure Python",
-)
+# Each case, and the two-process benchmark's opener (bench.run) for its queue.
+OPENERS = {
+    "posix_ipc raw": "posix_ipc raw",
+    "unimq posix, C path": "unimq posix",
+    "unimq posix, pure Python": "unimq posix",
+    "sysv_ipc raw": "sysv_ipc raw",
+    "unimq sysv, C path": "unimq sysv",
+    "unimq sysv, pure Python": "unimq sysv",
+}
+CASES = tuple(OPENERS)
 
 
 def _loop(
@@ -50,32 +47,13 @@ def _loop(
 
 def measure(case: str, size: int, count: int) -> float:
     """ns per send + receive for one of CASES measured in this process."""
-    payload = b"x" * size
-    tag = f"{os.getpid()}-{time.monotonic_ns() % 10**9}"
-    key = 0x5B000000 + hash(tag) % 0x00FFFFFF
-    if case == "posix_ipc raw":
-        mq = posix_ipc.MessageQueue(f"/unimq-bench-ip-{tag}", posix_ipc.O_CREX, 0o600, 1, 8192)
-        try:
-            return _loop(mq.send, mq.receive, payload, count)
-        finally:
-            mq.close()
-            mq.unlink()
-    if case == "sysv_ipc raw":
-        sq = sysv_ipc.MessageQueue(key, sysv_ipc.IPC_CREX, 0o600, 8192)
-        try:
-            return _loop(sq.send, sq.receive, payload, count)
-        finally:
-            sq.remove()
-    kind = "posix" if "posix" in case else "sysv"
-    url = f"posix:///unimq-bench-ip-{tag}" if kind == "posix" else f"sysv://{key}"
-    options: dict[str, Any] = (
-        {"max_messages": 1, "max_message_size": 8192} if kind == "posix" else {}
-    )
-    with unimq.open(url, create=True, exclusive=True, **options) as q:
-        try:
-            return _loop(q.send, q.receive, payload, count)
-        finally:
-            q.remove()
+    from bench.run import PY_CASES, _tag  # bench.run imports this module
+
+    send, receive, cleanup = PY_CASES[OPENERS[case]](f"/unimq-bench-ip-{_tag()}", size)
+    try:
+        return _loop(send, receive, b"x" * size, count)
+    finally:
+        cleanup()
 
 
 def _pure(case: str, size: int, count: int) -> float:

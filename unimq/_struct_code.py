@@ -37,13 +37,14 @@ def build_encoder(
     names: Sequence[str],
     strings: Sequence[tuple[int, int]],
     pack: Callable[..., bytes],
-    too_long: Callable[[str, int], Exception],
+    too_long: Callable[[str, int, int], Exception],
     explain: Callable[[Exception, dict[str, Any]], Exception],
 ) -> Callable[[Any], bytes]:
     """``encode(value) -> bytes`` for ``model``.
 
     :param strings: ``(index, room)`` of each char[N] field, room = N - 1.
-    :param too_long: the error for field ``name`` encoding to ``n`` bytes.
+    :param too_long: the error for field ``name`` encoding to ``n`` bytes
+        where ``room`` fit.
     :param explain: turns an error from the field values (``value.__dict__``)
         into a ValueError naming the field.
     """
@@ -60,7 +61,7 @@ def build_encoder(
             body += [
                 f"        v{i} = d[{name!r}].encode()",
                 f"        if len(v{i}) > {room[i]}:",
-                f"            raise too_long({name!r}, len(v{i}))",
+                f"            raise too_long({name!r}, len(v{i}), {room[i]})",
             ]
         else:
             body.append(f"        v{i} = d[{name!r}]")

@@ -291,8 +291,7 @@ class CStructCodec(Generic[M]):
         """The struct layout: size, offsets, and :meth:`Layout.describe`."""
         return self._layout
 
-    def _too_long(self, name: str, length: int) -> Exception:
-        room = next(f.ctype.size for f in self._layout.fields if f.name == name) - 1
+    def _too_long(self, name: str, length: int, room: int) -> Exception:
         return ValueError(
             f"{self.model.__name__}.{name}: {length} bytes do not fit char[{room + 1}] "
             f"(at most {room} bytes plus the NUL)"

@@ -132,6 +132,50 @@ wait_ready(Channel *self, short events)
     return 0;
 }
 
+/* The blocking waits on wait_mqd, without the GIL: the kernel hands a message
+ * straight to a blocked mq_receive. A signal runs the Python handlers and the
+ * call resumes, unless a handler raised. -1: an exception is set. */
+static int
+send_blocking(Channel *self, const char *data, size_t len, unsigned int priority)
+{
+    for (;;) {
+        int rc, err;
+        Py_BEGIN_ALLOW_THREADS
+        rc = mq_send(self->wait_mqd, data, len, priority);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (rc == 0)
+            return 0;
+        if (err != EINTR) {
+            raise_errno(self, err, "The queue is full");
+            return -1;
+        }
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+}
+
+static ssize_t
+receive_blocking(Channel *self, char *buf, unsigned int *priority)
+{
+    for (;;) {
+        ssize_t got;
+        int err;
+        Py_BEGIN_ALLOW_THREADS
+        got = mq_receive(self->wait_mqd, buf, (size_t)self->msgsize, priority);
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (got != -1)
+            return got;
+        if (err != EINTR) {
+            raise_errno(self, err, "The queue is empty");
+            return -1;
+        }
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+}
+
 /* send(message: bytes, block: bool, priority: int) -> None */
 static PyObject *
 Channel_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
@@ -152,18 +196,9 @@ Channel_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         if (errno != EAGAIN || !block)
             return raise_errno(self, errno, "The queue is full");
         if (self->wait_mqd != (mqd_t)-1) {
-            int rc, err;
-            do {
-                Py_BEGIN_ALLOW_THREADS
-                rc = mq_send(self->wait_mqd, data, len, (unsigned int)priority);
-                err = errno;
-                Py_END_ALLOW_THREADS
-                if (rc == 0)
-                    Py_RETURN_NONE;
-                if (err != EINTR)
-                    return raise_errno(self, err, "The queue is full");
-            } while (PyErr_CheckSignals() == 0); /* handlers ran: wait again */
-            return NULL;
+            if (send_blocking(self, data, len, (unsigned int)priority) < 0)
+                return NULL;
+            Py_RETURN_NONE;
         }
         if (wait_ready(self, POLLOUT) < 0)
             return NULL;
@@ -198,18 +233,8 @@ Channel_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         if (self->wait_mqd != (mqd_t)-1) {
-            int err = 0;
-            do {
-                Py_BEGIN_ALLOW_THREADS
-                got = mq_receive(self->wait_mqd, buf, (size_t)self->msgsize, &priority);
-                err = errno;
-                Py_END_ALLOW_THREADS
-                if (got != -1 || err != EINTR)
-                    break;
-            } while (PyErr_CheckSignals() == 0); /* handlers ran: wait again */
-            if (got == -1 && err != EINTR)
-                raise_errno(self, err, "The queue is empty");
-            break; /* a message, or an exception set */
+            got = receive_blocking(self, buf, &priority); /* a message, or an exception */
+            break;
         }
         if (wait_ready(self, POLLIN) < 0)
             break;

@@ -6,7 +6,7 @@ import errno as E
 import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import sysv_ipc
 
@@ -53,6 +53,25 @@ def _time(value: float) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value else None
 
 
+T = TypeVar("T")
+
+
+def _poll(attempt: Callable[[], T], timeout: float, start: float, cap: float) -> T | None:
+    """The pure-Python twin of the C channel's wait_send/wait_receive: call the
+    non-blocking ``attempt`` until it stops raising BusyError, sleeping with
+    backoff between tries; None once ``timeout`` seconds have passed."""
+    deadline = Deadline(timeout)
+    backoff = Backoff(start, cap)
+    while True:
+        try:
+            return attempt()
+        except _BusyError:
+            pass
+        if deadline.expired():
+            return None
+        backoff.sleep(deadline)  # runs signal handlers; their exceptions propagate
+
+
 class SysVQueue(Queue):
     """A System V message queue: message types, capacity in bytes (msg_qbytes).
 
@@ -83,9 +102,10 @@ class SysVQueue(Queue):
         # for one direction refuses the other itself, at no cost on the hot path.
         send: Callable[[bytes, bool, int], None] = mq.send
         receive: Callable[[bool, int], Message]
-        # Timed waits polled in C without the GIL (None: the Python loop below).
-        self._wait_send: Callable[[bytes, int, float, float, float], bool] | None = None
-        self._wait_receive: Callable[[int, float, float, float], Message | None] | None = None
+        # Timed waits (SysV has no timed msgsnd/msgrcv): IPC_NOWAIT attempts with
+        # backoff sleeps, in C without the GIL, or in Python on the fallback path.
+        wait_send: Callable[[bytes, int, float, float, float], bool]
+        wait_receive: Callable[[int, float, float, float], Message | None]
         if _Channel is not None:
             channel = _Channel(
                 mq.id,
@@ -97,18 +117,31 @@ class SysVQueue(Queue):
                 Message,
             )
             send, receive = channel.send, channel.receive
-            if access != "r":
-                self._wait_send = channel.wait_send
-            if access != "w":
-                self._wait_receive = channel.wait_receive
+            wait_send, wait_receive = channel.wait_send, channel.wait_receive
         else:
 
             def receive(block: bool, mtype: int, _receive: Any = mq.receive) -> Message:
                 data, got = _receive(block, mtype)
                 return new_message((data, got, 0))
 
+            def wait_send(
+                data: bytes, mtype: int, timeout: float, start: float, cap: float
+            ) -> bool:
+                def attempt() -> bool:
+                    send(data, False, mtype)
+                    return True
+
+                return _poll(attempt, timeout, start, cap) is not None
+
+            def wait_receive(
+                mtype: int, timeout: float, start: float, cap: float
+            ) -> Message | None:
+                return _poll(lambda: receive(False, mtype), timeout, start, cap)
+
         self._mq_send = send if access != "r" else self._refuse
         self._mq_receive = receive if access != "w" else self._refuse
+        self._wait_send = wait_send if access != "r" else self._refuse
+        self._wait_receive = wait_receive if access != "w" else self._refuse
 
     def _refuse(self, *args: object) -> Any:
         op = "send" if self._access == "r" else "receive"
@@ -214,38 +247,22 @@ class SysVQueue(Queue):
         except (_SysvError, OSError) as exc:
             if not is_eintr(exc):
                 raise self._map(exc, "send") from exc
-        if timeout is not None and self._wait_send is not None:
-            try:
-                sent = self._wait_send(data, mtype, timeout, Backoff.START, Backoff.CAP)
-            except (_SysvError, OSError) as exc:
-                raise self._map(exc, "send") from exc
-            if not sent:
-                raise QueueFull(
-                    f"{self._url_text} stayed full for {timeout} s",
-                    errno=E.EAGAIN,
-                    url=self._url_text,
-                )
-            return
-        deadline = Deadline(timeout)
-        backoff = Backoff()
-        block = timeout is None
-        while True:  # the backward jump runs pending signal handlers (PEP 475 style)
-            if not block:
-                if deadline.expired():
-                    raise QueueFull(
-                        f"{self._url_text} stayed full for {timeout} s",
-                        errno=E.EAGAIN,
-                        url=self._url_text,
-                    )
-                backoff.sleep(deadline)
-            try:
-                self._mq_send(data, block, mtype)
+        try:
+            if timeout is None:
+                while True:  # the backward jump runs pending signal handlers (PEP 475 style)
+                    try:
+                        self._mq_send(data, True, mtype)
+                        return
+                    except (_SysvError, OSError) as exc:
+                        if not is_eintr(exc):
+                            raise
+            if self._wait_send(data, mtype, timeout, Backoff.START, Backoff.CAP):
                 return
-            except _BusyError:
-                continue
-            except (_SysvError, OSError) as exc:
-                if not is_eintr(exc):
-                    raise self._map(exc, "send") from exc
+        except (_SysvError, OSError) as exc:
+            raise self._map(exc, "send") from exc
+        raise QueueFull(
+            f"{self._url_text} stayed full for {timeout} s", errno=E.EAGAIN, url=self._url_text
+        )
 
     def _receive(self, mtype: int, timeout: float | None) -> Message:
         try:
@@ -258,37 +275,24 @@ class SysVQueue(Queue):
         except (_SysvError, OSError) as exc:
             if not is_eintr(exc):
                 raise self._map(exc, "receive") from exc
-        if timeout is not None and self._wait_receive is not None:
-            try:
-                msg = self._wait_receive(mtype, timeout, Backoff.START, Backoff.CAP)
-            except (_SysvError, OSError) as exc:
-                raise self._map(exc, "receive") from exc
-            if msg is None:
-                raise QueueEmpty(
-                    f"no matching message in {self._url_text} within {timeout} s",
-                    errno=E.ENOMSG,
-                    url=self._url_text,
-                )
-            return msg
-        deadline = Deadline(timeout)
-        backoff = Backoff()
-        block = timeout is None
-        while True:  # the backward jump runs pending signal handlers (PEP 475 style)
-            if not block:
-                if deadline.expired():
-                    raise QueueEmpty(
-                        f"no matching message in {self._url_text} within {timeout} s",
-                        errno=E.ENOMSG,
-                        url=self._url_text,
-                    )
-                backoff.sleep(deadline)
-            try:
-                return self._mq_receive(block, mtype)
-            except _BusyError:
-                continue
-            except (_SysvError, OSError) as exc:
-                if not is_eintr(exc):
-                    raise self._map(exc, "receive") from exc
+        try:
+            if timeout is None:
+                while True:  # the backward jump runs pending signal handlers (PEP 475 style)
+                    try:
+                        return self._mq_receive(True, mtype)
+                    except (_SysvError, OSError) as exc:
+                        if not is_eintr(exc):
+                            raise
+            msg = self._wait_receive(mtype, timeout, Backoff.START, Backoff.CAP)
+        except (_SysvError, OSError) as exc:
+            raise self._map(exc, "receive") from exc
+        if msg is None:
+            raise QueueEmpty(
+                f"no matching message in {self._url_text} within {timeout} s",
+                errno=E.ENOMSG,
+                url=self._url_text,
+            )
+        return msg
 
     def _map(self, exc: BaseException, op: Op) -> BaseException:
         return map_error(
