@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import resource
-from functools import lru_cache
 
 __all__ = [
     "DEFAULT_MSGMAX",
@@ -61,9 +60,9 @@ def sysctl_hint(name: str, wanted: int | None = None) -> str:
     )
 
 
-@lru_cache(maxsize=1)
 def msgmax() -> int:
-    """kernel.msgmax, the largest SysV message (cached: it sizes receive buffers)."""
+    """kernel.msgmax, the largest SysV message, read now (never cached: an
+    administrator may change it while queues are in use)."""
     return read_sysctl("kernel.msgmax") or DEFAULT_MSGMAX
 
 

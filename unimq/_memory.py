@@ -9,20 +9,17 @@ process finds no queue there.
 
 from __future__ import annotations
 
+import errno as E
 import os
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
 
 from unimq._errors import (
     InvalidName,
-    PermissionDenied,
-    QueueEmpty,
     QueueExists,
-    QueueFull,
     QueueNotFound,
     QueueRemoved,
 )
@@ -30,7 +27,6 @@ from unimq._message import Capability, Message, QueueStat
 from unimq._options import Access, OptionParser, positive_int
 from unimq._queue import Queue
 from unimq._url import QueueURL
-from unimq._warnings import AttributeMismatchWarning
 
 __all__ = ["MemoryQueue"]
 
@@ -94,15 +90,17 @@ class MemoryQueue(Queue):
         "max_message_size": positive_int,
         "max_bytes": positive_int,
     }
+    attribute_options: ClassVar[frozenset[str]] = frozenset(options)
 
     def __init__(self, url: QueueURL, access: Access, state: _State) -> None:
         super().__init__(url, access, min(state.max_message_size, state.max_bytes))
         self._state = state
+        self._install(self._try_send, self._try_receive, self._wait_send, self._wait_receive)
 
     @classmethod
     def _check_url(cls, url: QueueURL) -> None:
         name = url.target
-        if not name or "/" in name.strip("/") or "\x00" in name:
+        if not name.strip("/") or "/" in name.strip("/") or "\x00" in name:
             raise InvalidName(
                 f"memory queue name {name!r} must be a non-empty word (memory://orders)",
                 url=str(url),
@@ -113,106 +111,116 @@ class MemoryQueue(Queue):
         return url.target.strip("/")
 
     @classmethod
-    def _open(
-        cls,
-        url: QueueURL,
-        *,
-        create: bool,
-        exclusive: bool,
-        mode: int,
-        access: Access,
-        options: dict[str, Any],
-    ) -> Self:
-        name = cls._name(url)
+    def _open_existing(cls, url: QueueURL, *, access: Access, options: dict[str, Any]) -> Self:
         with _registry_lock:
-            state = _registry.get(name)
-            if state is not None:
-                if exclusive:
-                    raise QueueExists(
-                        f"{url} already exists; open it without exclusive=True or remove it first",
-                        url=str(url),
-                    )
-                _warn_mismatch(url, state, options)
-            elif not create:
-                raise QueueNotFound(
-                    f"{url} does not exist; create it with create=True (or: unimq create URL)",
-                    url=str(url),
-                )
-            else:
-                attrs = {**DEFAULTS, **options}
-                state = _State(
-                    attrs["max_messages"], attrs["max_message_size"], attrs["max_bytes"], mode
-                )
-                _registry[name] = state
+            state = _registry.get(cls._name(url))
+        if state is None:
+            raise QueueNotFound(
+                f"{url} does not exist; create it with create=True (or: unimq create URL)",
+                errno=E.ENOENT,
+                url=str(url),
+            )
         return cls(url, access, state)
 
     @classmethod
-    def _remove_url(cls, url: QueueURL, *, missing_ok: bool) -> None:
+    def _create(cls, url: QueueURL, *, mode: int, access: Access, options: dict[str, Any]) -> Self:
+        name = cls._name(url)
+        with _registry_lock:
+            if name in _registry:
+                raise QueueExists(
+                    f"{url} already exists; open it without exclusive=True or remove it first",
+                    errno=E.EEXIST,
+                    url=str(url),
+                )
+            attrs = {**DEFAULTS, **options}
+            state = _State(
+                attrs["max_messages"], attrs["max_message_size"], attrs["max_bytes"], mode
+            )
+            _registry[name] = state
+        return cls(url, access, state)
+
+    @classmethod
+    def _remove_url(cls, url: QueueURL) -> None:
         with _registry_lock:
             state = _registry.pop(cls._name(url), None)
         if state is None:
-            if missing_ok:
-                return
-            raise QueueNotFound(f"{url} does not exist", url=str(url))
+            raise QueueNotFound(f"{url} does not exist", errno=E.ENOENT, url=str(url))
         _mark_removed(state)
+
+    def _attributes(self) -> dict[str, int]:
+        state = self._state
+        return {
+            "max_messages": state.max_messages,
+            "max_message_size": state.max_message_size,
+            "max_bytes": state.max_bytes,
+        }
 
     def _removed_error(self) -> QueueRemoved:
         return QueueRemoved(
             f"{self._url_text} was removed while this handle used it; reopen with create=True",
+            errno=E.EIDRM,
             url=self._url_text,
         )
 
-    def _send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
-        if self._access == "r":
-            raise PermissionDenied(
-                f"handle on {self._url_text} was opened with access='r'", url=self._url_text
-            )
+    # The primitives, all under the queue's condition. A waiter wakes on every
+    # change of the queue, on removal and on close() of its handle.
+
+    def _put(self, data: bytes, mtype: int, priority: int) -> bool:
         state = self._state
-        size = len(data)
-        with state.cond:
+        if state.removed:
+            raise self._removed_error()
+        if len(state.items) >= state.max_messages or state.nbytes + len(data) > state.max_bytes:
+            return False
+        state.seq += 1
+        state.items.append((state.seq, tuple.__new__(Message, (data, mtype, priority))))
+        state.nbytes += len(data)
+        state.send_time = time.time()
+        state.send_pid = os.getpid()
+        state.cond.notify_all()
+        return True
 
-            def fits() -> bool:
-                return state.removed or (
-                    len(state.items) < state.max_messages and state.nbytes + size <= state.max_bytes
-                )
-
-            if not state.cond.wait_for(fits, timeout):
-                raise QueueFull(f"{self._url_text} is full", url=self._url_text)
-            if state.removed:
-                raise self._removed_error()
-            state.seq += 1
-            state.items.append((state.seq, Message(data, mtype, priority)))
-            state.nbytes += size
-            state.send_time = time.time()
-            state.send_pid = os.getpid()
-            state.cond.notify_all()
-
-    def _receive(self, mtype: int, timeout: float | None) -> Message:
-        if self._access == "w":
-            raise PermissionDenied(
-                f"handle on {self._url_text} was opened with access='w'", url=self._url_text
-            )
+    def _take(self, mtype: int) -> Message | None:
         state = self._state
-        found = -1
-        with state.cond:
-
-            def ready() -> bool:
-                nonlocal found
-                if state.removed:
-                    return True
-                found = _pick(state.items, mtype)
-                return found >= 0
-
-            if not state.cond.wait_for(ready, timeout):
-                raise QueueEmpty(f"no message in {self._url_text}", url=self._url_text)
-            if state.removed:
-                raise self._removed_error()
-            _, msg = state.items.pop(found)
-            state.nbytes -= len(msg.data)
-            state.receive_time = time.time()
-            state.receive_pid = os.getpid()
-            state.cond.notify_all()
+        if state.removed:
+            raise self._removed_error()
+        found = _pick(state.items, mtype)
+        if found < 0:
+            return None
+        _, msg = state.items.pop(found)
+        state.nbytes -= len(msg.data)
+        state.receive_time = time.time()
+        state.receive_pid = os.getpid()
+        state.cond.notify_all()
         return msg
+
+    def _try_send(self, data: bytes, mtype: int, priority: int) -> bool:
+        with self._state.cond:
+            return self._put(data, mtype, priority)
+
+    def _try_receive(self, mtype: int) -> Message | None:
+        with self._state.cond:
+            return self._take(mtype)
+
+    def _wait_send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> bool:
+        cond = self._state.cond
+        with cond:
+            if self._closed:
+                return False
+            if self._put(data, mtype, priority):
+                return True
+            cond.wait(timeout)
+            return not self._closed and self._put(data, mtype, priority)
+
+    def _wait_receive(self, mtype: int, timeout: float | None) -> Message | None:
+        cond = self._state.cond
+        with cond:
+            if self._closed:
+                return None
+            msg = self._take(mtype)
+            if msg is not None:
+                return msg
+            cond.wait(timeout)
+            return None if self._closed else self._take(mtype)
 
     def _stat(self) -> QueueStat:
         state = self._state
@@ -241,15 +249,17 @@ class MemoryQueue(Queue):
             )
 
     def _close(self) -> None:
-        pass
+        with self._state.cond:  # wake this handle's waiters: they see closed and leave
+            self._state.cond.notify_all()
 
-    def _remove(self, missing_ok: bool) -> None:
+    def _remove(self) -> None:
         state = self._state
         with _registry_lock:
-            if _registry.get(self._name(self._url)) is state:
-                del _registry[self._name(self._url)]
-            elif not missing_ok:
-                raise QueueNotFound(f"{self._url_text} was already removed", url=self._url_text)
+            if _registry.get(self._name(self._url)) is not state:
+                raise QueueNotFound(
+                    f"{self._url_text} was already removed", errno=E.ENOENT, url=self._url_text
+                )
+            del _registry[self._name(self._url)]
         _mark_removed(state)
 
 
@@ -259,22 +269,3 @@ def _mark_removed(state: _State) -> None:
         state.items.clear()
         state.nbytes = 0
         state.cond.notify_all()
-
-
-def _warn_mismatch(url: QueueURL, state: _State, options: dict[str, Any]) -> None:
-    actual = {
-        "max_messages": state.max_messages,
-        "max_message_size": state.max_message_size,
-        "max_bytes": state.max_bytes,
-    }
-    diffs = {k: (v, actual[k]) for k, v in options.items() if actual.get(k) != v}
-    if diffs:
-        text = ", ".join(
-            f"{k}={want} asked but {have} in place" for k, (want, have) in diffs.items()
-        )
-        warnings.warn(
-            f"{url} already exists with other attributes ({text}); the existing ones apply. "
-            "Remove the queue and create it again to change them",
-            AttributeMismatchWarning,
-            stacklevel=4,
-        )

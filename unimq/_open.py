@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from unimq._errors import InvalidURL
+from unimq._errors import InvalidURL, QueueNotFound
 from unimq._options import merge_options, parse_access
 from unimq._queue import Queue
 from unimq._registry import get_backend
 from unimq._url import QueueURL, parse_url
 
 __all__ = ["open", "remove"]
+
+_log = logging.getLogger("unimq")
 
 
 def _split(url: str | QueueURL | None) -> tuple[type[Queue], QueueURL, dict[str, str]]:
@@ -55,7 +58,7 @@ def open(
     parsers = {**cls.options, "access": parse_access}
     merged = merge_options(base.scheme, url_options, options, parsers)
     access = merged.pop("access", "rw")
-    return cls._open(
+    return cls._open_queue(
         base,
         create=bool(create),
         exclusive=bool(exclusive),
@@ -71,8 +74,17 @@ def remove(url: str | QueueURL | None = None, *, missing_ok: bool = False) -> No
     :raises QueueNotFound: if it does not exist (unless ``missing_ok``).
     :raises PermissionDenied: if the caller may not remove it.
     """
-    cls, base, _ = _split(url)
-    cls._remove_url(base, missing_ok=missing_ok)
+    cls, base, url_options = _split(url)
+    # The same option check as open(): an unknown or malformed option is an error
+    # here too (the options themselves do not matter for removal).
+    merge_options(base.scheme, url_options, {}, {**cls.options, "access": parse_access})
+    try:
+        cls._remove_url(base)
+    except QueueNotFound:
+        if not missing_ok:
+            raise
+    else:
+        _log.info("removed %s", base)
 
 
 def _reopen(url: str) -> Queue:

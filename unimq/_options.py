@@ -21,23 +21,38 @@ __all__ = [
 Access = Literal["rw", "r", "w"]
 ACCESS_VALUES: tuple[Access, ...] = ("rw", "r", "w")
 
+#: The largest value a numeric option may have: C long on Linux x86-64 is 64 bits,
+#: but no queue attribute (mq_maxmsg, mq_msgsize, msg_qbytes) exceeds 2**31 - 1.
+OPTION_MAX = 2**31 - 1
+
+_DIGITS = {10: frozenset("0123456789"), 16: frozenset("0123456789abcdef")}
+
 #: Converts one option's value (text from a URL or a Python value) or raises InvalidURL.
 OptionParser = Callable[[str, object], object]
 
 
 def positive_int(name: str, value: object) -> int:
-    """An integer >= 1, given as int or decimal text."""
+    """An integer 1..OPTION_MAX, given as int or as ASCII decimal or 0x hex text."""
     if isinstance(value, bool):
         raise InvalidURL(f"option {name!r} must be a positive integer, not {value!r}")
     if isinstance(value, str):
-        try:
-            value = int(value.strip(), 0)
-        except ValueError:
-            raise InvalidURL(f"option {name!r} must be a positive integer, not {value!r}") from None
+        text = value.lower()
+        digits = text[2:] if text.startswith("0x") else text
+        base = 16 if digits is not text else 10
+        if not digits or not digits.isascii() or not all(c in _DIGITS[base] for c in digits):
+            raise InvalidURL(
+                f"option {name!r} must be a positive integer (decimal or 0x hex), not {value!r}"
+            )
+        value = int(digits, base) if len(digits) <= 20 else OPTION_MAX + 1
     if not isinstance(value, int):
         raise InvalidURL(f"option {name!r} must be a positive integer, not {type(value).__name__}")
     if value < 1:
         raise InvalidURL(f"option {name!r} must be at least 1, got {value}")
+    if value > OPTION_MAX:
+        raise InvalidURL(
+            f"option {name!r} is {value}, beyond any queue a kernel can make "
+            f"(at most {OPTION_MAX}); ask for less"
+        )
     return value
 
 
@@ -92,8 +107,12 @@ def check_timeout(timeout: float | None) -> float | None:
         return None
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
         raise TypeError(f"'timeout' must be a number or None, not {type(timeout).__name__}")
-    if not timeout >= 0:  # also catches NaN
-        raise ValueError("'timeout' must be a non-negative number")
-    if math.isinf(timeout):
+    try:
+        value = float(timeout)
+    except OverflowError:  # an int beyond float: longer than any clock, so "wait"
         return None
-    return float(timeout)
+    if not value >= 0:  # also catches NaN
+        raise ValueError("'timeout' must be a non-negative number")
+    if math.isinf(value):
+        return None
+    return value

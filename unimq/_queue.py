@@ -1,26 +1,42 @@
 """The Queue interface every backend implements.
 
-The front class holds everything users see once: argument checks, timeout
-normalisation, the ``queue.Queue`` spellings, closing, pickling, ``repr`` and
-``ResourceWarning``. A backend subclasses it and implements a handful of
-primitives (``_open``, ``_send``, ``_receive``, ``_stat``, ``_close``,
-``_remove`` and ``_remove_url``) that take already-checked arguments.
+The front class holds everything users see, once: argument checks, access
+checks, deadlines and the wait loop, the timeout errors, ``QueueClosed``,
+the open-or-create loop, the attribute-mismatch warning, ``missing_ok``,
+the ``queue.Queue`` spellings, pickling, ``repr`` and ``ResourceWarning``.
+A backend subclasses it and provides primitives (non-blocking attempts, one
+wait-until-ready-and-try per direction, its errno table); see "backend
+contract" below.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import errno as E
+import logging
 import operator
+import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, overload
 
-from unimq._errors import MessageTooLarge, QueueClosed, QueueEmpty, UnsupportedOperation
+from unimq._errors import (
+    MessageTooLarge,
+    PermissionDenied,
+    QueueClosed,
+    QueueEmpty,
+    QueueExists,
+    QueueFull,
+    QueueNotFound,
+    UnimqError,
+    UnsupportedOperation,
+)
 from unimq._message import Capability, Message, QueueStat
 from unimq._options import Access, OptionParser, check_timeout
 from unimq._url import QueueURL
+from unimq._warnings import AttributeMismatchWarning, warn_user
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -30,7 +46,18 @@ if TYPE_CHECKING:
 
 M = TypeVar("M")
 
-__all__ = ["MTYPE_MAX", "PRIORITY_MAX", "Queue"]
+__all__ = ["MTYPE_MAX", "PRIORITY_MAX", "WAIT_CHUNK", "Op", "Queue"]
+
+#: The operations an errno table distinguishes.
+Op = Literal["open", "create", "send", "receive", "stat", "set", "remove", "notify"]
+
+#: The longest single wait handed to a backend primitive (seconds): longer
+#: timeouts are waited in chunks, so no kernel clock or poll() argument ever
+#: overflows, whatever timeout the caller gives.
+WAIT_CHUNK = 3600.0
+_CREATE_RACE_TRIES = 100
+_monotonic = time.monotonic
+_log = logging.getLogger("unimq")
 
 #: Largest SysV message type unimq accepts (the kernel takes a long; C peers use int).
 MTYPE_MAX = 2**31 - 1
@@ -77,55 +104,125 @@ class Queue(abc.ABC):
         self._closed = False
 
     # ------------------------------------------------------------------ backend contract
+    #
+    # The core owns the operation skeleton: argument checks, access checks,
+    # deadlines (monotonic), the retry loop, the QueueFull/QueueEmpty errors,
+    # QueueClosed after close(), the open-or-create race, the attribute-mismatch
+    # warning and ``missing_ok``. A backend provides primitives:
+    #
+    # - per handle, installed with :meth:`_install` (instance attributes, so the
+    #   hot path is one call, often straight into C):
+    #     send_nowait(data, mtype, priority) -> bool      one non-blocking attempt
+    #     receive_nowait(mtype) -> Message | None          one non-blocking attempt
+    #     send_wait(data, mtype, priority, timeout) -> bool
+    #     receive_wait(mtype, timeout) -> Message | None
+    #   The *_wait primitives wait at most ``timeout`` seconds (None: no limit,
+    #   otherwise 0 < timeout <= WAIT_CHUNK) and make the attempt; they return
+    #   False/None when the time ran out, when close() woke them, or spuriously
+    #   (the core loops with the remaining time). They run Python signal
+    #   handlers while waiting (handlers' exceptions propagate) and then resume.
+    #   Every primitive raises ``OSError`` with the real errno for failures; the
+    #   core passes it through :meth:`_error` (the backend's one errno table).
+    #   After close() no primitive touches the handle's descriptors: they raise
+    #   OSError(EBADF) or return False/None, and the core reports QueueClosed.
+    # - per class: _open_existing, _create, _remove_url, _preflight, and per
+    #   handle _attributes, _stat, _close, _remove.
+
+    #: Exceptions of a wrapped module that mean "the driver failed"; the core
+    #: wraps any that escapes a primitive in a UnimqError (``__cause__`` set).
+    _driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: Options that are attributes of the queue, compared after opening an
+    #: existing queue (AttributeMismatchWarning when they differ).
+    attribute_options: ClassVar[frozenset[str]] = frozenset()
+
+    _send_nowait: Callable[[bytes, int, int], bool]
+    _receive_nowait: Callable[[int], Message | None]
+    _send_wait: Callable[[bytes, int, int, float | None], bool]
+    _receive_wait: Callable[[int, float | None], Message | None]
+
+    def _install(
+        self,
+        send_nowait: Callable[[bytes, int, int], bool],
+        receive_nowait: Callable[[int], Message | None],
+        send_wait: Callable[[bytes, int, int, float | None], bool],
+        receive_wait: Callable[[int, float | None], Message | None],
+    ) -> None:
+        """Bind the handle's primitives; directions ``access`` forbids refuse here."""
+        if self._access == "r":
+            send_nowait = send_wait = self._refuse
+        if self._access == "w":
+            receive_nowait = receive_wait = self._refuse
+        self._send_nowait = send_nowait
+        self._receive_nowait = receive_nowait
+        self._send_wait = send_wait
+        self._receive_wait = receive_wait
+
+    def _refuse(self, *args: object) -> Any:
+        op = "send" if self._access == "r" else "receive"
+        raise PermissionDenied(
+            f"cannot {op} on {self._url_text}: this handle was opened with "
+            f"access={self._access!r}; open another handle with access='rw'",
+            errno=E.EBADF,
+            url=self._url_text,
+        )
 
     @classmethod
     @abc.abstractmethod
-    def _open(
-        cls,
-        url: QueueURL,
-        *,
-        create: bool,
-        exclusive: bool,
-        mode: int,
-        access: Access,
-        options: dict[str, Any],
-    ) -> Self:
-        """Open (or create) the queue at ``url``; options are already checked.
+    def _open_existing(cls, url: QueueURL, *, access: Access, options: dict[str, Any]) -> Self:
+        """Open the queue at ``url``; options are already checked.
 
-        :raises QueueNotFound: if it does not exist and ``create`` is false.
-        :raises QueueExists: if ``exclusive`` and it exists.
+        :raises QueueNotFound: if it does not exist.
         :raises PermissionDenied: if its mode forbids ``access``.
+        """
+
+    @classmethod
+    @abc.abstractmethod
+    def _create(cls, url: QueueURL, *, mode: int, access: Access, options: dict[str, Any]) -> Self:
+        """Create the queue at ``url`` exclusively, with exactly ``mode``.
+
+        :raises QueueExists: if it exists (the core then opens it, or re-raises
+            for ``exclusive=True``).
         :raises LimitExceeded: if a system limit stops creation.
         """
 
     @classmethod
     @abc.abstractmethod
-    def _remove_url(cls, url: QueueURL, *, missing_ok: bool) -> None:
+    def _remove_url(cls, url: QueueURL) -> None:
         """Remove the queue at ``url`` without holding a handle.
 
-        :raises QueueNotFound: if it does not exist and not ``missing_ok``.
+        :raises QueueNotFound: if it does not exist (the core applies ``missing_ok``).
         :raises PermissionDenied: if the caller may not remove it.
         """
+
+    @classmethod
+    def _preflight(cls, url: QueueURL, options: dict[str, Any]) -> list[str]:
+        """Check the limits that could stop creating this queue, against their
+        current values (never cached). Used by open(create=True) and by
+        :func:`unimq.system.check`, so the two cannot disagree.
+
+        :return: notes on what was checked (for ``check``).
+        :raises LimitExceeded: naming the limit that stops it.
+        """
+        return []
 
     @classmethod  # noqa: B027 (an optional hook, empty by default)
     def _check_url(cls, url: QueueURL) -> None:
         """Validate the URL's target (name, key) before any system call."""
 
-    @abc.abstractmethod
-    def _send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
-        """Enqueue ``data``; ``timeout`` is None, 0 or > 0 and already checked.
+    def _attributes(self) -> dict[str, int]:
+        """The queue's actual values of :attr:`attribute_options`."""
+        return {}
 
-        :raises QueueFull: if it could not enqueue in time.
-        :raises QueueRemoved: if the queue was removed under this handle.
+    def _error(self, op: Op, exc: OSError) -> BaseException:
+        """Map an ``OSError`` from a primitive (real errno) to a unimq error.
+
+        The backend's one (operation, errno) table; the default keeps the errno.
         """
-
-    @abc.abstractmethod
-    def _receive(self, mtype: int, timeout: float | None) -> Message:
-        """Dequeue one message; ``mtype`` is 0 on backends without types.
-
-        :raises QueueEmpty: if no (matching) message arrived in time.
-        :raises QueueRemoved: if the queue was removed under this handle.
-        """
+        return UnimqError(
+            f"{op} on {self._url_text} failed: {exc.strerror or exc}",
+            errno=exc.errno,
+            url=self._url_text,
+        )
 
     @abc.abstractmethod
     def _stat(self) -> QueueStat:
@@ -133,11 +230,19 @@ class Queue(abc.ABC):
 
     @abc.abstractmethod
     def _close(self) -> None:
-        """Release the handle's resources (called once)."""
+        """Release the handle (called once, after ``closed`` became true).
+
+        Must wake every thread waiting in a primitive of this handle (they
+        return False/None) and must not release a descriptor while a primitive
+        may still use it.
+        """
 
     @abc.abstractmethod
-    def _remove(self, missing_ok: bool) -> None:
-        """Destroy the queue this handle refers to."""
+    def _remove(self) -> None:
+        """Destroy the queue this handle refers to.
+
+        :raises QueueNotFound: if it is already gone (the core applies ``missing_ok``).
+        """
 
     # ------------------------------------------------------------------ identity
 
@@ -192,20 +297,49 @@ class Queue(abc.ABC):
         :raises QueueFull: if the message could not be enqueued in time.
         :raises MessageTooLarge: if ``data`` is larger than the queue allows.
         :raises UnsupportedOperation: for ``mtype`` on POSIX or ``priority`` on SysV.
-        :raises QueueClosed: if the handle was closed.
+        :raises QueueClosed: if the handle was closed (also while waiting).
         :raises QueueRemoved: if the queue was removed under this handle.
         """
         if self._closed:
             raise self._closed_error()
         if type(data) is not bytes:
             data = _as_bytes(data)
-        if mtype != 1 or priority != 0:
+        # Checked on every call, defaults included: True == 1 and 1.0 == 1.
+        if type(mtype) is not int or type(priority) is not int or mtype != 1 or priority != 0:
             mtype, priority = self._check_send_tags(mtype, priority)
         if timeout is not None:
             timeout = check_timeout(timeout)
         if len(data) > self._max_size:
-            raise self._too_large(len(data))
-        self._send(data, mtype, priority, timeout)
+            self._check_size(len(data))
+        try:
+            if self._send_nowait(data, mtype, priority):
+                return
+            if timeout == 0:
+                raise self._full_error(None)
+            self._send_waiting(data, mtype, priority, timeout)
+        except OSError as exc:
+            if isinstance(exc, UnimqError):
+                raise
+            raise self._mapped("send", exc) from exc
+        except self._driver_errors as exc:
+            raise self._unexpected("send", exc) from exc
+
+    def _send_waiting(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
+        deadline = None if timeout is None else _monotonic() + timeout
+        wait = self._send_wait
+        while True:
+            if self._closed:
+                raise self._closed_error()
+            if deadline is None:
+                chunk = None
+            else:
+                chunk = deadline - _monotonic()
+                if chunk <= 0:
+                    raise self._full_error(timeout)
+                if chunk > WAIT_CHUNK:
+                    chunk = WAIT_CHUNK
+            if wait(data, mtype, priority, chunk):
+                return
 
     def receive(self, *, mtype: int = 0, timeout: float | None = None) -> Message:
         """Receive one message.
@@ -216,25 +350,66 @@ class Queue(abc.ABC):
             number waits at most that many seconds.
         :raises QueueEmpty: if no (matching) message arrived in time.
         :raises UnsupportedOperation: for a non-zero ``mtype`` on POSIX.
-        :raises QueueClosed: if the handle was closed.
+        :raises QueueClosed: if the handle was closed (also while waiting).
         :raises QueueRemoved: if the queue was removed under this handle.
         """
         if self._closed:
             raise self._closed_error()
-        if mtype != 0:
+        if type(mtype) is not int or mtype != 0:
             mtype = self._check_receive_mtype(mtype)
         if timeout is not None:
             timeout = check_timeout(timeout)
-        return self._receive(mtype, timeout)
+        try:
+            msg = self._receive_nowait(mtype)
+            if msg is not None:
+                return msg
+            if timeout == 0:
+                raise self._empty_error(None)
+            return self._receive_waiting(mtype, timeout)
+        except OSError as exc:
+            if isinstance(exc, UnimqError):
+                raise
+            raise self._mapped("receive", exc) from exc
+        except self._driver_errors as exc:
+            raise self._unexpected("receive", exc) from exc
+
+    def _receive_waiting(self, mtype: int, timeout: float | None) -> Message:
+        deadline = None if timeout is None else _monotonic() + timeout
+        wait = self._receive_wait
+        while True:
+            if self._closed:
+                raise self._closed_error()
+            if deadline is None:
+                chunk = None
+            else:
+                chunk = deadline - _monotonic()
+                if chunk <= 0:
+                    raise self._empty_error(timeout)
+                if chunk > WAIT_CHUNK:
+                    chunk = WAIT_CHUNK
+            msg = wait(mtype, chunk)
+            if msg is not None:
+                return msg
 
     def stat(self) -> QueueStat:
         """The queue's current state (one model for every kind)."""
         if self._closed:
             raise self._closed_error()
-        return self._stat()
+        try:
+            return self._stat()
+        except OSError as exc:
+            if isinstance(exc, UnimqError):
+                raise
+            raise self._mapped("stat", exc) from exc
+        except self._driver_errors as exc:
+            raise self._unexpected("stat", exc) from exc
 
     def close(self) -> None:
-        """Release this handle. Idempotent; the queue itself stays."""
+        """Release this handle. Idempotent; the queue itself stays.
+
+        Threads waiting in :meth:`send` or :meth:`receive` on this handle wake
+        up with :class:`QueueClosed` and take or enqueue nothing afterwards.
+        """
         if self._closed:
             return
         self._closed = True
@@ -251,7 +426,81 @@ class Queue(abc.ABC):
         """
         if self._closed:
             raise self._closed_error()
-        self._remove(missing_ok)
+        try:
+            self._remove()
+        except QueueNotFound:
+            if not missing_ok:
+                raise
+        except OSError as exc:
+            if isinstance(exc, UnimqError):
+                raise
+            raise self._mapped("remove", exc) from exc
+        except self._driver_errors as exc:
+            raise self._unexpected("remove", exc) from exc
+        else:
+            _log.info("removed %s", self._url_text)
+
+    # ------------------------------------------------------------------ opening (skeleton)
+
+    @classmethod
+    def _open_queue(
+        cls,
+        url: QueueURL,
+        *,
+        create: bool,
+        exclusive: bool,
+        mode: int,
+        access: Access,
+        options: dict[str, Any],
+    ) -> Self:
+        """Open, or create, the queue: the one open-or-create loop for every backend."""
+        if not create:
+            handle = cls._open_existing(url, access=access, options=options)
+            handle._warn_mismatch(options)
+            return handle
+        cls._preflight(url, options)
+        for _ in range(_CREATE_RACE_TRIES):
+            try:
+                handle = cls._create(url, mode=mode, access=access, options=options)
+            except QueueExists:
+                if exclusive:
+                    raise
+            else:
+                _log.info("created %s (mode 0o%03o)", handle.url, mode)
+                return handle
+            try:
+                handle = cls._open_existing(url, access=access, options=options)
+            except QueueNotFound:
+                continue  # removed between the two calls: create it again
+            handle._warn_mismatch(options)
+            return handle
+        raise UnimqError(
+            f"{url} was created and removed by other processes {_CREATE_RACE_TRIES} times "
+            "while this process tried to open it; try again",
+            url=str(url),
+        )
+
+    def _warn_mismatch(self, options: Mapping[str, Any]) -> None:
+        asked = {k: v for k, v in options.items() if k in self.attribute_options}
+        if not asked:
+            return
+        actual = self._attributes()
+        diffs = [
+            f"{k}={v} asked but {actual[k]} in place"
+            for k, v in asked.items()
+            if k in actual and actual[k] != v
+        ]
+        if diffs:
+            warn_user(
+                f"{self._url_text} already exists with other attributes ({', '.join(diffs)}); "
+                "the existing ones apply. Remove the queue and create it again to change "
+                "them" + self._mismatch_hint(),
+                AttributeMismatchWarning,
+            )
+
+    def _mismatch_hint(self) -> str:
+        """Backend-specific advice appended to the mismatch warning."""
+        return ""
 
     # ------------------------------------------------------------------ queue.Queue spellings
 
@@ -387,8 +636,58 @@ class Queue(abc.ABC):
 
     def _closed_error(self) -> QueueClosed:
         return QueueClosed(
-            f"operation on closed queue handle {self._url_text!r}", url=self._url_text
+            f"operation on closed queue handle {self._url_text!r}",
+            errno=E.EBADF,
+            url=self._url_text,
         )
+
+    def _full_error(self, timeout: float | None) -> QueueFull:
+        """The one QueueFull of every backend: errno EAGAIN (no room now) or
+        ETIMEDOUT (no room within ``timeout`` seconds)."""
+        if timeout is None:
+            return QueueFull(f"{self._url_text} is full", errno=E.EAGAIN, url=self._url_text)
+        return QueueFull(
+            f"{self._url_text} stayed full for {timeout:g} s", errno=E.ETIMEDOUT, url=self._url_text
+        )
+
+    def _empty_error(self, timeout: float | None) -> QueueEmpty:
+        """The one QueueEmpty of every backend (errno EAGAIN or ETIMEDOUT)."""
+        if timeout is None:
+            return QueueEmpty(
+                f"no matching message in {self._url_text}", errno=E.EAGAIN, url=self._url_text
+            )
+        return QueueEmpty(
+            f"no matching message in {self._url_text} within {timeout:g} s",
+            errno=E.ETIMEDOUT,
+            url=self._url_text,
+        )
+
+    def _mapped(self, op: Op, exc: OSError) -> BaseException:
+        """An OSError from a primitive, as the unimq error the backend's table gives;
+        QueueClosed when the handle was closed meanwhile."""
+        if self._closed:
+            return self._closed_error()
+        err = self._error(op, exc)
+        if err is exc:  # never re-raise the driver's own exception with itself as cause
+            return self._unexpected(op, exc)
+        return err
+
+    def _unexpected(self, op: str, exc: BaseException) -> UnimqError:
+        if self._closed:
+            return self._closed_error()
+        return UnimqError(
+            f"{op} on {self._url_text} failed unexpectedly: {type(exc).__name__}: {exc}",
+            errno=getattr(exc, "errno", None),
+            url=self._url_text,
+        )
+
+    def _check_size(self, size: int) -> None:
+        """Called when ``size`` exceeds ``_max_size``; raises MessageTooLarge.
+
+        A backend whose limit can change at run time (SysV kernel.msgmax)
+        re-reads it here and returns when the message fits now.
+        """
+        raise self._too_large(size)
 
     def _too_large(self, size: int) -> MessageTooLarge:
         """The error for a payload over ``_max_size``; backends refine the wording."""
@@ -402,6 +701,10 @@ class Queue(abc.ABC):
         )
 
     def _check_send_tags(self, mtype: int, priority: int) -> tuple[int, int]:
+        # Types first, on every call: mtype=True or priority=1.0 are errors even
+        # where they compare equal to the defaults.
+        mtype = _index("mtype", mtype)
+        priority = _index("priority", priority)
         caps = self.capabilities
         if mtype != 1:
             if not caps & _MTYPE:
@@ -411,7 +714,6 @@ class Queue(abc.ABC):
                     + ("; use priority= here" if caps & _PRIORITY else ""),
                     url=self._url_text,
                 )
-            mtype = _index("mtype", mtype)
             if not 1 <= mtype <= MTYPE_MAX:
                 raise ValueError(f"mtype must be 1..{MTYPE_MAX} to send, got {mtype}")
         if priority != 0:
@@ -422,19 +724,20 @@ class Queue(abc.ABC):
                     + ("; use mtype= here" if caps & _MTYPE else ""),
                     url=self._url_text,
                 )
-            priority = _index("priority", priority)
             if not 0 <= priority <= PRIORITY_MAX:
                 raise ValueError(f"priority must be 0..{PRIORITY_MAX}, got {priority}")
         return mtype, priority
 
     def _check_receive_mtype(self, mtype: int) -> int:
+        mtype = _index("mtype", mtype)
+        if mtype == 0:
+            return 0
         if not self.capabilities & _MTYPE:
             raise UnsupportedOperation(
                 f"{self.scheme}:// queues cannot select by message type (mtype={mtype!r}); "
                 "selection by type is a sysv:// (and memory://) feature",
                 url=self._url_text,
             )
-        mtype = _index("mtype", mtype)
         if not -MTYPE_MAX <= mtype <= MTYPE_MAX:
             raise ValueError(f"mtype selection must be within +-{MTYPE_MAX}, got {mtype}")
         return mtype

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from unimq._errors import (
     BackendNotInstalled,
     InvalidURL,
+    LimitExceeded,
     PermissionDenied,
     QueueNotFound,
     UnimqError,
@@ -36,6 +37,7 @@ from unimq._limits import (
 )
 from unimq._message import QueueStat
 from unimq._names import format_key
+from unimq._sysvproc import sysv_msg_entries
 
 __all__ = [
     "CheckResult",
@@ -246,37 +248,31 @@ def _ts(value: int) -> datetime | None:
 
 def _sysv_queues() -> list[QueueStat]:
     out: list[QueueStat] = []
-    try:
-        with open("/proc/sysvipc/msg") as f:
-            header = f.readline().split()
-            for line in f:
-                row = {
-                    k: int(v, 8 if k == "perms" else 10)
-                    for k, v in zip(header, line.split(), strict=False)
-                }
-                key = row["key"] & 0xFFFFFFFF
-                out.append(
-                    QueueStat(
-                        url=f"sysv://{format_key(key)}" if key else f"sysv-private:{row['msqid']}",
-                        kind="sysv",
-                        key=key,
-                        id=row["msqid"],
-                        messages=row["qnum"],
-                        bytes=row["cbytes"],
-                        mode=row["perms"] & 0o777,
-                        uid=row["uid"],
-                        gid=row["gid"],
-                        creator_uid=row["cuid"],
-                        creator_gid=row["cgid"],
-                        last_send_pid=row["lspid"] or None,
-                        last_receive_pid=row["lrpid"] or None,
-                        last_send_time=_ts(row["stime"]),
-                        last_receive_time=_ts(row["rtime"]),
-                        last_change_time=_ts(row["ctime"]),
-                    )
+    for row in sysv_msg_entries():
+        try:
+            key = row["key"]
+            out.append(
+                QueueStat(
+                    url=f"sysv://{format_key(key)}" if key else f"sysv-private:{row['msqid']}",
+                    kind="sysv",
+                    key=key,
+                    id=row["msqid"],
+                    messages=row["qnum"],
+                    bytes=row["cbytes"],
+                    mode=row["perms"] & 0o777,
+                    uid=row["uid"],
+                    gid=row["gid"],
+                    creator_uid=row["cuid"],
+                    creator_gid=row["cgid"],
+                    last_send_pid=row["lspid"] or None,
+                    last_receive_pid=row["lrpid"] or None,
+                    last_send_time=_ts(row["stime"]),
+                    last_receive_time=_ts(row["rtime"]),
+                    last_change_time=_ts(row["ctime"]),
                 )
-    except (OSError, KeyError, ValueError):
-        pass
+            )
+        except KeyError:
+            continue
     return out
 
 
@@ -402,59 +398,11 @@ def check(url: str, **options: Any) -> CheckResult:
         return CheckResult(url=text, ok=False, problem=str(exc))
     else:
         return CheckResult(url=text, ok=True, exists=True, notes=["the queue exists and opens"])
-    lim = limits()
-    notes: list[str] = []
-    if base.scheme == "posix":
-        maxmsg = merged.get("max_messages") or lim.msg_default or 10
-        size = merged.get("max_message_size") or lim.msgsize_default or 8192
-        if not lim.cap_sys_resource:
-            for value, sysctl, current in (
-                (maxmsg, "fs.mqueue.msg_max", lim.msg_max),
-                (size, "fs.mqueue.msgsize_max", lim.msgsize_max),
-            ):
-                if current is not None and value > current:
-                    return _limit(text, sysctl, f"{value} exceeds {sysctl} ({current})", value)
-        charge = posix_queue_cost(maxmsg, size)
-        notes.append(f"charges {charge} bytes to RLIMIT_MSGQUEUE ({lim.rlimit_msgqueue_soft})")
-        if 0 <= lim.rlimit_msgqueue_soft < charge:
-            return CheckResult(
-                url=text,
-                ok=False,
-                exists=False,
-                limit="RLIMIT_MSGQUEUE",
-                problem=(
-                    f"the queue would charge {charge} bytes, more than RLIMIT_MSGQUEUE "
-                    f"({lim.rlimit_msgqueue_soft}) allows; ask for fewer or smaller messages, "
-                    "or raise the limit (ulimit -q)"
-                ),
-                notes=notes,
-            )
-        path = mqueue_mount()
-        if path is not None and lim.queues_max is not None and not lim.cap_sys_resource:
-            count = len(os.listdir(path))
-            notes.append(f"{count} POSIX queues exist (fs.mqueue.queues_max {lim.queues_max})")
-            if count >= lim.queues_max:
-                return _limit(text, "fs.mqueue.queues_max", f"{count} queues exist", count + 1)
-    elif base.scheme == "sysv":
-        max_bytes: int = merged.get("max_bytes") or 0
-        too_big = lim.msgmnb is not None and max_bytes > lim.msgmnb
-        if too_big and not lim.cap_sys_resource:
-            return _limit(text, "kernel.msgmnb", f"max_bytes={max_bytes} > {lim.msgmnb}", max_bytes)
-        count = len(_sysv_queues())
-        notes.append(f"{count} SysV queues exist (kernel.msgmni {lim.msgmni})")
-        if lim.msgmni is not None and count >= lim.msgmni:
-            return _limit(text, "kernel.msgmni", f"{count} queues exist", count + 1)
+    # The backend's own preflight, the one open(create=True) runs: they cannot disagree.
+    try:
+        notes = cls._preflight(base, merged)
+    except LimitExceeded as exc:
+        return CheckResult(url=text, ok=False, exists=False, limit=exc.limit, problem=str(exc))
+    except UnimqError as exc:
+        return CheckResult(url=text, ok=False, exists=False, problem=str(exc))
     return CheckResult(url=text, ok=True, exists=False, notes=[*notes, "it can be created"])
-
-
-def _limit(url: str, sysctl: str, why: str, wanted: int) -> CheckResult:
-    return CheckResult(
-        url=url,
-        ok=False,
-        exists=False,
-        limit=sysctl,
-        problem=(
-            f"{why}: raise {sysctl} as root ('sysctl -w {sysctl}={wanted}' or "
-            f"'unimq limits set {sysctl} {wanted}') or ask for less"
-        ),
-    )
