@@ -219,6 +219,7 @@ def test_mismatch_warning_without_create(kind: str, open_queue: OpenQueue, url: 
     open_queue(capacity=4, size=64)
     name, value = ("max_bytes", 999) if kind == "sysv" else ("max_messages", 3)
     with pytest.warns(unimq.AttributeMismatchWarning, match=name) as record:
-        unimq.open(url, **{name: value}).close()
+        options: dict[str, Any] = {name: value}
+        unimq.open(url, **options).close()
     # The warning points at this file, the caller's code, not at unimq.
     assert record[0].filename == __file__
