@@ -409,7 +409,8 @@ class Queue(abc.ABC):
         carries ``.sent`` as well, so how many went is never ambiguous.
 
         :raises QueueFull: if the batch could not be enqueued in time (``.sent``).
-        :raises MessageTooLarge, TypeError, ValueError: for a bad item (nothing sent).
+        :raises MessageTooLarge: for an item larger than the queue allows (nothing sent).
+        :raises TypeError: for an item that is not bytes-like or a Message (nothing sent).
         """
         if self._closed:
             raise self._closed_error()

@@ -43,11 +43,12 @@ def test_receive_many_waits_for_the_first_only(q: unimq.Queue) -> None:
 
 def test_send_many_timeout_reports_how_many_went(open_queue: OpenQueue) -> None:
     q = open_queue(capacity=3, size=64)
+    # Room for exactly 3 messages of 64 bytes (SysV counts bytes, the others messages).
     with pytest.raises(unimq.QueueFull) as info:
-        q.send_many([b"x"] * 5, timeout=0.05)
+        q.send_many([b"x" * 64] * 5, timeout=0.05)
     assert info.value.sent == 3
     with pytest.raises(unimq.QueueFull) as info:
-        q.send_many([b"y"], timeout=0)
+        q.send_many([b"y" * 64], timeout=0)
     assert info.value.sent == 0
     assert len(q.receive_many(10, timeout=0)) == 3
 
