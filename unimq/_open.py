@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from unimq._errors import InvalidURL
+from unimq._names import sysv_id
 from unimq._options import merge_options, parse_access
 from unimq._queue import Queue
 from unimq._registry import get_backend
 from unimq._url import QueueURL, parse_url
 
 __all__ = ["open", "remove"]
+
+logger = logging.getLogger("unimq.queue")
 
 
 def _split(url: str | QueueURL | None) -> tuple[type[Queue], QueueURL, dict[str, str]]:
@@ -68,11 +72,32 @@ def open(
 def remove(url: str | QueueURL | None = None, *, missing_ok: bool = False) -> None:
     """Remove the queue at ``url`` without holding a handle on it.
 
+    The URL is checked as :func:`open` checks it: an unknown option, or a
+    value that does not parse, is :class:`InvalidURL` (options that only
+    matter when creating are accepted and ignored). ``sysv://id:N`` removes
+    the SysV queue whose identifier (msqid) is N, the one address a queue
+    created with IPC_PRIVATE has.
+
+    :raises InvalidURL: for a bad URL or option.
     :raises QueueNotFound: if it does not exist (unless ``missing_ok``).
     :raises PermissionDenied: if the caller may not remove it.
     """
-    cls, base, _ = _split(url)
+    parsed = parse_url(url)
+    msqid = sysv_id(parsed.target) if parsed.scheme == "sysv" else None
+    if msqid is not None:
+        if parsed.query:
+            raise InvalidURL(
+                f"{parsed} takes no options: an identifier address names one existing queue",
+                url=str(parsed),
+            )
+        from unimq.system import _remove_sysv_id
+
+        _remove_sysv_id(msqid, missing_ok=missing_ok)
+        return
+    cls, base, url_options = _split(parsed)
+    merge_options(base.scheme, url_options, {}, {**cls.options, "access": parse_access})
     cls._remove_url(base, missing_ok=missing_ok)
+    logger.info("removed %s%s", base, " (if it existed: missing_ok)" if missing_ok else "")
 
 
 def _reopen(url: str) -> Queue:
