@@ -259,7 +259,10 @@ def test_watch_json_iterations(make_url: UrlFactory) -> None:
     ticks = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(ticks) == 2
     assert ticks[0][0]["messages"] == 1
-    assert ticks[1][0]["rate"] == 0.0
+    assert ticks[0][0]["depth_change_per_s"] is None  # no previous sample yet
+    assert ticks[1][0]["depth_change_per_s"] == 0.0
+    assert ticks[1][0]["seconds_since_previous_sample"] > 0
+    assert "rate" not in ticks[1][0]  # depth change is not throughput: never called a rate
 
 
 def test_demo_json() -> None:
