@@ -23,10 +23,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import unimq
 
-__all__ = ["Terminated", "keep_message", "output_problem", "terminating_signals"]
+__all__ = ["Stopper", "Terminated", "keep_message", "output_problem"]
 
 
 def output_problem() -> str | None:
@@ -111,27 +112,60 @@ def keep_message(msg: unimq.Message, url: str, kind_has: unimq.Capability) -> st
 
 
 class Terminated(BaseException):
-    """SIGTERM or SIGHUP arrived: unwind like KeyboardInterrupt, so a message
-    already taken is kept, then exit with 128 + the signal number."""
+    """SIGINT, SIGTERM or SIGHUP asked the command to stop (exit 128 + signum)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(signum)
+class Stopper:
+    """SIGINT, SIGTERM and SIGHUP as a request to stop, honoured where it is safe.
 
+    While the block runs, a signal only records the request, so it can never
+    land between the kernel handing over a message and the command counting,
+    writing or saving it; :meth:`check` raises :class:`Terminated` at the
+    points where stopping loses nothing. Inside :meth:`waiting` (a blocked
+    receive, or a write into a pipe that is full) it raises at once, so a wait
+    that could last forever is interrupted. SIGKILL cannot be caught: a
+    message taken by a process killed that way is lost, as with any program.
+    """
 
-@contextlib.contextmanager
-def terminating_signals() -> Iterator[None]:
-    """Turn SIGTERM and SIGHUP into :class:`Terminated` while the block runs."""
-    previous = {}
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        with contextlib.suppress(ValueError, OSError):  # not the main thread
-            previous[signum] = signal.signal(signum, _raise_terminated)
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._interruptible = False
+        self._previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if self._interruptible:
+            self._interruptible = False
+            raise Terminated(signum)
+
+    def __enter__(self) -> Stopper:
+        for signum in self.SIGNALS:
+            with contextlib.suppress(ValueError, OSError):  # not the main thread
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+
+    def check(self) -> None:
+        """Raise :class:`Terminated` if a stop was asked for."""
+        if self.signum is not None:
+            raise Terminated(self.signum)
+
+    @contextlib.contextmanager
+    def waiting(self) -> Iterator[None]:
+        """A block a signal may interrupt (it raises :class:`Terminated` inside)."""
+        self.check()
+        self._interruptible = True
+        try:
+            yield
+        finally:
+            self._interruptible = False

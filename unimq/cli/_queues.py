@@ -9,6 +9,7 @@ import importlib
 import json
 import logging
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -21,6 +22,8 @@ from rich.table import Table
 import unimq
 from unimq import system
 from unimq._names import sysv_id
+from unimq._options import check_timeout
+from unimq._waiting import Deadline
 from unimq.cli._app import (
     OutputClosed,
     cli,
@@ -33,7 +36,7 @@ from unimq.cli._app import (
     render,
 )
 from unimq.cli._display import cell, visible
-from unimq.cli._keep import Terminated, keep_message, output_problem, terminating_signals
+from unimq.cli._keep import Stopper, Terminated, keep_message, output_problem
 
 __all__ = ["stat_of"]
 
@@ -70,10 +73,12 @@ def stat_of(url: str) -> unimq.QueueStat:
 
 def _partial(as_json: bool, record: dict[str, Any], message: str, exc: BaseException) -> NoReturn:
     """Report a command that did part of its work, then exit with the error's code."""
-    code = 130 if isinstance(exc, KeyboardInterrupt) else exit_code(exc)
     if isinstance(exc, Terminated):
         code = 128 + exc.signum
-    reason = "interrupted" if isinstance(exc, KeyboardInterrupt | Terminated) else error_text(exc)
+        reason = f"interrupted ({signal.Signals(exc.signum).name})"
+    else:
+        code = exit_code(exc)
+        reason = error_text(exc)
     if as_json:
         with contextlib.suppress(OutputClosed):  # the stderr line below says it all
             out(json.dumps({**record, "error": reason, "exit_code": code}))
@@ -296,15 +301,17 @@ def send_command(
                     "nothing was sent",
                     1,
                 )
+    if timeout is not None:
+        timeout = check_timeout(timeout)
     sent = 0
     shown = shown_url(url)
-    with unimq.open(url, access="w") as q:
+    with unimq.open(url, access="w") as q, Stopper() as stop:
         try:
-            with terminating_signals():
-                for payload in payloads:
-                    q.send(payload, mtype=mtype, priority=priority, timeout=timeout)
-                    sent += 1
-        except (unimq.UnimqError, OSError, ValueError, KeyboardInterrupt, Terminated) as exc:
+            for payload in payloads:
+                stop.check()
+                _send_one(q, payload, mtype, priority, timeout, stop)
+                sent += 1
+        except (unimq.UnimqError, OSError, ValueError, Terminated) as exc:
             if sent:
                 logger.info("sent %d of %d message(s) to %s", sent, total, shown)
             _partial(
@@ -320,6 +327,40 @@ def send_command(
         {"url": shown, "sent": sent, "total": total},
         lambda: out(f"sent {sent} message(s) to {visible(shown)}"),
     )
+
+
+#: The longest a CLI wait lasts before it looks at a pending SIGINT/SIGTERM.
+WAIT_SLICE = 0.1
+
+
+def _send_one(
+    q: unimq.Queue,
+    payload: bytes,
+    mtype: int,
+    priority: int,
+    timeout: float | None,
+    stop: Stopper,
+) -> None:
+    """Send one message, waiting at most ``timeout`` for room in slices, so that
+    a signal never lands inside a send and leaves the count of sent messages
+    in doubt."""
+    deadline = Deadline(timeout)
+    while True:
+        left = deadline.remaining()
+        try:
+            q.send(
+                payload,
+                mtype=mtype,
+                priority=priority,
+                timeout=WAIT_SLICE if left is None else min(left, WAIT_SLICE),
+            )
+            return
+        except unimq.QueueFull:
+            if left is not None and (left <= WAIT_SLICE or deadline.expired()):
+                raise unimq.QueueFull(
+                    f"{shown_url(q.url)} stayed full for {timeout:g} s", url=q.url
+                ) from None
+            stop.check()
 
 
 def _message_json(msg: unimq.Message) -> dict[str, Any]:
@@ -375,45 +416,69 @@ def recv_command(
     """
     if count < 1:
         raise click.BadParameter("must be at least 1", param_hint="--count")
+    if timeout is not None:
+        timeout = check_timeout(timeout)
     received = 0
     shown = shown_url(url)
-    with unimq.open(url, access="r") as q, terminating_signals():
-        while follow or received < count:
-            problem = output_problem()
-            if problem is not None:
-                before = f" ({received} received and written before)" if received else ""
-                fail(f"{problem}; no message was taken from {shown}{before}", 1)
-            try:
-                msg = q.receive(mtype=mtype, timeout=timeout)
-            except unimq.QueueEmpty:
-                fail(
-                    f"received {received} of {count} message(s) from {shown} before the timeout",
-                    3,
-                )
-            except (KeyboardInterrupt, Terminated) as exc:
-                if follow and isinstance(exc, KeyboardInterrupt):
-                    break
-                _partial(False, {}, f"received and wrote {received} message(s) from {shown}", exc)
-            try:
-                if as_json:
-                    out(json.dumps(_message_json(msg)))
-                elif show_tags:
-                    out(f"[mtype={msg.mtype} priority={msg.priority}] {_message_text(msg)}")
-                else:
-                    out(_message_text(msg))
-            except (OutputClosed, KeyboardInterrupt, Terminated) as exc:
-                reason = exc.reason if isinstance(exc, OutputClosed) else "interrupted"
-                code = 128 + exc.signum if isinstance(exc, Terminated) else 1
-                if isinstance(exc, KeyboardInterrupt):
-                    code = 130
-                fail(
-                    f"{reason} while writing message {received + 1} taken from {shown}; "
-                    + keep_message(msg, shown, q.capabilities),
-                    code,
-                )
-            received += 1
-            logger.debug("received a message of %d bytes from %s", len(msg.data), shown)
+    with unimq.open(url, access="r") as q, Stopper() as stop:
+        try:
+            while follow or received < count:
+                stop.check()
+                problem = output_problem()
+                if problem is not None:
+                    before = f" ({received} received and written before)" if received else ""
+                    fail(f"{problem}; no message was taken from {shown}{before}", 1)
+                try:
+                    with stop.waiting():
+                        msg = q.receive(mtype=mtype, timeout=timeout)
+                except unimq.QueueEmpty:
+                    fail(
+                        f"received {received} of {count} message(s) from {shown} "
+                        "before the timeout",
+                        3,
+                    )
+                # From here until it is written, a signal cannot lose the message.
+                _write_or_keep(msg, as_json, show_tags, received, shown, q, stop)
+                received += 1
+                logger.debug("received a message of %d bytes from %s", len(msg.data), shown)
+        except Terminated as exc:
+            logger.info("received %d message(s) from %s", received, shown)
+            if follow and exc.signum == signal.SIGINT:
+                return  # Ctrl-C is how --follow ends
+            _partial(False, {}, f"received and wrote {received} message(s) from {shown}", exc)
     logger.info("received %d message(s) from %s", received, shown)
+
+
+def _write_or_keep(
+    msg: unimq.Message,
+    as_json: bool,
+    show_tags: bool,
+    received: int,
+    shown: str,
+    q: unimq.Queue,
+    stop: Stopper,
+) -> None:
+    """Write a received message out, or save it and exit saying where it is."""
+    if as_json:
+        line = json.dumps(_message_json(msg))
+    elif show_tags:
+        line = f"[mtype={msg.mtype} priority={msg.priority}] {_message_text(msg)}"
+    else:
+        line = _message_text(msg)
+    try:
+        with stop.waiting():  # a write into a full pipe may block: interruptible
+            out(line)
+    except (OutputClosed, Terminated) as exc:
+        if isinstance(exc, OutputClosed):
+            reason, code = exc.reason, 1
+        else:
+            reason = f"interrupted ({signal.Signals(exc.signum).name})"
+            code = 128 + exc.signum
+        fail(
+            f"{reason} while writing message {received + 1} taken from {shown}; "
+            + keep_message(msg, shown, q.capabilities),
+            code,
+        )
 
 
 def _matching(pattern: str) -> Iterator[str]:
@@ -500,12 +565,12 @@ def purge_command(url: str, as_json: bool) -> None:
     """
     n = 0
     shown = shown_url(url)
-    with unimq.open(url, access="r") as q:
+    with unimq.open(url, access="r") as q, Stopper() as stop:
         try:
-            with terminating_signals():
-                for _ in q.drain():
-                    n += 1
-        except (unimq.UnimqError, OSError, ValueError, KeyboardInterrupt, Terminated) as exc:
+            for _ in q.drain():
+                n += 1
+                stop.check()
+        except (unimq.UnimqError, OSError, ValueError, Terminated) as exc:
             logger.info("purged %d message(s) from %s", n, shown)
             _partial(
                 as_json,
