@@ -145,19 +145,23 @@ def test_purge_of_a_missing_queue_is_4(sysv_url: str) -> None:
     assert proc.returncode == 4
 
 
-def test_send_stopped_while_waiting_for_room_says_exactly_what_went(posix_url: str) -> None:
+def test_send_stopped_while_waiting_for_room_says_exactly_what_went(
+    posix_url: str, tmp_path: Path
+) -> None:
     """No --timeout: the third line waits for room; SIGTERM stops it, and the
     count it reports is exact (a signal never lands inside a send)."""
-    with unimq.open(posix_url, create=True, max_messages=2, max_message_size=16) as q:
+    lines = tmp_path / "lines"
+    lines.write_bytes(b"a\nb\nc\n")
+    with (
+        unimq.open(posix_url, create=True, max_messages=2, max_message_size=16) as q,
+        lines.open("rb") as stdin,
+    ):
         with subprocess.Popen(
             [UNIMQ, "send", posix_url, "-", "--lines", "--json"],
-            stdin=subprocess.PIPE,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         ) as proc:
-            assert proc.stdin is not None
-            proc.stdin.write(b"a\nb\nc\n")
-            proc.stdin.close()
             deadline = time.monotonic() + 60
             while q.qsize() < 2:  # two went; the third is waiting for room
                 assert proc.poll() is None and time.monotonic() < deadline
