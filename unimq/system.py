@@ -225,18 +225,28 @@ def mount(path: str = DEFAULT_MOUNT, *, force: bool = False) -> str:
             )
     if os.path.exists(path) and not os.path.isdir(path):
         raise NotADirectoryError(E.ENOTDIR, f"{path} exists and is not a directory", path)
-    created: list[str] = []
-    missing = path
-    while not os.path.exists(missing):
-        created.append(missing)
-        missing = os.path.dirname(missing)
-    for directory in reversed(created):
-        os.mkdir(directory)
-    if _libc().mount(b"mqueue", os.fsencode(path), b"mqueue", 0, None) != 0:
-        err = ctypes.get_errno()
-        for directory in created:  # deepest first: leave nothing behind
+    created: list[str] = []  # deepest first
+
+    def remove_created() -> None:
+        for directory in created:
             with contextlib.suppress(OSError):
                 os.rmdir(directory)
+
+    missing: list[str] = []
+    parent = path
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    try:
+        for directory in reversed(missing):
+            os.mkdir(directory)
+            created.insert(0, directory)
+    except OSError:
+        remove_created()
+        raise
+    if _libc().mount(b"mqueue", os.fsencode(path), b"mqueue", 0, None) != 0:
+        err = ctypes.get_errno()
+        remove_created()  # leave nothing behind
         if err in (E.EPERM, E.EACCES):
             raise PermissionDenied(
                 f"cannot mount the mqueue filesystem at {path}: mounting needs CAP_SYS_ADMIN "
