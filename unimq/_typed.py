@@ -7,8 +7,19 @@ import json
 import logging
 import threading
 import time
+import types
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Generic,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -375,13 +386,35 @@ def _hint(value: object, model: Any) -> str:
     return ""
 
 
+def _member_classes(tp: Any) -> tuple[type, ...] | None:
+    """The classes a union (``A | B``, ``Optional[A]``, ``Annotated[A | B, ...]``)
+    is made of, or None if ``tp`` is not a union of plain classes."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _member_classes(get_args(tp)[0])
+    if origin is Union or origin is types.UnionType:
+        found: list[type] = []
+        for arg in get_args(tp):
+            members = _member_classes(arg)
+            if members is None:
+                return None
+            found += members
+        return tuple(found)
+    if tp is None:
+        return (type(None),)
+    if isinstance(tp, type) and origin is None:
+        return (tp,)
+    return None
+
+
 def _instance_check(tp: Any) -> Callable[[object], str | None]:
     """A function that says why a value is not "an instance of" ``tp`` (None if it is).
 
-    A pydantic model: an instance of it (subclasses included) with every field
-    set. Any other class: an instance of it. A type that is not a class (a
-    union, ``Annotated[...]``, ``list[Order]``): a value that pydantic's strict
-    validation of ``tp`` accepts, so models inside must be instances, not dicts.
+    A pydantic model: an instance of it (subclasses included) with every
+    required field set. Any other class, or a union of classes (``A | B``,
+    also inside ``Annotated``): an instance of one of them. Any other type
+    (``list[Order]``, ``dict[str, int]``): a value pydantic's strict
+    validation of ``tp`` accepts; models inside are checked when encoding.
     """
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         required = {name for name, f in tp.model_fields.items() if f.is_required()}
@@ -403,14 +436,19 @@ def _instance_check(tp: Any) -> Callable[[object], str | None]:
             return None
 
         return check_model
-    if isinstance(tp, type):
+    classes = _member_classes(tp)
+    if classes is not None:
+        names = " | ".join(c.__name__ for c in classes)
 
-        def check_class(value: object) -> str | None:
-            if isinstance(value, tp):
+        def check_union(value: object) -> str | None:
+            if isinstance(value, classes):
                 return None
-            return f"this typed queue sends {tp.__name__} values, not {type(value).__name__}"
+            return (
+                f"{type(value).__name__} value is not a {names}: this typed queue sends "
+                f"instances of {names}{_hint(value, None)}"
+            )
 
-        return check_class
+        return check_union
     adapter: TypeAdapter[Any] = TypeAdapter(tp)
 
     def check_strict(value: object) -> str | None:
