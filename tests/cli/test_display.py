@@ -246,3 +246,23 @@ def test_rm_all_matching_goes_through_private_queues() -> None:
     assert sorted(removed["removed"]) == sorted(q["url"] for q in before)
     assert removed["failed"] == []
     assert after == []
+
+
+def test_urls_are_never_cut_on_a_narrow_terminal() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from unimq.cli._display import url_column
+
+    urls = [HOSTILE_URL, "sysv://0x0000c822"]
+    table = Table("KIND", url_column(urls), "KEY", "ID", "OWNER", "MESSAGES", box=None)
+    for url in urls:
+        table.add_row("posix", cell(url), "", "", "0", "1")
+    console = Console(width=40, force_terminal=True)
+    with console.capture() as captured:
+        console.print(table)
+    text = captured.get()
+    assert "…" not in text
+    joined = "".join(line.strip() for line in text.splitlines())
+    assert "sysv://0x0000c822" in text
+    assert HOSTILE_URL in joined  # folded over lines at worst, never shortened

@@ -10,10 +10,13 @@ which Rich never parses as markup.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rich.markup import escape
+from rich.table import Column
 from rich.text import Text
 
-__all__ = ["cell", "markup_safe", "visible"]
+__all__ = ["cell", "markup_safe", "url_column", "visible"]
 
 
 def _escape_char(char: str) -> str:
@@ -56,3 +59,10 @@ def cell(text: str | None, *, backslash: bool = True) -> Text:
 def markup_safe(text: str) -> str:
     """``text`` made visible and markup-escaped, for Rich APIs that take markup strings."""
     return escape(visible(text))
+
+
+def url_column(urls: Iterable[str], header: str = "URL") -> Column:
+    """A table column that shows every URL whole, however narrow the terminal:
+    a cut URL (``sysv://0x5…``) would name no queue, or another one."""
+    width = max((len(u) for u in urls), default=len(header))
+    return Column(header, no_wrap=True, overflow="fold", min_width=max(width, len(header)))

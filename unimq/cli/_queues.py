@@ -35,7 +35,7 @@ from unimq.cli._app import (
     out,
     render,
 )
-from unimq.cli._display import cell, visible
+from unimq.cli._display import cell, url_column, visible
 from unimq.cli._keep import Stopper, Terminated, keep_message, output_problem
 
 __all__ = ["stat_of"]
@@ -108,7 +108,17 @@ def ls_command(kind: str | None, as_json: bool) -> None:
             click.echo(f"unimq: note: {visible(str(w.message))}", err=True)
 
     def human() -> None:
-        table = Table("KIND", "URL", "KEY", "ID", "OWNER", "MODE", "MESSAGES", "BYTES", box=None)
+        table = Table(
+            "KIND",
+            url_column(st.url for st in queues),
+            "KEY",
+            "ID",
+            "OWNER",
+            "MODE",
+            "MESSAGES",
+            "BYTES",
+            box=None,
+        )
         for st in queues:
             table.add_row(
                 st.kind,

@@ -32,7 +32,7 @@ from rich.text import Text
 import unimq
 from unimq import system
 from unimq.cli._app import cli, emit, render
-from unimq.cli._display import cell
+from unimq.cli._display import cell, url_column
 from unimq.cli._queues import _by_id
 
 __all__ = ["Ticker", "activity", "watch_command"]
@@ -171,7 +171,7 @@ def _ago(stamp: str | None, pid: int | None = None) -> str:
 
 def _table(rows: list[dict[str, Any]]) -> Table:
     table = Table(
-        "URL",
+        url_column(str(r["url"]) for r in rows),
         "MESSAGES",
         "BYTES",
         "DEPTH CHANGE/S",
