@@ -63,6 +63,8 @@ def markup_safe(text: str) -> str:
 
 def url_column(urls: Iterable[str], header: str = "URL") -> Column:
     """A table column that shows every URL whole, however narrow the terminal:
-    a cut URL (``sysv://0x5…``) would name no queue, or another one."""
-    width = max((len(u) for u in urls), default=len(header))
-    return Column(header, no_wrap=True, overflow="fold", min_width=max(width, len(header)))
+    a cut URL (``sysv://0x5…``) would name no queue, or another one. It gets
+    the room of its longest URL, up to 24 columns, before the others (a SysV
+    URL is 17), and a longer URL is folded over lines, never shortened."""
+    width = max((len(u) for u in urls), default=0)
+    return Column(header, overflow="fold", min_width=max(min(width, 24), len(header)))
