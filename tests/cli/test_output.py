@@ -268,3 +268,32 @@ def test_other_commands_say_when_stdout_is_closed(sysv_url: str, runtime_dir: Pa
     assert proc.returncode == 1
     assert proc.stderr == "unimq: error: standard output is closed\n"
     unimq.open(sysv_url).close()  # it was created: only the report could not be printed
+
+
+def test_recv_on_a_terminal_shows_control_characters_escaped(
+    sysv_url: str, runtime_dir: Path
+) -> None:
+    """Whoever can send to a queue chooses the bytes: on a terminal (a real pty)
+    escape sequences are shown, not obeyed; into a pipe they go as they are."""
+    import pty
+
+    payload = b"red\x1b[31malert\x07"
+    with unimq.open(sysv_url, create=True) as q:
+        q.send(payload)
+        q.send(payload)
+        primary, secondary = pty.openpty()
+        try:
+            proc = unimq_with(["recv", sysv_url], stdout=secondary, runtime_dir=runtime_dir)
+            os.close(secondary)
+            secondary = -1
+            assert proc.returncode == 0, proc.stderr
+            shown = b""
+            while not shown.endswith(b"\n"):
+                shown += os.read(primary, 1024)
+        finally:
+            os.close(primary)
+            if secondary >= 0:
+                os.close(secondary)
+        assert shown.replace(b"\r\n", b"\n") == b"red\\x1b[31malert\\x07\n"
+        piped = unimq_with(["recv", sysv_url], stdout=subprocess.PIPE, runtime_dir=runtime_dir)
+        assert piped.stdout == payload.decode() + "\n"

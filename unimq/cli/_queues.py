@@ -373,6 +373,13 @@ def _send_one(
             stop.check()
 
 
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (OSError, ValueError):
+        return False
+
+
 def _message_json(msg: unimq.Message) -> dict[str, Any]:
     try:
         text: str | None = msg.data.decode("utf-8")
@@ -413,7 +420,9 @@ def recv_command(
 ) -> None:
     """Receive messages and print them (text if UTF-8, else base64).
 
-    Exits 3 if fewer than --count messages arrived in time. No message is
+    On a terminal, control characters in the text are shown escaped (\\x1b);
+    into a pipe or file the text is written as it is. Exits 3 if fewer than
+    --count messages arrived in time. No message is
     lost: standard output is checked before each message is taken (closed,
     read-only, or a pipe nobody reads: exit 1, nothing taken), and a message
     that still cannot be written is saved to a file named on stderr (exit 1).
@@ -471,10 +480,13 @@ def _write_or_keep(
     """Write a received message out, or save it and exit saying where it is."""
     if as_json:
         line = json.dumps(_message_json(msg))
-    elif show_tags:
-        line = f"[mtype={msg.mtype} priority={msg.priority}] {_message_text(msg)}"
     else:
-        line = _message_text(msg)
+        text = _message_text(msg)
+        if _stdout_is_terminal():
+            # Whoever may send to the queue chooses these bytes: on a terminal, show
+            # control characters (escape sequences) instead of handing them to it.
+            text = visible(text)
+        line = f"[mtype={msg.mtype} priority={msg.priority}] {text}" if show_tags else text
     try:
         with stop.waiting():  # a write into a full pipe may block: interruptible
             out(line)
