@@ -25,9 +25,14 @@ class QueueURL:
     """A parsed queue URL.
 
     ``target`` is what follows the scheme, decoded: the POSIX name
-    (``"/orders"``), the SysV key text or ftok path (``"51234"``,
-    ``"/etc/hosts"``), or the memory queue's name. ``query`` holds the URL's
-    options as text, in order.
+    (``"/orders"``), the SysV key text, identifier or ftok path (``"51234"``,
+    ``"id:65538"``, ``"/etc/hosts"``), or the memory queue's name. ``query``
+    holds the URL's options as text, in order.
+
+    ``str(url)`` is the canonical URL: percent-encoded printable ASCII (no
+    markup, no control characters), which :func:`parse_url` reads back as an
+    equal ``QueueURL`` whatever the target holds, including bytes that are not
+    UTF-8 (carried as surrogate escapes, as :func:`os.listdir` returns them).
     """
 
     scheme: str
@@ -65,7 +70,15 @@ class QueueURL:
 def parse_url(url: str | QueueURL | None) -> QueueURL:
     """Parse ``url`` (or ``$UNIMQ_URL`` when it is None) into a :class:`QueueURL`.
 
-    :raises InvalidURL: if the text is not ``scheme://target[?options]``.
+    Percent-escapes are decoded (``%20`` is a space, ``%09`` a TAB). Control
+    characters (C0, DEL, C1) written as they are never belong to a URL and
+    are refused, rather than dropped as :func:`urllib.parse.urlsplit` drops
+    TAB, CR and LF.
+
+    :raises InvalidURL: if the text is not ``scheme://target[?options]``, holds
+        a control character, a NUL (also as ``%00``), a fragment, an option
+        given twice, or both a host part and a path.
+    :raises InvalidName: if it names no queue (``memory:///``, ``sysv://``).
     """
     if isinstance(url, QueueURL):
         return url

@@ -392,7 +392,10 @@ def list_queues(kind: str | None = None) -> list[QueueStat]:
     POSIX from the mounted mqueue filesystem.
 
     POSIX ``messages`` is -1 where the queue could not be opened read-only
-    (no permission, or the posix backend is not installed).
+    (no permission, or the posix backend is not installed). Each record's
+    ``url`` reopens the queue it describes: names are percent-encoded, and a
+    SysV queue without a key (IPC_PRIVATE) is ``sysv://id:N`` (see
+    :func:`sysv_queue_by_id`; :func:`unimq.remove` removes it).
 
     :param kind: ``"sysv"``, ``"posix"`` or None for both.
     :raises InvalidURL: for another kind.
