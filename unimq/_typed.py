@@ -36,10 +36,6 @@ __all__ = ["TypedQueue"]
 M = TypeVar("M")
 logger = logging.getLogger("unimq.typed")
 
-#: Seconds between two WARNING records about dead letters from one source to one
-#: dead-letter queue; the ones in between are counted (and logged at DEBUG), and
-#: the next WARNING says how many there were.
-DEAD_LETTER_LOG_INTERVAL = 60.0
 _clock = time.monotonic
 
 
@@ -51,20 +47,19 @@ class _DeadLetterLog:
         #: (source, dlq) -> (time of the last WARNING, dead letters not reported since)
         self._state: dict[tuple[str, str], tuple[float, int]] = {}
 
-    def record(self, source: str, dlq: str, reason: str) -> None:
+    def record(self, source: str, dlq: str, reason: str, interval: float) -> None:
         now = _clock()
         key = (source, dlq)
         with self._lock:
             state = self._state.get(key)
-            due = state is None or now - state[0] >= DEAD_LETTER_LOG_INTERVAL
+            due = state is None or now - state[0] >= interval
             pending = 0 if state is None else state[1]
             self._state[key] = (now, 0) if due or state is None else (state[0], pending + 1)
         if not due:
             logger.debug("dead-lettered an undecodable message from %s to %s", source, dlq)
             return
         more = (
-            f"; {pending} more since the last report (reported at most every "
-            f"{DEAD_LETTER_LOG_INTERVAL:g} s)"
+            f"; {pending} more since the last report (reported at most every {interval:g} s)"
             if pending
             else ""
         )
@@ -100,6 +95,11 @@ class TypedQueue(Generic[M]):
     the queue; :class:`unimq.DecodeError` carries it (``.message``), or, with
     ``dead_letter``, it is forwarded there and the receive goes on.
     """
+
+    #: Seconds between two WARNING records (logger ``unimq.typed``) about dead
+    #: letters from one queue to one dead-letter queue; those in between are
+    #: logged at DEBUG and counted, and the next WARNING says how many.
+    dead_letter_log_interval: float = 60.0
 
     def __init__(
         self,
@@ -321,7 +321,12 @@ class TypedQueue(Generic[M]):
         except Exception as exc:
             raise error from exc  # the DecodeError still carries the message: nothing lost
         self.dead_lettered += 1
-        _dead_letter_log.record(self.queue.url, dlq.url, _first_line(error.__cause__ or error))
+        _dead_letter_log.record(
+            self.queue.url,
+            dlq.url,
+            _first_line(error.__cause__ or error),
+            self.dead_letter_log_interval,
+        )
 
     # ------------------------------------------------------------------ queue.Queue spellings
 

@@ -225,7 +225,7 @@ def test_dead_letter_warnings_are_rate_limited(
                     dlq.receive(timeout=0)
                 except unimq.QueueEmpty:
                     break
-            now[0] += _typed.DEAD_LETTER_LOG_INTERVAL  # the next report is due
+            now[0] += orders.dead_letter_log_interval  # the next report is due
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     debug = [r for r in caplog.records if r.levelno == logging.DEBUG]
     assert len(warnings) == 2  # one per interval, not one per message
