@@ -1,5 +1,9 @@
 """Helpers for tests: listing queues, running code as another user or in a
-private IPC namespace, compiling C peers."""
+private IPC namespace, compiling C peers.
+
+Running a child as another user needs root (CAP_SETUID and CAP_SETGID for
+setpriv); without it, tests that need a second user skip, saying why.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +13,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
+
+import pytest
+
+import unimq.system
 
 ROOT = Path(__file__).resolve().parent.parent
 NOBODY = 65534
@@ -41,32 +48,54 @@ def can_unshare(*flags: str) -> str | None:
     return None
 
 
-def list_posix_queues() -> set[str] | None:
-    """Names of every POSIX queue in this IPC namespace, or None if they cannot be listed.
+def _setpriv(uid: int) -> list[str]:
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
 
-    Mounts an mqueue fs in a private *mount* namespace (same IPC namespace),
-    so the host's mounts are never touched.
-    """
-    if can_unshare("--mount", "--propagation", "private") is not None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                f"mount -t mqueue none {tmp} && ls -A {tmp}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+
+@functools.cache
+def cannot_switch_user() -> str | None:
+    """None if this process can run a child as another user, else the reason it cannot."""
+    if shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is needed to run a child as another user"
+    proc = subprocess.run(
+        [*_setpriv(NOBODY), "true"], capture_output=True, text=True, check=False, timeout=60
+    )
     if proc.returncode != 0:
-        return None
-    return set(proc.stdout.split())
+        return (
+            "running a child as another user needs root (CAP_SETUID, CAP_SETGID), "
+            f"and uid {os.geteuid()} has not: {proc.stderr.strip()}"
+        )
+    return None
+
+
+def as_user(uid: int, cmd: list[str]) -> list[str]:
+    """``cmd`` run as ``uid``/``gid`` with no capabilities (setpriv); the calling
+    test is skipped when this process cannot switch users."""
+    reason = cannot_switch_user()
+    if reason is not None:
+        pytest.skip(reason)
+    return [*_setpriv(uid), *cmd]
+
+
+def privileged() -> bool:
+    """Whether this process is root or has any capability."""
+    with open("/proc/self/status") as f:
+        caps = next((line.split()[1] for line in f if line.startswith("CapEff:")), "0")
+    return os.geteuid() == 0 or int(caps, 16) != 0
+
+
+def unprivileged(cmd: list[str]) -> list[str]:
+    """``cmd`` run without privileges: as is when this process has none, else as nobody."""
+    return as_user(NOBODY, cmd) if privileged() else cmd
+
+
+def over_msg_max() -> int:
+    """A ``max_messages`` one above what binds this process: fs.mqueue.msg_max, or
+    the kernel's hard ceiling (65536) for a process with CAP_SYS_RESOURCE."""
+    limits = unimq.system.limits()
+    if limits.cap_sys_resource or limits.msg_max is None:
+        return 65536 + 1
+    return limits.msg_max + 1
 
 
 def run_python(
@@ -86,9 +115,8 @@ def run_python(
     cmd: list[str] = []
     if namespace:
         cmd += ["unshare", "--ipc"]
-    if user is not None:
-        cmd += ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
-    cmd += [sys.executable, "-c", textwrap.dedent(code)]
+    python = [sys.executable, "-c", textwrap.dedent(code)]
+    cmd += python if user is None else as_user(user, python)
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, check=False, env=full_env, cwd=ROOT
