@@ -7,12 +7,15 @@ setpriv); without it, tests that need a second user skip, saying why.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -52,9 +55,57 @@ def _setpriv(uid: int) -> list[str]:
     return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
 
 
+def _reachable(path: Path) -> bool:
+    return bool(path.stat().st_mode & 0o001)
+
+
+@functools.cache
+def _reveal() -> list[str] | str:
+    """A command prefix that lets another user run this venv's Python, or why none can.
+
+    The interpreter, the venv or this tree may sit below a directory other
+    users cannot enter (pyenv's Pythons under /root). Then the child runs in a
+    private mount namespace where each such directory is a fresh tmpfs (mode
+    0755) holding just those paths, bound back where they were: the host's
+    mounts are untouched, and the paths stay the same (scripts' #! lines work).
+    """
+    needed: list[Path] = []
+    for path in sorted({Path(p).resolve() for p in (sys.base_prefix, sys.prefix, ROOT)}):
+        if not any(path.is_relative_to(other) for other in needed):
+            needed.append(path)
+    hidden: dict[Path, list[Path]] = {}
+    for path in needed:
+        blocker = next((a for a in reversed(path.parents) if not _reachable(a)), None)
+        if blocker is None and not _reachable(path):
+            blocker = path
+        if blocker is not None:
+            hidden.setdefault(blocker, []).append(path)
+    if not hidden:
+        return []
+    if any(path in hidden for path in needed):
+        return f"other users cannot enter {', '.join(map(str, hidden))}"
+    reason = can_unshare("--mount", "--propagation", "private")
+    if reason is not None:
+        return f"other users cannot reach {', '.join(map(str, hidden))}, and {reason}"
+    stage = Path(tempfile.mkdtemp(prefix="unimq-reveal-"))
+    atexit.register(shutil.rmtree, stage, ignore_errors=True)
+    script = ["set -e"]
+    places = [path for paths in hidden.values() for path in paths]
+    for i, path in enumerate(places):
+        (stage / str(i)).mkdir()
+        script.append(f"mount --bind {shlex.quote(str(path))} {stage / str(i)}")
+    for blocker in hidden:
+        script.append(f"mount -t tmpfs -o mode=0755 unimq-reveal {shlex.quote(str(blocker))}")
+    for i, path in enumerate(places):
+        quoted = shlex.quote(str(path))
+        script += [f"mkdir -p {quoted}", f"mount --bind {stage / str(i)} {quoted}"]
+    script.append('exec "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", "\n".join(script), "sh"]
+
+
 @functools.cache
 def cannot_switch_user() -> str | None:
-    """None if this process can run a child as another user, else the reason it cannot."""
+    """None if this process can run this venv's Python as another user, else why not."""
     if shutil.which("setpriv") is None:
         return "setpriv (util-linux) is needed to run a child as another user"
     proc = subprocess.run(
@@ -65,16 +116,35 @@ def cannot_switch_user() -> str | None:
             "running a child as another user needs root (CAP_SETUID, CAP_SETGID), "
             f"and uid {os.geteuid()} has not: {proc.stderr.strip()}"
         )
+    reveal = _reveal()
+    if isinstance(reveal, str):
+        return f"uid {NOBODY} cannot run this Python: {reveal}"
+    probe = "import sys, unimq; print(sys.version)"
+    proc = subprocess.run(
+        [*reveal, *_setpriv(NOBODY), sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd="/",
+    )
+    if proc.returncode != 0 or proc.stdout.strip() != sys.version:
+        return (
+            f"uid {NOBODY} cannot run this Python ({sys.executable}) as itself: "
+            f"{(proc.stderr.strip() or proc.stdout.strip())[-300:]}"
+        )
     return None
 
 
 def as_user(uid: int, cmd: list[str]) -> list[str]:
     """``cmd`` run as ``uid``/``gid`` with no capabilities (setpriv); the calling
-    test is skipped when this process cannot switch users."""
+    test is skipped when this process cannot run its Python as another user."""
     reason = cannot_switch_user()
     if reason is not None:
         pytest.skip(reason)
-    return [*_setpriv(uid), *cmd]
+    reveal = _reveal()
+    assert isinstance(reveal, list)
+    return [*reveal, *_setpriv(uid), *cmd]
 
 
 def privileged() -> bool:
