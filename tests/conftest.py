@@ -18,6 +18,9 @@ import unimq
 from tests.helpers import list_sysv_keys
 from unimq.testing import QueueLedger, exists, unique_name
 
+#: pytester runs unimq.testing against backends from a fresh directory (tests/conformance).
+pytest_plugins = ["pytester"]
+
 
 def _importable(module: str) -> bool:
     try:
