@@ -90,6 +90,8 @@ def ftok(path: str, proj: int) -> int:
     """
     if not 1 <= proj <= 255:
         raise InvalidKey(f"ftok proj must be 1..255, got {proj} (only its low 8 bits are used)")
+    if "\x00" in path:
+        raise InvalidKey(f"cannot derive a SysV key from {path!r}: a path has no NUL character")
     try:
         st = os.stat(path)
     except OSError as exc:
