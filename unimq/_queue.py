@@ -57,7 +57,7 @@ Op = Literal["open", "create", "send", "receive", "stat", "set", "remove", "noti
 WAIT_CHUNK = 3600.0
 _CREATE_RACE_TRIES = 100
 _monotonic = time.monotonic
-_log = logging.getLogger("unimq")
+_log = logging.getLogger("unimq.queue")
 
 #: Largest SysV message type unimq accepts (the kernel takes a long; C peers use int).
 MTYPE_MAX = 2**31 - 1
