@@ -85,7 +85,7 @@ def test_a_queue_that_cannot_be_removed_fails_the_test(pytester: pytest.Pytester
             scheme = "sticky"
 
             @classmethod
-            def _remove_url(cls, url, *, missing_ok):
+            def _remove_url(cls, url):
                 raise unimq.PermissionDenied(f"{url} refuses to go")
 
 

@@ -19,7 +19,8 @@ pytest then runs every contract test against it::
 
 The contract is grouped by capability (:class:`LifecycleContract`,
 :class:`SendReceiveContract`, :class:`PriorityContract`,
-:class:`MtypeContract`, :class:`InterprocessContract`,
+:class:`MtypeContract`, :class:`InterprocessContract`, :class:`HandleContract`,
+:class:`BatchContract`,
 :class:`SignalContract`); tests of a capability the backend does not have
 are skipped, saying so. Every queue a test makes at a URL the kit handed out
 is removed afterwards, and the test fails if one cannot be: queues the kit
@@ -35,7 +36,9 @@ import pytest
 
 # Plain asserts in the contract modules report their values, as in test files.
 pytest.register_assert_rewrite(
+    "unimq.testing._batches",
     "unimq.testing._fixtures",
+    "unimq.testing._handles",
     "unimq.testing._interprocess",
     "unimq.testing._lifecycle",
     "unimq.testing._messaging",
@@ -52,7 +55,9 @@ from unimq.testing._backend import (  # noqa: E402
     message_options,
     unique_name,
 )
+from unimq.testing._batches import BatchContract  # noqa: E402
 from unimq.testing._fixtures import BackendFixtures, OpenQueue  # noqa: E402
+from unimq.testing._handles import HandleContract  # noqa: E402
 from unimq.testing._interprocess import InterprocessContract  # noqa: E402
 from unimq.testing._lifecycle import LifecycleContract  # noqa: E402
 from unimq.testing._messaging import SendReceiveContract  # noqa: E402
@@ -72,7 +77,9 @@ __all__ = [
     "Backend",
     "BackendFixtures",
     "Background",
+    "BatchContract",
     "ChildWatch",
+    "HandleContract",
     "InterprocessContract",
     "LifecycleContract",
     "MtypeContract",
@@ -92,7 +99,9 @@ __all__ = [
 
 class QueueContract(
     LifecycleContract,
+    HandleContract,
     SendReceiveContract,
+    BatchContract,
     PriorityContract,
     MtypeContract,
     InterprocessContract,

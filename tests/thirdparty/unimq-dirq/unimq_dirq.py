@@ -3,7 +3,8 @@
 Each message is one file, named so that sorting the names gives the order of
 delivery: highest priority first, then first in, first out. A lock file
 (``flock``) makes every send and receive one step for all threads and
-processes of the machine, and waits poll with a growing pause.
+processes of the machine, and waits poll with a short pause (unimq's core
+owns the deadline and calls the wait again with the time left).
 
 The directory holds ``.attrs`` (the queue's options and mode, JSON),
 ``.lock`` and the messages ``m<32767 - priority>-<sequence>``.
@@ -31,6 +32,7 @@ __all__ = ["DirQueue"]
 Access = Literal["rw", "r", "w"]
 
 DEFAULTS = {"max_messages": 10, "max_message_size": 8192}
+_PAUSE = 0.002  # seconds between two tries of a waiting send or receive
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -64,10 +66,16 @@ class DirQueue(unimq.Queue):
         "max_message_size": _positive_int,
     }
 
+    #: Options that are attributes of the queue: unimq warns when an existing
+    #: queue has other values than the ones asked for.
+    attribute_options: ClassVar[frozenset[str]] = frozenset(options)
+
     def __init__(self, url: QueueURL, access: Access, path: Path, attrs: dict[str, int]) -> None:
         super().__init__(url, access, attrs["max_message_size"])
         self._path = path
         self._attrs = attrs
+        # The primitives unimq's core calls (directions ``access`` forbids are refused there).
+        self._install(self._try_send, self._try_receive, self._wait_send, self._wait_receive)
 
     # -------------------------------------------------------------- open and remove
 
@@ -81,82 +89,66 @@ class DirQueue(unimq.Queue):
             )
 
     @classmethod
-    def _open(
-        cls,
-        url: QueueURL,
-        *,
-        create: bool,
-        exclusive: bool,
-        mode: int,
-        access: Access,
-        options: dict[str, Any],
-    ) -> Self:
+    def _open_existing(cls, url: QueueURL, *, access: Access, options: dict[str, Any]) -> Self:
         path = Path(url.target)
-        if create and _create(path, {**DEFAULTS, **options, "mode": mode}):
-            return cls(url, access, path, _read_attrs(url, path))
-        if exclusive:
-            raise unimq.QueueExists(
-                f"{url} already exists; open it without exclusive=True or remove it first",
-                url=str(url),
-            )
         attrs = _read_attrs(url, path)
         if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
             raise unimq.PermissionDenied(f"no access to {url}: see its mode", url=str(url))
         return cls(url, access, path, attrs)
 
     @classmethod
-    def _remove_url(cls, url: QueueURL, *, missing_ok: bool) -> None:
-        _remove(str(url), Path(url.target), missing_ok=missing_ok)
+    def _create(cls, url: QueueURL, *, mode: int, access: Access, options: dict[str, Any]) -> Self:
+        path = Path(url.target)
+        if not _create(path, {**DEFAULTS, **options, "mode": mode}):
+            raise unimq.QueueExists(
+                f"{url} already exists; open it without exclusive=True or remove it first",
+                url=str(url),
+            )
+        return cls(url, access, path, _read_attrs(url, path))
 
-    def _remove(self, missing_ok: bool) -> None:
-        _remove(self._url_text, self._path, missing_ok=missing_ok)
+    @classmethod
+    def _remove_url(cls, url: QueueURL) -> None:
+        _remove(str(url), Path(url.target))
+
+    def _remove(self) -> None:
+        _remove(self._url_text, self._path)
+
+    def _attributes(self) -> dict[str, int]:
+        return {k: self._attrs[k] for k in self.attribute_options}
 
     def _close(self) -> None:
-        pass  # a handle holds no descriptor between operations
+        pass  # a handle holds no descriptor; waiters see ``closed`` at their next pause
 
     # -------------------------------------------------------------- send and receive
 
-    def _send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
-        if self._access == "r":
-            raise unimq.PermissionDenied(
-                f"handle on {self._url_text} was opened with access='r'", url=self._url_text
-            )
-
-        def attempt() -> bool:
-            with self._locked():
-                names = self._names()
-                if len(names) >= self._attrs["max_messages"]:
-                    return False
-                seq = 1 + max((int(n.split("-")[1]) for n in names), default=0)
-                tmp = self._path / f"t{secrets.token_hex(8)}"
-                tmp.write_bytes(data)
-                tmp.rename(self._path / f"m{32767 - priority:05d}-{seq:020d}")
-                return True
-
-        if not self._wait(attempt, timeout):
-            raise unimq.QueueFull(f"{self._url_text} is full", url=self._url_text)
-
-    def _receive(self, mtype: int, timeout: float | None) -> Message:
-        if self._access == "w":
-            raise unimq.PermissionDenied(
-                f"handle on {self._url_text} was opened with access='w'", url=self._url_text
-            )
-        got: list[Message] = []
-
-        def attempt() -> bool:
-            with self._locked():
-                names = self._names()
-                if not names:
-                    return False
-                first = self._path / names[0]
-                data = first.read_bytes()
-                first.unlink()
-            got.append(Message(data, 1, 32767 - int(names[0][1:6])))
+    def _try_send(self, data: bytes, mtype: int, priority: int) -> bool:
+        with self._locked():
+            names = self._names()
+            if len(names) >= self._attrs["max_messages"]:
+                return False
+            seq = 1 + max((int(n.split("-")[1]) for n in names), default=0)
+            tmp = self._path / f"t{secrets.token_hex(8)}"
+            tmp.write_bytes(data)
+            tmp.rename(self._path / f"m{32767 - priority:05d}-{seq:020d}")
             return True
 
-        if not self._wait(attempt, timeout):
-            raise unimq.QueueEmpty(f"no message in {self._url_text}", url=self._url_text)
-        return got[0]
+    def _try_receive(self, mtype: int) -> Message | None:
+        with self._locked():
+            names = self._names()
+            if not names:
+                return None
+            first = self._path / names[0]
+            data = first.read_bytes()
+            first.unlink()
+        return Message(data, 1, 32767 - int(names[0][1:6]))
+
+    def _wait_send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> bool:
+        self._pause(timeout)
+        return not self.closed and self._try_send(data, mtype, priority)
+
+    def _wait_receive(self, mtype: int, timeout: float | None) -> Message | None:
+        self._pause(timeout)
+        return None if self.closed else self._try_receive(mtype)
 
     def _stat(self) -> QueueStat:
         with self._locked():
@@ -206,19 +198,10 @@ class DirQueue(unimq.Queue):
         finally:
             os.close(fd)
 
-    def _wait(self, attempt: Callable[[], bool], timeout: float | None) -> bool:
-        """Run ``attempt`` until it succeeds or ``timeout`` (None: no limit) passes."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pause = 0.0005
-        while not attempt():
-            if self.closed:  # closed by another thread while this one waited
-                raise self._closed_error()
-            left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and left <= 0:
-                return False
-            time.sleep(pause if left is None else min(pause, left))
-            pause = min(pause * 2, 0.01)
-        return True
+    @staticmethod
+    def _pause(timeout: float | None) -> None:
+        """One polling pause of a wait (never longer than the time left)."""
+        time.sleep(_PAUSE if timeout is None else min(_PAUSE, timeout))
 
 
 def _create(path: Path, attrs: dict[str, int]) -> bool:
@@ -261,13 +244,11 @@ def _read_attrs(url: QueueURL, path: Path) -> dict[str, int]:
     return attrs
 
 
-def _remove(url: str, path: Path, *, missing_ok: bool) -> None:
+def _remove(url: str, path: Path) -> None:
     """Move the directory aside under its lock (so no operation is half done), then delete it."""
     try:
         fd = os.open(path / ".lock", os.O_RDWR | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
-        if missing_ok:
-            return
         raise unimq.QueueNotFound(f"{url} does not exist", url=url) from None
     except PermissionError:
         raise unimq.PermissionDenied(f"may not remove {url}", url=url) from None
@@ -277,8 +258,6 @@ def _remove(url: str, path: Path, *, missing_ok: bool) -> None:
         try:
             os.rename(path, grave)
         except FileNotFoundError:
-            if missing_ok:
-                return
             raise unimq.QueueNotFound(f"{url} does not exist", url=url) from None
     finally:
         os.close(fd)
