@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import (
     TYPE_CHECKING,
     Annotated,
@@ -181,21 +181,39 @@ class TypedQueue(Generic[M]):
         :raises MessageTooLarge: if the encoded value is larger than the queue allows.
         Otherwise as :meth:`unimq.Queue.send`.
         """
-        if self._single is not None:
-            tag = self._default_mtype
-            codec = self._single
-        else:
-            tag = self._mtype_for(value)
-            codec = self._by_mtype[tag]
-            if mtype is not None and mtype != tag:
-                raise ValueError(
-                    f"{type(value).__name__} travels with mtype {tag} on this typed queue; "
-                    f"sending it with mtype={mtype} would make receivers decode it as another "
-                    "model: leave mtype out"
-                )
+        tag = self._tag_of(value)
+        if self._single is None and mtype is not None and mtype != tag:
+            raise ValueError(
+                f"{type(value).__name__} travels with mtype {tag} on this typed queue; "
+                f"sending it with mtype={mtype} would make receivers decode it as another "
+                "model: leave mtype out"
+            )
+        data = self._encode(value)
+        if mtype is None:
+            mtype = tag
+        self.queue.send(data, mtype=mtype, priority=priority, timeout=timeout)
+
+    def send_many(self, values: Iterable[M], *, timeout: float | None = None) -> int:
+        """Encode and send several values in order, with one deadline for the batch.
+
+        Every value is checked and encoded before the first is sent, so a bad
+        value sends nothing (same errors as :meth:`send`). If the deadline
+        passes after k values, :class:`unimq.QueueFull` is raised with
+        ``.sent == k``; see :meth:`unimq.Queue.send_many`.
+        """
+        batch = [Message(self._encode(value), self._tag_of(value), 0) for value in values]
+        return self.queue.send_many(batch, timeout=timeout)
+
+    def _tag_of(self, value: object) -> int:
+        return self._default_mtype if self._single is not None else self._mtype_for(value)
+
+    def _encode(self, value: object) -> bytes:
+        """The checked encoding of one value (as :meth:`send` makes it)."""
+        tag = self._tag_of(value)
         problem = self._accepts[tag](value)
         if problem is not None:
             raise TypeError(problem)
+        codec = self._single if self._single is not None else self._by_mtype[tag]
         data = codec.encode(value)
         if len(data) > self.queue.max_message_size:
             raise MessageTooLarge(
@@ -206,9 +224,7 @@ class TypedQueue(Generic[M]):
                 limit=self.queue.max_message_size,
                 url=self.queue.url,
             )
-        if mtype is None:
-            mtype = tag
-        self.queue.send(data, mtype=mtype, priority=priority, timeout=timeout)
+        return data
 
     def _mtype_for(self, value: object) -> int:
         tag = self._mtype_of.get(type(value))
@@ -263,6 +279,35 @@ class TypedQueue(Generic[M]):
             except DecodeError as exc:
                 self._forward(exc)
                 forwarded += 1
+
+    def receive_many(
+        self, max_messages: int, model: type[M] | None = None, *, timeout: float | None = None
+    ) -> list[M]:
+        """Wait (per ``timeout``) for the first value, then take what is already
+        queued, up to ``max_messages``, and decode them in order.
+
+        Nothing is lost to a payload that does not decode: with a dead-letter
+        queue it goes there and the others are returned (if every message
+        taken was undecodable, more are taken without waiting, as
+        :meth:`receive` does); without one, :class:`unimq.DecodeError` is
+        raised for the first bad payload, with ``.message`` that message and
+        ``.received`` every raw message of the batch, in order.
+        """
+        select = self._select if model is None else self._mtype_for_model(model)
+        deadline = Deadline(timeout)
+        while True:
+            msgs = self.queue.receive_many(max_messages, mtype=select, timeout=deadline.remaining())
+            values: list[M] = []
+            for msg in msgs:
+                try:
+                    values.append(self._decode(msg))
+                except DecodeError as exc:
+                    if self._dead_letter is None:
+                        exc.received = msgs
+                        raise
+                    self._forward(exc)
+            if values:
+                return values
 
     def _mtype_for_model(self, model: type[M]) -> int:
         tag = self._mtype_of.get(cast(type, model))
