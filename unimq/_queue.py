@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, overload
 
 from unimq._errors import (
+    LimitExceeded,
     MessageTooLarge,
     PermissionDenied,
     QueueClosed,
@@ -590,7 +591,19 @@ class Queue(abc.ABC):
             handle = cls._open_existing(url, access=access, options=options)
             handle._warn_mismatch(options)
             return handle
-        cls._preflight(url, options)
+        try:
+            cls._preflight(url, options)
+        except LimitExceeded as limit:
+            # The limits bind creation only: an existing queue opens as it is
+            # (with the mismatch warning when its attributes differ).
+            if exclusive:
+                raise
+            try:
+                handle = cls._open_existing(url, access=access, options=options)
+            except QueueNotFound:
+                raise limit from None
+            handle._warn_mismatch(options)
+            return handle
         for _ in range(_CREATE_RACE_TRIES):
             try:
                 handle = cls._create(url, mode=mode, access=access, options=options)
