@@ -5,10 +5,11 @@ interface and semantics as ``unimq_posix._fast.Channel``:
 
 - it owns one non-blocking queue descriptor (a ``posix_ipc.MessageQueue``)
   and, from the first wait on, one eventfd that close() writes to wake waiters;
-- every call that uses the descriptor counts itself in flight (posix_ipc
-  releases the GIL even for non-blocking calls); close() with calls in flight
-  marks the channel closing and wakes them, and the last to leave closes the
-  descriptors, so no call uses a descriptor number after close;
+- posix_ipc releases the GIL even for non-blocking calls, so those hold the
+  channel's lock for the call, and waits count themselves in flight; close()
+  takes the lock, and with waits in flight marks the channel closing and wakes
+  them, and the last to leave closes the descriptors: no call uses a
+  descriptor number after close;
 - one thread per direction polls the queue; the other waiters of that
   direction wait for the poller's lock with their own deadline, so a message
   wakes one thread, not all of them (a herd of pollers retrying under the GIL
@@ -41,6 +42,8 @@ _POLLIN = select.POLLIN
 _POLLOUT = select.POLLOUT
 _monotonic = time.monotonic
 _new_message = tuple.__new__
+#: The longest single lock wait or poll() (seconds); longer waits loop.
+_LONGEST = 3600.0
 
 
 def _descriptor_shortage() -> int | None:
@@ -224,21 +227,20 @@ class PyChannel:
             raise _oserror("receive", exc) from exc
         return _new_message(self._message, (data, 1, priority))
 
+    # The non-blocking attempts hold the state lock for the call (close() waits
+    # for it): one lock instead of counting in and out.
+
     def send_nowait(self, data: bytes, mtype: int, priority: int) -> bool:
-        if not self._enter():
-            raise OSError(E.EBADF, os.strerror(E.EBADF))
-        try:
+        with self._lock:
+            if self._state != _OPEN:
+                raise OSError(E.EBADF, os.strerror(E.EBADF))
             return self._send(data, priority)
-        finally:
-            self._leave()
 
     def receive_nowait(self, mtype: int) -> Message | None:
-        if not self._enter():
-            raise OSError(E.EBADF, os.strerror(E.EBADF))
-        try:
+        with self._lock:
+            if self._state != _OPEN:
+                raise OSError(E.EBADF, os.strerror(E.EBADF))
             return self._receive()
-        finally:
-            self._leave()
 
     # ------------------------------------------------------------------ waits
 
@@ -260,8 +262,8 @@ class PyChannel:
         # Lock waits run signal handlers and resume (PEP 475).
         if deadline is None:
             poller.acquire()
-        elif not poller.acquire(timeout=max(deadline - _monotonic(), 0.0)):
-            return None
+        elif not poller.acquire(timeout=min(max(deadline - _monotonic(), 0.0), _LONGEST)):
+            return None  # spurious for waits beyond _LONGEST: the core waits again
         try:
             if not self._enter(wake=True):
                 return None
@@ -289,7 +291,7 @@ class PyChannel:
                 left = deadline - _monotonic()
                 if left <= 0:
                     return None
-                ms = left * 1000.0  # at most WAIT_CHUNK (3600 s) from the core
+                ms = min(left, _LONGEST) * 1000.0  # poll() takes an int of milliseconds
             # poll() retries after signals itself with the remaining time
             # (handlers run, their exceptions propagate).
             poll.poll(ms)

@@ -341,18 +341,35 @@ ensure_wakefd(Channel *self)
     return 0;
 }
 
-enum { W_READY = 1, W_TIMEOUT = 0, W_ERROR = -1, W_CLOSED = 2 };
+/* What a wait does once the queue is ready: one non-blocking mq_send or
+ * mq_receive, made without the GIL (the call is in flight, so the descriptor
+ * stays open), so a woken waiter takes its message before it competes for the
+ * GIL. */
+typedef struct {
+    int sending;
+    const char *data; /* send */
+    size_t len;
+    char *buf; /* receive */
+    size_t size;
+    unsigned int priority; /* send: given; receive: received */
+    ssize_t got;
+} Attempt;
 
-/* Wait without the GIL until the queue descriptor is ready for ``events``, the
- * deadline passes or close() writes the eventfd. Called in flight. */
+enum { W_DONE = 1, W_TIMEOUT = 0, W_ERROR = -1, W_CLOSED = 2, W_SIGNAL = 3 };
+
+/* Without the GIL: poll the queue and the eventfd until the attempt succeeds,
+ * the deadline passes, close() writes the eventfd, or a signal arrives (the
+ * caller runs the handlers with the GIL and calls again). *err: the errno for
+ * W_ERROR. */
 static int
-wait_ready(Channel *self, short events, int forever, const struct timespec *deadline)
+wait_nogil(mqd_t mqd, int wakefd, Attempt *a, int forever, const struct timespec *deadline,
+           int *err)
 {
+    struct pollfd fds[2] = {
+        {.fd = (int)mqd, .events = a->sending ? POLLOUT : POLLIN, .revents = 0},
+        {.fd = wakefd, .events = POLLIN, .revents = 0},
+    };
     for (;;) {
-        struct pollfd fds[2] = {
-            {.fd = (int)self->mqd, .events = events, .revents = 0},
-            {.fd = self->wakefd, .events = POLLIN, .revents = 0},
-        };
         struct timespec left, *timeout = NULL;
         if (!forever) {
             struct timespec now;
@@ -367,31 +384,65 @@ wait_ready(Channel *self, short events, int forever, const struct timespec *dead
                 return W_TIMEOUT;
             timeout = &left;
         }
-        int rc, err;
-        Py_BEGIN_ALLOW_THREADS
-        rc = ppoll(fds, 2, timeout, NULL);
-        err = errno;
-        Py_END_ALLOW_THREADS
-        if (self->state != ST_OPEN)
-            return W_CLOSED;
+        fds[0].revents = fds[1].revents = 0;
+        int rc = ppoll(fds, 2, timeout, NULL);
         if (rc == -1) {
-            if (err != EINTR) {
-                set_errno(err);
-                return W_ERROR;
-            }
-            if (PyErr_CheckSignals() < 0) /* a handler raised */
-                return W_ERROR;
-            if (self->state != ST_OPEN) /* a handler closed the handle */
-                return W_CLOSED;
-            continue; /* resume with the remaining time */
+            if (errno == EINTR)
+                return W_SIGNAL;
+            *err = errno;
+            return W_ERROR;
         }
+        if (fds[1].revents)
+            return W_CLOSED;
         if (rc == 0)
             return W_TIMEOUT;
         if (fds[0].revents & POLLNVAL) {
-            set_errno(EBADF);
+            *err = EBADF;
             return W_ERROR;
         }
-        return W_READY;
+        int ok;
+        if (a->sending)
+            ok = mq_send(mqd, a->data, a->len, a->priority) == 0;
+        else {
+            a->got = mq_receive(mqd, a->buf, a->size, &a->priority);
+            ok = a->got >= 0;
+        }
+        if (ok)
+            return W_DONE;
+        if (errno == EINTR)
+            return W_SIGNAL;
+        if (errno != EAGAIN) {
+            *err = errno;
+            return W_ERROR;
+        }
+        /* another thread or process got there first: wait again */
+    }
+}
+
+/* In flight, with the GIL: wait (see wait_nogil), running signal handlers
+ * between waits. W_DONE, W_TIMEOUT, W_CLOSED, or W_ERROR with an exception. */
+static int
+wait_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline)
+{
+    for (;;) {
+        int w, err = 0;
+        mqd_t mqd = self->mqd;
+        int wakefd = self->wakefd;
+        Py_BEGIN_ALLOW_THREADS
+        w = wait_nogil(mqd, wakefd, a, forever, deadline, &err);
+        Py_END_ALLOW_THREADS
+        if (w == W_DONE || w == W_TIMEOUT)
+            return w;
+        if (self->state != ST_OPEN)
+            return W_CLOSED;
+        if (w == W_ERROR) {
+            set_errno(err);
+            return W_ERROR;
+        }
+        if (PyErr_CheckSignals() < 0) /* a handler raised: nothing was taken or sent */
+            return W_ERROR;
+        if (self->state != ST_OPEN) /* a handler closed the handle */
+            return W_CLOSED;
     }
 }
 
@@ -457,32 +508,21 @@ Channel_send_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     if (self->state != ST_OPEN)
         Py_RETURN_FALSE;
-    const char *data = PyBytes_AS_STRING(args[0]); /* immutable, kept alive by args */
-    size_t len = (size_t)PyBytes_GET_SIZE(args[0]);
-    int rc = try_send(self, data, len, priority);
+    Attempt a = {.sending = 1,
+                 .data = PyBytes_AS_STRING(args[0]), /* immutable, kept alive by args */
+                 .len = (size_t)PyBytes_GET_SIZE(args[0]),
+                 .priority = priority};
+    int rc = try_send(self, a.data, a.len, priority);
     if (rc != 0)
         return rc < 0 ? NULL : Py_NewRef(Py_True);
     if (ensure_wakefd(self) < 0)
         return NULL;
     self->inflight++;
-    PyObject *result = NULL;
-    for (;;) {
-        int w = wait_ready(self, POLLOUT, forever, &deadline);
-        if (w == W_ERROR)
-            break;
-        if (w != W_READY) {
-            result = Py_NewRef(Py_False);
-            break;
-        }
-        rc = try_send(self, data, len, priority);
-        if (rc != 0) {
-            result = rc < 0 ? NULL : Py_NewRef(Py_True);
-            break;
-        }
-        /* another sender took the room first: wait again */
-    }
+    int w = wait_attempt(self, &a, forever, &deadline);
     leave(self);
-    return result;
+    if (w == W_ERROR)
+        return NULL;
+    return PyBool_FromLong(w == W_DONE);
 }
 
 /* receive_wait(mtype, timeout: float | None) -> Message | None
@@ -506,23 +546,22 @@ Channel_receive_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     Py_DECREF(result);
     if (ensure_wakefd(self) < 0)
         return NULL;
-    self->inflight++;
-    result = NULL;
-    for (;;) {
-        int w = wait_ready(self, POLLIN, forever, &deadline);
-        if (w == W_ERROR)
-            break;
-        if (w != W_READY) {
-            result = Py_NewRef(Py_None);
-            break;
-        }
-        result = try_receive(self);
-        if (result != Py_None)
-            break;
-        Py_DECREF(result); /* another receiver took it first: wait again */
-        result = NULL;
+    char stack[STACK_BUF];
+    Attempt a = {.sending = 0, .buf = stack, .size = (size_t)self->msgsize};
+    if (self->msgsize > STACK_BUF) {
+        a.buf = PyMem_Malloc((size_t)self->msgsize);
+        if (a.buf == NULL)
+            return PyErr_NoMemory();
     }
+    self->inflight++;
+    int w = wait_attempt(self, &a, forever, &deadline);
     leave(self);
+    if (w == W_DONE)
+        result = build_message(self, a.buf, (Py_ssize_t)a.got, a.priority);
+    else
+        result = w == W_ERROR ? NULL : Py_NewRef(Py_None);
+    if (a.buf != stack)
+        PyMem_Free(a.buf);
     return result;
 }
 
@@ -597,11 +636,12 @@ Channel_notify(Channel *self, PyObject *arg)
         return closed_error();
     struct sigevent ev;
     memset(&ev, 0, sizeof ev);
-    if (arg == Py_None) {
-        if (mq_notify(self->mqd, NULL) == -1)
-            return PyErr_SetFromErrno(PyExc_OSError);
+    /* This process's own registration is replaced: cancel it first (the
+     * kernel would say EBUSY). Another process's stays, and EBUSY follows. */
+    if (mq_notify(self->mqd, NULL) == -1)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    if (arg == Py_None)
         Py_RETURN_NONE;
-    }
     if (PyLong_Check(arg)) {
         long signo = PyLong_AsLong(arg);
         if (signo == -1 && PyErr_Occurred())
