@@ -251,9 +251,7 @@ class PyChannel:
         got = self._wait(_POLLIN, timeout, self._receive)
         return got if isinstance(got, tuple) else None
 
-    def _wait(
-        self, event: int, timeout: float | None, attempt: object
-    ) -> Message | bool | None:
+    def _wait(self, event: int, timeout: float | None, attempt: object) -> Message | bool | None:
         """Wait (at most ``timeout`` s) until ``attempt`` succeeds; its result, or
         None/False when the time ran out or close() woke the call."""
         deadline = None if timeout is None else _monotonic() + timeout

@@ -173,8 +173,12 @@ def posix_error(op: Op, exc: OSError, ctx: Context) -> BaseException:  # noqa: C
                 url=url,
             )
     elif code == E.EMFILE:
-        if op == "create" and _descriptor_free() and explains_msgqueue_refusal(
-            posix_queue_charge(*ctx.attributes) if ctx.attributes else 0
+        if (
+            op == "create"
+            and _descriptor_free()
+            and explains_msgqueue_refusal(
+                posix_queue_charge(*ctx.attributes) if ctx.attributes else 0
+            )
         ):
             return _msgqueue(ctx)
         what = {"open": "cannot open", "create": "cannot create"}.get(op, f"cannot {op} on")
