@@ -7,8 +7,9 @@ when a new queue gets the freed descriptor numbers at once (kernel-facts 20).
 
 from __future__ import annotations
 
+import errno
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from tests.conftest import UrlFactory
 
 pytest.importorskip("unimq_posix")
 import unimq_posix._queue as posix_queue
+from unimq_posix import PosixQueue
 from unimq_posix._channel import PyChannel
 from unimq_posix._channel import unlink as py_unlink
 
@@ -26,14 +28,14 @@ SMALL: dict[str, Any] = {"max_messages": 1, "max_message_size": 64}
 
 
 @pytest.fixture(params=["c", "py"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run the test on the C channel and on the fallback (posix_ipc)."""
     if request.param == "py":
         monkeypatch.setattr(posix_queue, "_Channel", PyChannel)
         monkeypatch.setattr(posix_queue, "_unlink", py_unlink)
     elif not posix_queue.ACCELERATED:
         pytest.skip("unimq_posix._fast is not built (or UNIMQ_PURE_PYTHON is set)")
-    yield request.param
+    return str(request.param)
 
 
 class Waiter(threading.Thread):
@@ -127,6 +129,7 @@ def test_close_racing_the_start_of_a_wait(path: str, make_url: UrlFactory) -> No
 
 def test_fileno_and_notify_after_close(path: str, make_url: UrlFactory) -> None:
     q = unimq.open(make_url("posix"), create=True, **SMALL)
+    assert isinstance(q, PosixQueue)
     fd = q.fileno()
     assert fd >= 0
     q.close()
@@ -148,12 +151,15 @@ def test_wrong_direction_and_closed_descriptor_are_told_apart(
     with unimq.open(url, create=True, **SMALL) as q:
         reader = unimq.open(url, access="r")
         channel = reader._channel  # type: ignore[attr-defined]
-        with pytest.raises(OSError) as info:
-            channel.send_nowait(b"x", 1, 0)  # the kernel's (or driver's) own EBADF
-        wrong_way = posix_error("send", info.value, Context(url, "r"))
+        try:
+            channel.send_nowait(b"x", 1, 0)
+        except OSError as exc:  # the kernel's (or the driver's) own EBADF
+            ebadf = exc
+        assert ebadf.errno == errno.EBADF
+        wrong_way = posix_error("send", ebadf, Context(url, "r"))
         assert isinstance(wrong_way, unimq.PermissionDenied)
         assert "access='rw'" in str(wrong_way)
-        gone = posix_error("send", info.value, Context(url, "rw"))
+        gone = posix_error("send", ebadf, Context(url, "rw"))
         assert isinstance(gone, unimq.QueueClosed)
         reader.close()
         q.remove()

@@ -21,6 +21,7 @@ interface and semantics as ``unimq_posix._fast.Channel``:
 
 from __future__ import annotations
 
+import contextlib
 import errno as E
 import os
 import select
@@ -185,10 +186,8 @@ class PyChannel:
 
     def _release(self) -> None:
         self._state = _CLOSED
-        try:
+        with contextlib.suppress(posix_ipc.Error):  # the descriptor is gone either way
             self._mq.close()
-        except posix_ipc.Error:
-            pass  # nothing to report: the descriptor is gone either way
         if self._wakefd != -1:
             os.close(self._wakefd)
             self._wakefd = -1

@@ -88,7 +88,7 @@ def _descriptor_free() -> bool:
     return True
 
 
-def posix_error(op: Op, exc: OSError, ctx: Context) -> BaseException:  # noqa: C901, PLR0911, PLR0912
+def posix_error(op: Op, exc: OSError, ctx: Context) -> BaseException:
     """The unimq error for ``exc`` (with its errno) raised by ``op``."""
     code = exc.errno
     url = ctx.url
