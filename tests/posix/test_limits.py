@@ -21,6 +21,9 @@ from unimq._limits import has_cap_sys_resource, posix_queue_charge
 
 pytest.importorskip("unimq_posix")
 
+#: Child prelude: the current hard RLIMIT_MSGQUEUE (only the soft limit is lowered).
+HARD = "import resource\nHARD = resource.getrlimit(resource.RLIMIT_MSGQUEUE)[1]\n"
+
 SMALL: dict[str, Any] = {"max_messages": 2, "max_message_size": 64}
 
 
@@ -36,11 +39,10 @@ def pure(request: pytest.FixtureRequest) -> dict[str, str]:
     return {"UNIMQ_PURE_PYTHON": "1"}
 
 
-def child(code: str, env: dict[str, str], *, namespace: bool = False) -> dict[str, Any]:
-    proc = run_python(CATCH + code, env=env, namespace=namespace)
+def child(code: str, env: dict[str, str], *, namespace: bool = False) -> Any:
+    proc = run_python(CATCH + HARD + code, env=env, namespace=namespace)
     assert proc.returncode == 0, proc.stderr
-    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_out_of_descriptors_names_rlimit_nofile(pure: dict[str, str], make_url: UrlFactory) -> None:
@@ -100,7 +102,7 @@ def test_create_refused_by_rlimit_msgqueue(pure: dict[str, str], make_url: UrlFa
     urls = [make_url("posix"), make_url("posix")]
     code = f"""
 import resource
-resource.setrlimit(resource.RLIMIT_MSGQUEUE, ({charge + charge // 2}, resource.getrlimit(resource.RLIMIT_MSGQUEUE)[1]))
+resource.setrlimit(resource.RLIMIT_MSGQUEUE, ({charge + charge // 2}, HARD))
 handles, errors = [], []
 for url in {urls!r}:
     try:
@@ -132,7 +134,7 @@ for label, options in (("hard", {{"max_messages": 70000, "max_message_size": 64}
                        ("size", {{"max_messages": 2, "max_message_size": 16 * 1024 * 1024 + 1}})):
     r = system.check({url!r}, **options)
     out[label] = [r.ok, r.limit, attempt(lambda: unimq.open({url!r}, create=True, **options))]
-resource.setrlimit(resource.RLIMIT_MSGQUEUE, ({charge - 1}, resource.getrlimit(resource.RLIMIT_MSGQUEUE)[1]))
+resource.setrlimit(resource.RLIMIT_MSGQUEUE, ({charge - 1}, HARD))
 r = system.check({url!r}, max_messages=2, max_message_size=64)
 out["rlimit"] = [r.ok, r.limit, attempt(lambda: unimq.open({url!r}, create=True, max_messages=2,
                                                            max_message_size=64))]
@@ -182,7 +184,7 @@ out = {{"check": system.check("posix:///c", max_messages=2, max_message_size=64)
         "existing": attempt(lambda: unimq.open("posix:///a", create=True, max_messages=2,
                                                max_message_size=64).close())}}
 open("/proc/sys/fs/mqueue/queues_max", "w").write("100")
-resource.setrlimit(resource.RLIMIT_MSGQUEUE, ({3 * charge - 1}, resource.getrlimit(resource.RLIMIT_MSGQUEUE)[1]))
+resource.setrlimit(resource.RLIMIT_MSGQUEUE, ({3 * charge - 1}, HARD))
 out["rlimit_check"] = system.check("posix:///c", max_messages=2, max_message_size=64).model_dump()
 out["rlimit_open"] = attempt(lambda: unimq.open("posix:///c", create=True, max_messages=2,
                                                 max_message_size=64))
@@ -192,7 +194,7 @@ libc.umount2(mnt.encode(), 0)
 print(json.dumps(out))
 """
     full = subprocess.run(
-        ["unshare", *NAMESPACE, sys.executable, "-c", CATCH + code],
+        ["unshare", *NAMESPACE, sys.executable, "-c", CATCH + HARD + code],
         capture_output=True,
         text=True,
         timeout=60,
