@@ -5,11 +5,11 @@ interface and semantics as ``unimq_posix._fast.Channel``:
 
 - it owns one non-blocking queue descriptor (a ``posix_ipc.MessageQueue``)
   and, from the first wait on, one eventfd that close() writes to wake waiters;
-- posix_ipc releases the GIL even for non-blocking calls, so those hold the
-  channel's lock for the call, and waits count themselves in flight; close()
-  takes the lock, and with waits in flight marks the channel closing and wakes
-  them, and the last to leave closes the descriptors: no call uses a
-  descriptor number after close;
+- posix_ipc releases the GIL even for non-blocking calls, so every call that
+  uses the descriptor counts itself in flight (without a lock on the hot path);
+  close() with calls in flight marks the channel closing and wakes them, and
+  the last to leave closes the descriptors: no call uses a descriptor number
+  after close;
 - one thread per direction polls the queue; the other waiters of that
   direction wait for the poller's lock with their own deadline, so a message
   wakes one thread, not all of them (a herd of pollers retrying under the GIL
@@ -155,9 +155,13 @@ class PyChannel:
         self._message = message
         self.max_messages = mq.max_messages
         self.max_message_size = mq.max_message_size
-        self._lock = threading.Lock()  # guards _state, _inflight, _wakefd
+        # Calls in flight, one entry each: list.append/pop are atomic, so the hot
+        # path takes no lock. A call enters (append) before it looks at the state
+        # and close() sets the state before it looks at the calls, so either the
+        # call sees the channel closing, or close() sees the call.
+        self._calls: list[None] = []
         self._state = _OPEN
-        self._inflight = 0
+        self._lock = threading.Lock()  # the rare paths: eventfd creation, release
         self._wakefd = -1
         # One poller per direction; the other waiters queue on these locks.
         self._pollers = {_POLLIN: threading.Lock(), _POLLOUT: threading.Lock()}
@@ -168,29 +172,23 @@ class PyChannel:
     def closed(self) -> bool:
         return self._state != _OPEN
 
-    def _enter(self, wake: bool = False) -> bool:
-        """Count a call in flight; False when the channel is closed."""
-        with self._lock:
-            if self._state != _OPEN:
-                return False
-            if wake and self._wakefd == -1:
-                self._wakefd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-            self._inflight += 1
-            return True
-
     def _leave(self) -> None:
-        with self._lock:
-            self._inflight -= 1
-            if self._inflight == 0 and self._state == _CLOSING:
-                self._release()
+        calls = self._calls
+        calls.pop()
+        if self._state != _OPEN and not calls:
+            self._release()
 
     def _release(self) -> None:
-        self._state = _CLOSED
-        with contextlib.suppress(posix_ipc.Error):  # the descriptor is gone either way
-            self._mq.close()
-        if self._wakefd != -1:
-            os.close(self._wakefd)
-            self._wakefd = -1
+        """Close the descriptors, once (the last call leaving, or close() itself)."""
+        with self._lock:
+            if self._state == _CLOSED:
+                return
+            self._state = _CLOSED
+            with contextlib.suppress(posix_ipc.Error):  # the descriptor is gone either way
+                self._mq.close()
+            if self._wakefd != -1:
+                os.close(self._wakefd)
+                self._wakefd = -1
 
     def close(self) -> None:
         """Release the descriptors now, or wake the calls in flight and let the
@@ -198,12 +196,20 @@ class PyChannel:
         with self._lock:
             if self._state != _OPEN:
                 return
-            if self._inflight == 0:
-                self._release()
-                return
             self._state = _CLOSING
             if self._wakefd != -1:
                 os.eventfd_write(self._wakefd, 1)
+        if not self._calls:
+            self._release()
+
+    def _wake_fd(self) -> bool:
+        """Create the eventfd on the first wait; False when the channel is closing."""
+        with self._lock:
+            if self._state != _OPEN:
+                return False
+            if self._wakefd == -1:
+                self._wakefd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            return True
 
     # ------------------------------------------------------------------ attempts
 
@@ -226,20 +232,23 @@ class PyChannel:
             raise _oserror("receive", exc) from exc
         return _new_message(self._message, (data, 1, priority))
 
-    # The non-blocking attempts hold the state lock for the call (close() waits
-    # for it): one lock instead of counting in and out.
-
     def send_nowait(self, data: bytes, mtype: int, priority: int) -> bool:
-        with self._lock:
+        self._calls.append(None)
+        try:
             if self._state != _OPEN:
                 raise OSError(E.EBADF, os.strerror(E.EBADF))
             return self._send(data, priority)
+        finally:
+            self._leave()
 
     def receive_nowait(self, mtype: int) -> Message | None:
-        with self._lock:
+        self._calls.append(None)
+        try:
             if self._state != _OPEN:
                 raise OSError(E.EBADF, os.strerror(E.EBADF))
             return self._receive()
+        finally:
+            self._leave()
 
     # ------------------------------------------------------------------ waits
 
@@ -262,9 +271,10 @@ class PyChannel:
         elif not poller.acquire(timeout=min(max(deadline - _monotonic(), 0.0), _LONGEST)):
             return None  # spurious for waits beyond _LONGEST: the core waits again
         try:
-            if not self._enter(wake=True):
-                return None
+            self._calls.append(None)
             try:
+                if self._state != _OPEN or not self._wake_fd():
+                    return None
                 return self._poll_loop(event, deadline, attempt)
             finally:
                 self._leave()
@@ -304,9 +314,10 @@ class PyChannel:
 
     def stat(self) -> tuple[int, int, int, int, int]:
         """(curmsgs, st_mode, st_uid, st_gid, qsize or -1)."""
-        if not self._enter():
-            raise OSError(E.EBADF, os.strerror(E.EBADF))
+        self._calls.append(None)
         try:
+            if self._state != _OPEN:
+                raise OSError(E.EBADF, os.strerror(E.EBADF))
             try:
                 current = self._mq.current_messages
             except (posix_ipc.Error, OSError) as exc:
@@ -324,9 +335,10 @@ class PyChannel:
 
     def notify(self, arg: object) -> None:
         """mq_notify: None cancels, an int is a signal, a callable runs in a thread."""
-        if not self._enter():
-            raise OSError(E.EBADF, os.strerror(E.EBADF))
+        self._calls.append(None)
         try:
+            if self._state != _OPEN:
+                raise OSError(E.EBADF, os.strerror(E.EBADF))
             request: object = arg
             if callable(arg):
                 callback = arg
