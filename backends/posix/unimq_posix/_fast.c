@@ -512,9 +512,8 @@ Channel_send_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
                  .data = PyBytes_AS_STRING(args[0]), /* immutable, kept alive by args */
                  .len = (size_t)PyBytes_GET_SIZE(args[0]),
                  .priority = priority};
-    int rc = try_send(self, a.data, a.len, priority);
-    if (rc != 0)
-        return rc < 0 ? NULL : Py_NewRef(Py_True);
+    /* No attempt first: the core made one (send_nowait) just before; the
+     * poll returns at once if there is room now. */
     if (ensure_wakefd(self) < 0)
         return NULL;
     self->inflight++;
@@ -540,10 +539,9 @@ Channel_receive_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     if (self->state != ST_OPEN)
         Py_RETURN_NONE;
-    PyObject *result = try_receive(self);
-    if (result != Py_None)
-        return result;
-    Py_DECREF(result);
+    PyObject *result;
+    /* No attempt first: the core made one (receive_nowait) just before; the
+     * poll returns at once if a message is waiting. */
     if (ensure_wakefd(self) < 0)
         return NULL;
     char stack[STACK_BUF];
