@@ -32,6 +32,7 @@ from typing import Literal
 import posix_ipc
 
 from unimq._message import Message
+from unimq_posix._limits import descriptor_shortage, explains_msgqueue_refusal
 
 __all__ = ["PyChannel", "driver_errno", "unlink"]
 
@@ -45,19 +46,6 @@ _monotonic = time.monotonic
 _new_message = tuple.__new__
 #: The longest single lock wait or poll() (seconds); longer waits loop.
 _LONGEST = 3600.0
-
-
-def _descriptor_shortage() -> int | None:
-    """EMFILE or ENFILE when this process cannot get a descriptor now, else None.
-
-    Allocating one is the test (listing /proc/self/fd would need one itself).
-    """
-    try:
-        fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as exc:
-        return exc.errno if exc.errno in (E.EMFILE, E.ENFILE) else None
-    os.close(fd)
-    return None
 
 
 def driver_errno(op: DriverOp, exc: BaseException) -> int:
@@ -88,12 +76,10 @@ def driver_errno(op: DriverOp, exc: BaseException) -> int:
         if exc.errno is not None:
             return exc.errno
         if op in ("open", "create"):
-            shortage = _descriptor_shortage()
+            shortage = descriptor_shortage()
             if shortage is not None:
                 return shortage
             if op == "create":
-                from unimq_posix._limits import explains_msgqueue_refusal
-
                 return E.EMFILE if explains_msgqueue_refusal() else E.ENOSPC
             return E.EMFILE
     return E.EIO

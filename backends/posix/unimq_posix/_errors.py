@@ -9,7 +9,6 @@ causes, the table re-reads the limit that decides between them.
 from __future__ import annotations
 
 import errno as E
-import os
 import resource
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ from unimq._errors import (
 )
 from unimq._limits import posix_queue_charge, rlimit_msgqueue, sysctl_hint
 from unimq._queue import Op
-from unimq_posix._limits import attribute_limit, explains_msgqueue_refusal
+from unimq_posix._limits import attribute_limit, descriptor_shortage, explains_msgqueue_refusal
 
 __all__ = ["Context", "posix_error"]
 
@@ -76,16 +75,6 @@ def _msgqueue(ctx: Context) -> LimitExceeded:
         errno=E.EMFILE,
         url=ctx.url,
     )
-
-
-def _descriptor_free() -> bool:
-    """Whether this process can get a file descriptor now (allocating one is the test)."""
-    try:
-        fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return False
-    os.close(fd)
-    return True
 
 
 def posix_error(op: Op, exc: OSError, ctx: Context) -> BaseException:
@@ -175,7 +164,7 @@ def posix_error(op: Op, exc: OSError, ctx: Context) -> BaseException:
     elif code == E.EMFILE:
         if (
             op == "create"
-            and _descriptor_free()
+            and descriptor_shortage() is None
             and explains_msgqueue_refusal(
                 posix_queue_charge(*ctx.attributes) if ctx.attributes else 0
             )

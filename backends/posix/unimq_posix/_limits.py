@@ -27,6 +27,7 @@ __all__ = [
     "HARD_MSGSIZEMAX",
     "Usage",
     "attribute_limit",
+    "descriptor_shortage",
     "explains_msgqueue_refusal",
     "preflight",
     "requested_attributes",
@@ -127,6 +128,19 @@ def usage(name: str | None = None) -> Usage:
         found.charged += posix_queue_charge(channel.max_messages, channel.max_message_size)
         channel.close()
     return found
+
+
+def descriptor_shortage() -> int | None:
+    """EMFILE or ENFILE when this process cannot get a file descriptor now, else None.
+
+    Allocating one is the test: listing /proc/self/fd would need one itself.
+    """
+    try:
+        fd = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        return exc.errno if exc.errno in (E.EMFILE, E.ENFILE) else None
+    os.close(fd)
+    return None
 
 
 def explains_msgqueue_refusal(charge: int = 0) -> bool:
