@@ -11,6 +11,7 @@ import errno
 import os
 import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -209,4 +210,46 @@ def test_received_messages_hash_like_constructed_ones(impl: Any, name: str) -> N
         assert type(msg) is unimq.Message
         assert msg == built
         assert hash(msg) == hash(built) == hash(tuple(built))
+    ch.close()
+
+
+def test_forked_child_waits_although_a_parent_thread_was_waiting(impl: Any, name: str) -> None:
+    """A thread of the parent waits (holding the fallback's poller lock) while
+    the process forks: the child's own waits still work."""
+    ch = make(impl, name)
+    entered = threading.Event()
+    results: list[object] = []
+
+    def wait() -> None:
+        entered.set()
+        results.append(ch.receive_wait(0, 30.0))
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    assert entered.wait(WAKE)
+    waiter.join(0.2)
+    assert waiter.is_alive()
+    read_end, write_end = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: on purpose
+        pid = os.fork()
+    if pid == 0:  # the child: only this thread exists
+        code = 1
+        try:
+            sender = threading.Timer(0.05, ch.send_nowait, args=(b"child", 1, 0))
+            sender.start()
+            got = ch.receive_wait(0, 5.0)
+            sender.join()
+            code = 0 if got == unimq.Message(b"child", 1, 0) else 2
+        finally:
+            os.write(write_end, bytes([code]))
+            os._exit(code)
+    os.close(write_end)
+    status = os.read(read_end, 1)
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert status == b"\x00", "the child's wait did not get its message"
+    ch.send_nowait(b"parent", 1, 0)
+    waiter.join(WAKE)
+    assert results == [unimq.Message(b"parent", 1, 0)]
     ch.close()

@@ -27,6 +27,7 @@ import os
 import select
 import threading
 import time
+import weakref
 from typing import Literal
 
 import posix_ipc
@@ -100,6 +101,10 @@ def unlink(name: str) -> None:
         raise _oserror("remove", exc) from exc
 
 
+#: Open channels, reset in forked children (see PyChannel._after_fork).
+_live: weakref.WeakSet[PyChannel] = weakref.WeakSet()
+
+
 class PyChannel:
     """One POSIX queue descriptor through posix_ipc; see the module docstring."""
 
@@ -150,6 +155,14 @@ class PyChannel:
         self._lock = threading.Lock()  # the rare paths: eventfd creation, release
         self._wakefd = -1
         # One poller per direction; the other waiters queue on these locks.
+        self._pollers = {_POLLIN: threading.Lock(), _POLLOUT: threading.Lock()}
+        _live.add(self)
+
+    def _after_fork(self) -> None:
+        """In a forked child only this thread exists: no call is in flight, and
+        locks that other threads of the parent held are free again."""
+        self._calls = []
+        self._lock = threading.Lock()
         self._pollers = {_POLLIN: threading.Lock(), _POLLOUT: threading.Lock()}
 
     # ------------------------------------------------------------------ lifetime
@@ -334,3 +347,11 @@ class PyChannel:
             raise _oserror("notify", exc) from exc
         finally:
             self._leave()
+
+
+def _reset_after_fork() -> None:
+    for channel in list(_live):
+        channel._after_fork()
+
+
+os.register_at_fork(after_in_child=_reset_after_fork)
