@@ -215,7 +215,8 @@ def test_received_messages_hash_like_constructed_ones(impl: Any, name: str) -> N
 
 def test_forked_child_waits_although_a_parent_thread_was_waiting(impl: Any, name: str) -> None:
     """A thread of the parent waits (holding the fallback's poller lock) while
-    the process forks: the child's own waits still work."""
+    the process forks: the child's own waits still work. The parent closes its
+    copy first, so that only the child competes for the message."""
     ch = make(impl, name)
     entered = threading.Event()
     results: list[object] = []
@@ -229,27 +230,30 @@ def test_forked_child_waits_although_a_parent_thread_was_waiting(impl: Any, name
     assert entered.wait(WAKE)
     waiter.join(0.2)
     assert waiter.is_alive()
-    read_end, write_end = os.pipe()
+    go_read, go_write = os.pipe()
+    done_read, done_write = os.pipe()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads: on purpose
         pid = os.fork()
     if pid == 0:  # the child: only this thread exists
         code = 1
         try:
+            os.read(go_read, 1)
             sender = threading.Timer(0.05, ch.send_nowait, args=(b"child", 1, 0))
             sender.start()
             got = ch.receive_wait(0, 5.0)
             sender.join()
             code = 0 if got == unimq.Message(b"child", 1, 0) else 2
+            ch.close()
         finally:
-            os.write(write_end, bytes([code]))
+            os.write(done_write, bytes([code]))
             os._exit(code)
-    os.close(write_end)
-    status = os.read(read_end, 1)
-    os.close(read_end)
-    os.waitpid(pid, 0)
-    assert status == b"\x00", "the child's wait did not get its message"
-    ch.send_nowait(b"parent", 1, 0)
+    ch.close()  # wakes the parent's waiter; the child keeps its own descriptor
     waiter.join(WAKE)
-    assert results == [unimq.Message(b"parent", 1, 0)]
-    ch.close()
+    assert results == [None]
+    os.write(go_write, b"g")
+    status = os.read(done_read, 1)
+    os.waitpid(pid, 0)
+    for fd in (go_read, go_write, done_read, done_write):
+        os.close(fd)
+    assert status == b"\x00", "the child's wait did not get its message"

@@ -22,18 +22,21 @@ interface and semantics as ``unimq_posix._fast.Channel``:
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import errno as E
 import os
 import select
 import threading
 import time
+import uuid
 import weakref
 from typing import Literal
 
 import posix_ipc
 
 from unimq._message import Message
-from unimq_posix._limits import descriptor_shortage, explains_msgqueue_refusal
+from unimq_posix._limits import descriptor_shortage
 
 __all__ = ["PyChannel", "driver_errno", "unlink"]
 
@@ -55,9 +58,9 @@ def driver_errno(op: DriverOp, exc: BaseException) -> int:
     posix_ipc raises classes, not errno values; the class and the call give
     the errno, except for the OSErrors mq_open raises without one (EMFILE,
     ENFILE, ENOSPC share it): then a descriptor shortage is EMFILE/ENFILE,
-    and otherwise, for a create, the kernel's other two refusals remain:
-    RLIMIT_MSGQUEUE (EMFILE) or fs.mqueue.queues_max (ENOSPC). The C channel
-    has the real errno and needs none of this.
+    and otherwise, for a create, the kernel's other two refusals remain,
+    told apart by :func:`_probe_create`. The C channel has the real errno and
+    needs none of this.
     """
     if isinstance(exc, _BusyError):
         return E.EBUSY if op == "notify" else E.EAGAIN
@@ -81,9 +84,42 @@ def driver_errno(op: DriverOp, exc: BaseException) -> int:
             if shortage is not None:
                 return shortage
             if op == "create":
-                return E.EMFILE if explains_msgqueue_refusal() else E.ENOSPC
+                return _probe_create()
             return E.EMFILE
     return E.EIO
+
+
+def _probe_create() -> int:
+    """Why the kernel refuses to create a queue, from the errno of creating the
+    smallest one (1 x 1 byte, a unique name, removed at once) through libc:
+    ENOSPC (fs.mqueue.queues_max stops any queue), EMFILE (RLIMIT_MSGQUEUE is
+    used up), or EMFILE as well when it succeeds: then only the larger queue's
+    charge did not fit."""
+    lib = ctypes.CDLL(ctypes.util.find_library("rt") or "libc.so.6", use_errno=True)
+
+    class Attr(ctypes.Structure):
+        _fields_ = (
+            ("flags", ctypes.c_long),
+            ("maxmsg", ctypes.c_long),
+            ("msgsize", ctypes.c_long),
+            ("curmsgs", ctypes.c_long),
+            ("reserved", ctypes.c_long * 4),
+        )
+
+    name = f"/unimq-probe-{os.getpid()}-{uuid.uuid4().hex[:12]}".encode()
+    attr = Attr(0, 1, 1, 0)
+    mqd = lib.mq_open(
+        ctypes.c_char_p(name),
+        ctypes.c_int(os.O_RDONLY | os.O_CREAT | os.O_EXCL),
+        ctypes.c_uint(0o600),
+        ctypes.byref(attr),
+    )
+    if mqd == -1:
+        code = ctypes.get_errno()
+        return code if code in (E.ENOSPC, E.EMFILE, E.ENFILE, E.ENOMEM) else E.EMFILE
+    lib.mq_close(mqd)
+    lib.mq_unlink(ctypes.c_char_p(name))
+    return E.EMFILE
 
 
 def _oserror(op: DriverOp, exc: BaseException) -> OSError:
@@ -160,10 +196,17 @@ class PyChannel:
 
     def _after_fork(self) -> None:
         """In a forked child only this thread exists: no call is in flight, and
-        locks that other threads of the parent held are free again."""
+        locks that other threads of the parent held are free again. The eventfd
+        is shared with the parent (a close() there must not wake this process's
+        waits, nor this one's the parent's): drop it, the next wait makes one."""
+        if self._wakefd != -1:
+            os.close(self._wakefd)
+            self._wakefd = -1
         self._calls = []
         self._lock = threading.Lock()
         self._pollers = {_POLLIN: threading.Lock(), _POLLOUT: threading.Lock()}
+        if self._state == _CLOSING:  # closed, waiting for calls that are not here
+            self._release()
 
     # ------------------------------------------------------------------ lifetime
 
@@ -300,7 +343,11 @@ class PyChannel:
                 ms = min(left, _LONGEST) * 1000.0  # poll() takes an int of milliseconds
             # poll() retries after signals itself with the remaining time
             # (handlers run, their exceptions propagate).
-            poll.poll(ms)
+            for fd, _events in poll.poll(ms):
+                if fd == self._wakefd and self._state == _OPEN:
+                    # Readable while open: not our close(); drain it.
+                    with contextlib.suppress(BlockingIOError):
+                        os.eventfd_read(fd)
             if self._state != _OPEN:
                 return None
 

@@ -31,6 +31,7 @@
 #include <math.h>
 #include <mqueue.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
@@ -45,7 +46,7 @@
 
 enum { ST_CLOSED = 0, ST_OPEN = 1, ST_CLOSING = 2 };
 
-typedef struct {
+typedef struct Channel {
     PyObject_HEAD
     mqd_t mqd;            /* -1 when closed */
     int wakefd;           /* eventfd, -1 until the first wait */
@@ -54,7 +55,52 @@ typedef struct {
     long maxmsg;          /* mq_maxmsg */
     Py_ssize_t msgsize;   /* mq_msgsize: receive buffers are this large */
     PyTypeObject *message; /* unimq.Message, a 3-tuple subclass (data, mtype, priority) */
+    struct Channel *prev, *next; /* the open channels, for fork (under the GIL) */
 } Channel;
+
+/* Every initialized channel, so that a forked child can reset them: in the
+ * child only the forking thread exists (no call is in flight), and the
+ * eventfd is shared with the parent (a close() there must not wake the
+ * child's waits, nor the child's the parent's), so the child drops its copy
+ * and creates its own at its first wait. */
+static Channel *live = NULL;
+
+static void release(Channel *self);
+
+static void
+after_fork_child(void)
+{
+    for (Channel *c = live; c != NULL; c = c->next) {
+        if (c->wakefd != -1)
+            close(c->wakefd);
+        c->wakefd = -1;
+        c->inflight = 0;
+        if (c->state == ST_CLOSING)
+            release(c);
+    }
+}
+
+static void
+link_live(Channel *self)
+{
+    self->prev = NULL;
+    self->next = live;
+    if (live != NULL)
+        live->prev = self;
+    live = self;
+}
+
+static void
+unlink_live(Channel *self)
+{
+    if (self->prev != NULL)
+        self->prev->next = self->next;
+    else if (live == self)
+        live = self->next;
+    if (self->next != NULL)
+        self->next->prev = self->prev;
+    self->prev = self->next = NULL;
+}
 
 static PyObject *
 Channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -140,6 +186,7 @@ Channel_init(Channel *self, PyObject *args, PyObject *kwds)
     self->msgsize = (Py_ssize_t)got.mq_msgsize;
     self->message = (PyTypeObject *)Py_NewRef(message);
     self->state = ST_OPEN;
+    link_live(self);
     return 0;
 }
 
@@ -176,6 +223,7 @@ Channel_dealloc(Channel *self)
     PyObject_GC_UnTrack(self);
     /* A call in flight holds a reference, so none is in flight here. */
     release(self);
+    unlink_live(self);
     Channel_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -435,6 +483,13 @@ wait_attempt(Channel *self, Attempt *a, int forever, const struct timespec *dead
             return w;
         if (self->state != ST_OPEN)
             return W_CLOSED;
+        if (w == W_CLOSED) { /* readable while open: not our close(); drain it */
+            uint64_t count;
+            if (read(wakefd, &count, sizeof count) == -1) {
+                /* EAGAIN: another waiter drained it first */
+            }
+            continue;
+        }
         if (w == W_ERROR) {
             set_errno(err);
             return W_ERROR;
@@ -764,6 +819,10 @@ PyInit__fast(void)
 {
     if (PyType_Ready(&ChannelType) < 0)
         return NULL;
+    if (pthread_atfork(NULL, NULL, after_fork_child) != 0) {
+        PyErr_SetString(PyExc_ImportError, "pthread_atfork failed");
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&fast_module);
     if (m == NULL)
         return NULL;
