@@ -257,3 +257,53 @@ def test_forked_child_waits_although_a_parent_thread_was_waiting(impl: Any, name
     for fd in (go_read, go_write, done_read, done_write):
         os.close(fd)
     assert status == b"\x00", "the child's wait did not get its message"
+
+
+def test_waiters_behind_the_poller_keep_their_deadline_and_signals(impl: Any, name: str) -> None:
+    """One thread per direction polls; the others wait for it, and still time
+    out on their own deadline, run signal handlers, and wake on close()."""
+    ch = make(impl, name)
+    results: list[object] = []
+    entered = threading.Event()
+
+    def poller() -> None:
+        entered.set()
+        results.append(ch.receive_wait(0, None))
+
+    first = threading.Thread(target=poller)
+    first.start()
+    assert entered.wait(WAKE)
+    first.join(0.2)
+    assert first.is_alive()
+    assert ch.receive_wait(0, 0.05) is None  # behind the poller: its own deadline
+    calls: list[int] = []
+
+    def handler(signum: int, frame: object) -> None:
+        calls.append(signum)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.02, 0.02)
+        with pytest.raises(KeyboardInterrupt):
+            ch.receive_wait(0, 30.0)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert ch.send_nowait(b"one", 1, 0) is True
+    first.join(WAKE)
+    assert results == [unimq.Message(b"one", 1, 0)]
+    second = threading.Thread(target=poller)
+    third = threading.Thread(target=poller)
+    for t in (second, third):
+        entered.clear()
+        t.start()
+        assert entered.wait(WAKE)
+    second.join(0.2)
+    third.join(0.01)
+    ch.close()
+    for t in (second, third):
+        t.join(WAKE)
+        assert not t.is_alive()
+    assert results[1:] == [None, None]

@@ -25,6 +25,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pythread.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -56,6 +57,9 @@ typedef struct Channel {
     Py_ssize_t msgsize;   /* mq_msgsize: receive buffers are this large */
     PyTypeObject *message; /* unimq.Message, a 3-tuple subclass (data, mtype, priority) */
     struct Channel *prev, *next; /* the open channels, for fork (under the GIL) */
+    /* One poller per direction (0: receive, 1: send): the other waiters of that
+     * direction wait for this lock, so a ready queue wakes one thread, not all. */
+    PyThread_type_lock pollers[2];
 } Channel;
 
 /* Every initialized channel, so that a forked child can reset them: in the
@@ -75,6 +79,9 @@ after_fork_child(void)
             close(c->wakefd);
         c->wakefd = -1;
         c->inflight = 0;
+        for (int i = 0; i < 2; i++) /* a parent's thread may have held them */
+            if (c->pollers[i] != NULL)
+                c->pollers[i] = PyThread_allocate_lock(); /* the old one leaks, once */
         if (c->state == ST_CLOSING)
             release(c);
     }
@@ -184,6 +191,18 @@ Channel_init(Channel *self, PyObject *args, PyObject *kwds)
     self->mqd = mqd;
     self->maxmsg = got.mq_maxmsg;
     self->msgsize = (Py_ssize_t)got.mq_msgsize;
+    for (int i = 0; i < 2; i++) {
+        self->pollers[i] = PyThread_allocate_lock();
+        if (self->pollers[i] == NULL) {
+            if (i == 1)
+                PyThread_free_lock(self->pollers[0]);
+            self->pollers[0] = NULL;
+            mq_close(mqd);
+            self->mqd = (mqd_t)-1;
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
     self->message = (PyTypeObject *)Py_NewRef(message);
     self->state = ST_OPEN;
     link_live(self);
@@ -224,6 +243,9 @@ Channel_dealloc(Channel *self)
     /* A call in flight holds a reference, so none is in flight here. */
     release(self);
     unlink_live(self);
+    for (int i = 0; i < 2; i++)
+        if (self->pollers[i] != NULL)
+            PyThread_free_lock(self->pollers[i]);
     Channel_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -469,8 +491,63 @@ wait_nogil(mqd_t mqd, int wakefd, Attempt *a, int forever, const struct timespec
 
 /* In flight, with the GIL: wait (see wait_nogil), running signal handlers
  * between waits. W_DONE, W_TIMEOUT, W_CLOSED, or W_ERROR with an exception. */
+static int take_poller(Channel *self, PyThread_type_lock poller, int forever,
+                       const struct timespec *deadline);
+static int poll_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline);
+
 static int
 wait_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline)
+{
+    PyThread_type_lock poller = self->pollers[a->sending];
+    int w = take_poller(self, poller, forever, deadline);
+    if (w != W_DONE)
+        return w;
+    w = poll_attempt(self, a, forever, deadline);
+    PyThread_release_lock(poller);
+    return w;
+}
+
+/* Wait, without the GIL, to become the direction's poller: W_DONE (the lock
+ * is held), W_TIMEOUT, W_CLOSED (close() woke the poller, which let the lock
+ * go), or W_ERROR (a signal handler raised). */
+static int
+take_poller(Channel *self, PyThread_type_lock poller, int forever,
+            const struct timespec *deadline)
+{
+    for (;;) {
+        PY_TIMEOUT_T us = -1;
+        if (!forever) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            double left = (double)(deadline->tv_sec - now.tv_sec) +
+                          (double)(deadline->tv_nsec - now.tv_nsec) / 1e9;
+            if (left <= 0)
+                return W_TIMEOUT;
+            double limit = (double)PY_TIMEOUT_MAX / 1e6;
+            us = (PY_TIMEOUT_T)((left < limit ? left : limit) * 1e6);
+        }
+        PyLockStatus got;
+        Py_BEGIN_ALLOW_THREADS
+        got = PyThread_acquire_lock_timed(poller, us, 1);
+        Py_END_ALLOW_THREADS
+        if (got == PY_LOCK_ACQUIRED) {
+            if (self->state == ST_OPEN)
+                return W_DONE;
+            PyThread_release_lock(poller);
+            return W_CLOSED;
+        }
+        if (self->state != ST_OPEN)
+            return W_CLOSED;
+        if (got == PY_LOCK_FAILURE)
+            return W_TIMEOUT;
+        if (PyErr_CheckSignals() < 0) /* PY_LOCK_INTR: a signal; a handler may raise */
+            return W_ERROR;
+    }
+}
+
+/* As the direction's poller: poll and attempt until done, timed out or closed. */
+static int
+poll_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline)
 {
     for (;;) {
         int w, err = 0;
