@@ -111,12 +111,14 @@ def usage(name: str | None = None) -> Usage:
     except OSError:
         return Usage(mount=mount)
     found = Usage(mount=mount, queues=len(entries), charged=0)
+    if name is not None and name[1:] in entries:
+        found.exists = True  # open(create=True) opens it: nothing to count
+        found.charged = None
+        return found
     uid = os.getuid()
     from unimq_posix._queue import open_channel
 
     for entry in entries:
-        if name is not None and "/" + entry == name:
-            found.exists = True
         try:
             if os.stat(os.path.join(mount, entry)).st_uid != uid:
                 continue
