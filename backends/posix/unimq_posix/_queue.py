@@ -83,12 +83,14 @@ class PosixQueue(Queue):
 
     Descriptors: a handle holds one descriptor (the queue's, non-blocking)
     from open to close, and one more (an eventfd that ``close()`` uses to
-    wake waiters) from the first send or receive that has to wait. Waits
-    ``poll()`` both without the GIL, on the monotonic clock; signal handlers
-    run during a wait, their exceptions propagate, and the wait resumes.
-    ``close()`` wakes every waiter of the handle with :class:`QueueClosed`,
-    and the descriptors are closed once the last of them has left, so a
-    waiter never touches a queue that reuses the freed numbers.
+    wake waiters) from the first send or receive that has to wait; a forked
+    child makes its own eventfd. Waits ``poll()`` both without the GIL, on
+    the monotonic clock, one thread per direction per handle (the others wait
+    for it, so a message wakes one thread); signal handlers run during a
+    wait, their exceptions propagate, and the wait resumes. ``close()`` wakes
+    every waiter of the handle with :class:`QueueClosed`, and the descriptors
+    are closed once the last of them has left, so a waiter never touches a
+    queue that reuses the freed numbers.
 
     ``remove()`` unlinks the *name* only: this and other open handles keep
     working until closed, and blocked waiters are not woken (kernel
