@@ -68,10 +68,10 @@ class Call(threading.Thread):
 
 def test_primitives_are_bound_straight_to_c(q: unimq.Queue) -> None:
     ch = channel(q)
-    assert q._send_nowait == ch.send_nowait  # type: ignore[attr-defined]
-    assert q._receive_nowait == ch.receive_nowait  # type: ignore[attr-defined]
-    assert q._send_wait == ch.send_wait  # type: ignore[attr-defined]
-    assert q._receive_wait == ch.receive_wait  # type: ignore[attr-defined]
+    assert q._send_nowait == ch.send_nowait
+    assert q._receive_nowait == ch.receive_nowait
+    assert q._send_wait == ch.send_wait
+    assert q._receive_wait == ch.receive_wait
 
 
 def test_nowait_primitives(q: unimq.Queue) -> None:
@@ -105,9 +105,9 @@ def test_arguments_are_exact_types(q: unimq.Queue) -> None:
     for bad_timeout in (True, "1", [1]):
         with pytest.raises(TypeError, match="timeout"):
             ch.receive_wait(0, bad_timeout)
-    for bad_timeout in (-1.0, float("nan")):
+    for negative in (-1.0, float("nan")):
         with pytest.raises(ValueError, match="timeout"):
-            ch.send_wait(b"x", 1, 0, bad_timeout)
+            ch.send_wait(b"x", 1, 0, negative)
     with pytest.raises(OverflowError):
         ch.receive_nowait(2**64)
     assert q.stat().messages == 0, "a refused call enqueued something"
@@ -141,7 +141,7 @@ def test_timed_waits_in_c(q: unimq.Queue) -> None:
     reader.join()
     assert q.receive(timeout=0) == unimq.Message(b"g" * 64, 2, 0)
     q.remove()
-    with pytest.raises(OSError) as info:
+    with pytest.raises(OSError, match="Invalid argument") as info:
         ch.receive_wait(0, 1.0)
     assert info.value.errno == errno.EINVAL  # the raw errno; the table makes it QueueRemoved
     with pytest.raises(unimq.QueueRemoved):
@@ -207,8 +207,12 @@ def test_closed_channel_refuses_everything(q: unimq.Queue, make_url: UrlFactory)
     url = q.url
     q.close()
     assert ch.state == "closed"
-    for call in (lambda: ch.send_nowait(b"x", 1, 0), lambda: ch.receive_nowait(0)):
-        with pytest.raises(OSError) as info:
+    calls: list[Callable[[], object]] = [
+        lambda: ch.send_nowait(b"x", 1, 0),
+        lambda: ch.receive_nowait(0),
+    ]
+    for call in calls:
+        with pytest.raises(OSError, match="Bad file descriptor") as info:
             call()
         assert info.value.errno == errno.EBADF
     assert ch.send_wait(b"x", 1, 0, None) is False
