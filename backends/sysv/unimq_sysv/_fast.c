@@ -635,6 +635,14 @@ wait_for(Channel *self, operation *op, double timeout)
     for (;;) {
         int err = 0, closing = 0, expired = 0;
         got = -1;
+        /* A signal that arrived while a handler ran (or just before the wait)
+         * is handled now rather than after the blocking call returns; one that
+         * arrives in the instant before the call starts still waits for it,
+         * as with CPython's own blocking calls. */
+        if (blocking && PyErr_CheckSignals() < 0) {
+            got = WAIT_ERROR;
+            break;
+        }
         Py_BEGIN_ALLOW_THREADS
         if (!registry_is_open(&self->reg)) {
             closing = 1;
