@@ -241,7 +241,10 @@ class SysVQueue(Queue):
     def _error(self, op: Op, exc: OSError) -> BaseException:
         if exc.errno == E.EBADF and self._closed:
             return self._closed_error()
-        return sysv_error(op, exc, self._ctx)
+        err = sysv_error(op, exc, self._ctx)
+        if isinstance(err, MessageTooLarge):  # kernel.msgmax was lowered: learn it
+            self._max_size = self._size_limit(msgmax())
+        return err
 
     def _check_size(self, size: int) -> None:
         # kernel.msgmax and msg_qbytes may have been raised since: read them now.
