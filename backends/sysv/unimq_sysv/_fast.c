@@ -216,13 +216,15 @@ registry_begin_close(wake_registry *r)
 }
 
 /* Without the GIL, after registry_begin_close: wake every waiter, re-sending
- * the signal until each has left, then mark the registry closed. A waiter that
- * is the calling thread itself (close() from a signal handler that ran during
- * a wait) is not waited for: it leaves when the handler returns. */
-static void
-registry_wake_all(wake_registry *r)
+ * the signal until each has left, for at most about `budget` seconds. Returns
+ * 1 (and marks the registry closed) once none is left, else 0: the caller runs
+ * Python's signal handlers and calls again, so close() stays interruptible.
+ * A waiter that is the calling thread itself (close() from a signal handler
+ * that ran during a wait) is not waited for: it leaves when the handler returns. */
+static int
+registry_wake_all(wake_registry *r, double budget)
 {
-    double delay = 0.00002;
+    double delay = 0.00002, waited = 0;
     pthread_t me = pthread_self();
     for (;;) {
         int pending = 0;
@@ -237,10 +239,14 @@ registry_wake_all(wake_registry *r)
         pthread_mutex_unlock(&r->lock);
         if (!pending)
             break;
+        if (waited >= budget)
+            return 0;
         sleep_seconds(delay);
+        waited += delay;
         delay = delay * 2 < 0.001 ? delay * 2 : 0.001;
     }
     __atomic_store_n(&r->state, STATE_CLOSED, __ATOMIC_RELEASE);
+    return 1;
 }
 
 /* ------------------------------------------------------------------ the channel */
@@ -794,16 +800,24 @@ Channel_receive_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
-/* close(): wake every waiter and return once each has left. Idempotent. */
+/* close(): wake every waiter and return once each has left. Idempotent; a
+ * second close() (after one interrupted by a signal handler) waits again. */
 static PyObject *
 Channel_close(Channel *self, PyObject *Py_UNUSED(ignored))
 {
-    if (registry_begin_close(&self->reg) < 0)
+    if (registry_begin_close(&self->reg) < 0 &&
+        __atomic_load_n(&self->reg.state, __ATOMIC_ACQUIRE) == STATE_CLOSED)
         Py_RETURN_NONE;
-    Py_BEGIN_ALLOW_THREADS
-    registry_wake_all(&self->reg);
-    Py_END_ALLOW_THREADS
-    Py_RETURN_NONE;
+    for (;;) {
+        int done;
+        Py_BEGIN_ALLOW_THREADS
+        done = registry_wake_all(&self->reg, 0.05);
+        Py_END_ALLOW_THREADS
+        if (done)
+            Py_RETURN_NONE;
+        if (PyErr_CheckSignals() < 0) /* e.g. Ctrl-C while a waiter does not leave */
+            return NULL;
+    }
 }
 
 static PyObject *
