@@ -155,6 +155,7 @@ def sysctl(name, value):
 out = {{"accelerated": unimq_sysv.ACCELERATED}}
 a = unimq.open("sysv://4243", create=True)          # opened while kernel.msgmax is 8192
 out["a_max"] = a.max_message_size
+b = unimq.open("sysv://4243")                        # another handle from before the change
 sysctl("msgmnb", 131072)
 sysctl("msgmax", 65536)
 a.set(max_bytes=131072)
@@ -165,8 +166,8 @@ out["old_handle_receives"] = a.receive(timeout=1) == (big, 2, 0)
 peer.send(big + b"+", mtype=3)
 fresh = unimq.open("sysv://4243")
 out["new_handle_receives"] = fresh.receive(timeout=1).data == big + b"+"
-a.send(big + b"a")                                   # the open handle may now send more
-out["old_handle_sends"] = peer.receive(timeout=1).data == big + b"a"
+b.send(big + b"b")                                   # the open handle may now send more
+out["old_handle_sends"] = peer.receive(timeout=1).data == big + b"b"
 # A queued large message, then the limit goes down: a new handle still takes it.
 peer.send(big + b"q")
 sysctl("msgmax", 8192)
@@ -178,7 +179,7 @@ out["lowered_open"] = attempt(lambda: a.send(b"x" * 6000))
 out["lowered_new"] = attempt(lambda: late.send(b"x" * 6000))
 out["still_there"] = attempt(lambda: a.send(b"x" * 4096))
 out["left"] = [len(m.data) for m in a.drain()]
-for h in (a, peer, fresh, late):
+for h in (a, b, peer, fresh, late):
     h.close()
 unimq.remove("sysv://4243")
 print(json.dumps(out))
