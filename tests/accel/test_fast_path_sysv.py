@@ -9,6 +9,7 @@ path (tests/accel/test_fast_path.py::test_pure_python_fallback_passes_the_same_s
 from __future__ import annotations
 
 import errno
+import platform
 import signal
 import threading
 import time
@@ -340,3 +341,40 @@ print(json.dumps(result))
         proc = run_python(code, timeout=60, env={"UNIMQ_PURE_PYTHON": pure})
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == '"QueueClosed"'
+
+
+def _in_syscall(native_id: int) -> str:
+    with open(f"/proc/self/task/{native_id}/syscall") as f:
+        return f.read().split()[0]
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="syscall numbers of x86-64")
+def test_timed_waits_block_in_the_kernel(q: unimq.Queue) -> None:
+    """With the wake signal, a timed receive sits in msgrcv (x86-64 syscall 70),
+    not in a polling sleep, and a timer ends it at the deadline."""
+    from unimq_sysv import _fast
+
+    if _fast.WAKE_SIGNAL == 0:
+        pytest.skip("no free real-time signal here: waits poll")
+    ids: list[int] = []
+
+    def wait() -> Any:
+        ids.append(threading.get_native_id())
+        return q.receive(timeout=30)
+
+    call = Call(wait)
+    call.start()
+    wait_until(lambda: bool(ids) and _in_syscall(ids[0]) == "70", "the waiter sits in msgrcv")
+    q.send(b"wake")
+    call.join(WAKE)
+    assert call.result == unimq.Message(b"wake", 1, 0)
+    # Many short timed waits end at their deadlines: a timer signal that comes
+    # just before msgrcv starts is followed by another one.
+    ch = channel(q)
+    for _ in range(200):
+        assert ch.receive_wait(0, 0.0005) is None
+    with pytest.raises(unimq.QueueEmpty):
+        q.receive(timeout=0.01)
+    q.send(b"x" * 64)
+    for _ in range(50):
+        assert ch.send_wait(b"y", 1, 0, 0.0005) is False

@@ -99,14 +99,17 @@ def _int_setting(name: str, value: object, low: int, high: int) -> int:
 class SysVQueue(Queue):
     """A System V message queue: message types, capacity in bytes (msg_qbytes).
 
-    ``timeout=None`` blocks in the kernel; :meth:`close` wakes such a waiter
-    with a thread-directed real-time signal (``unimq_sysv._fast.WAKE_SIGNAL``,
-    the first free one from SIGRTMIN+8; without one, or on the pure-Python
-    path, the wait polls instead). The kernel has no timed wait for SysV
-    queues: a finite timeout polls with IPC_NOWAIT, starting at 50 us and
-    doubling to a 1.5 ms cap, so a message arriving mid-wait is seen within
-    about 1.5 ms, and an idle waiter costs about 1.5% of a core.
-    ``timeout=0`` never waits.
+    On the C path every wait blocks in the kernel (msgrcv/msgsnd). The kernel
+    has no timed wait for SysV queues, so a finite timeout arms a POSIX timer
+    that interrupts the call at the deadline; :meth:`close` interrupts it the
+    same way. Both use a thread-directed real-time signal with a no-op handler
+    (``unimq_sysv._fast.WAKE_SIGNAL``: the first one from SIGRTMIN+8 that
+    nobody else handles when unimq_sysv is imported). Where that signal cannot
+    be used (none free, another handler installed on it later, or the waiting
+    thread blocks it), and on the pure-Python path, waits poll with
+    IPC_NOWAIT instead, starting at 50 us and doubling to a 1.5 ms cap: a
+    message arriving mid-wait is then seen within about 1.5 ms, and an idle
+    waiter costs about 1.5% of a core. ``timeout=0`` never waits.
 
     Removing the queue wakes blocked senders and receivers of every process
     with :class:`unimq.QueueRemoved`.
