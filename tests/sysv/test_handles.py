@@ -9,6 +9,8 @@ from __future__ import annotations
 import errno
 import signal
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -253,3 +255,41 @@ def test_set_after_close_is_queue_closed(sq: SysVQueue) -> None:
     sq.close()
     with pytest.raises(unimq.QueueClosed):
         sq.set(mode=0o600)
+
+
+def test_close_in_a_forked_child_while_the_parent_waits(sysv_url: str) -> None:
+    """A child forked while a thread waited on the handle has no such thread:
+    its close() returns at once (and the parent's waiter is unaffected)."""
+    import os
+
+    q = unimq.open(sysv_url, create=True, max_bytes=64)
+    call = Call(lambda: q.receive(timeout=30))
+    call.start()
+    assert call.started_call.wait(WAKE)
+    call.join(0.2)
+    assert call.is_alive()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:  # the child: close the inherited handle, exit without pytest's teardown
+        code = 1
+        try:
+            q.close()
+            code = 0
+        finally:
+            os._exit(code)
+    end = time.monotonic() + WAKE
+    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < end:
+        time.sleep(0.01)
+    if status[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("close() in the forked child did not return")
+    assert os.waitstatus_to_exitcode(status[1]) == 0
+    assert call.is_alive(), "the child's close() woke the parent's waiter"
+    with unimq.open(sysv_url) as other:
+        other.send(b"for the parent")
+    call.join(WAKE)
+    assert call.result == unimq.Message(b"for the parent", 1, 0)
+    q.close()
+    unimq.remove(sysv_url)

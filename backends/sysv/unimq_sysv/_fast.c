@@ -147,6 +147,7 @@ typedef struct {
     int state;
     int count;
     wake_node *head;
+    pid_t pid; /* the process whose threads are registered */
 } wake_registry;
 
 static void
@@ -156,6 +157,21 @@ registry_init(wake_registry *r)
     r->state = STATE_OPEN;
     r->count = 0;
     r->head = NULL;
+    r->pid = getpid();
+}
+
+/* In a child forked while threads waited, the registered threads do not exist
+ * (and the lock may have been held by one of them): start afresh. */
+static void
+registry_check_fork(wake_registry *r)
+{
+    pid_t pid = getpid();
+    if (r->pid != pid) {
+        pthread_mutex_init(&r->lock, NULL);
+        r->count = 0;
+        r->head = NULL;
+        r->pid = pid;
+    }
 }
 
 static int
@@ -171,6 +187,7 @@ registry_enter(wake_registry *r, wake_node *n, int polling)
     n->thread = pthread_self();
     n->polling = polling;
     n->prev = NULL;
+    registry_check_fork(r);
     pthread_mutex_lock(&r->lock);
     if (r->state != STATE_OPEN) {
         pthread_mutex_unlock(&r->lock);
@@ -215,6 +232,7 @@ static int
 registry_begin_close(wake_registry *r)
 {
     int was_open;
+    registry_check_fork(r);
     pthread_mutex_lock(&r->lock);
     was_open = r->state == STATE_OPEN;
     if (was_open)

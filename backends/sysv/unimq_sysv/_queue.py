@@ -11,6 +11,7 @@ import contextlib
 import errno as E
 import functools
 import operator
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -143,6 +144,7 @@ class SysVQueue(Queue):
         else:
             self._wait_lock = threading.Condition()
             self._waiting: dict[int, int] = {}  # thread id -> waits in progress
+            self._pid = os.getpid()  # a forked child has none of these threads
             self._install(
                 self._py_send_nowait,
                 self._py_receive_nowait,
@@ -395,6 +397,8 @@ class SysVQueue(Queue):
         if self._channel is not None:
             self._channel.close()
             return
+        if os.getpid() != self._pid:
+            return  # forked: the waiting threads stayed in the parent
         me = threading.get_ident()
         with self._wait_lock:
             while any(t != me for t in self._waiting):
