@@ -158,7 +158,9 @@ out["a_max"] = a.max_message_size
 b = unimq.open("sysv://4243")                        # another handle from before the change
 sysctl("msgmnb", 131072)
 sysctl("msgmax", 65536)
-a.set(max_bytes=131072)
+a.set(max_bytes=131072)                              # learns the new limits too
+a.send(b"s" * 20000)
+out["sent_after_set"] = a.receive(timeout=1).data == b"s" * 20000
 peer = unimq.open("sysv://4243")
 big = bytes(range(256)) * 117                        # 29952 bytes > the old 8192
 peer.send(big, mtype=2)                              # the peer learns the new limit at send
@@ -200,6 +202,7 @@ def test_sysv_limits_are_read_live(pure: str) -> None:
     if pure == "0" and not out["accelerated"]:
         pytest.skip("unimq_sysv._fast is not built")
     assert out["a_max"] == 8192
+    assert out["sent_after_set"] is True
     assert out["old_handle_receives"] is True
     assert out["new_handle_receives"] is True
     assert out["old_handle_sends"] is True

@@ -248,18 +248,22 @@ class SysVQueue(Queue):
             return self._closed_error()
         err = sysv_error(op, exc, self._ctx)
         if isinstance(err, MessageTooLarge):  # kernel.msgmax was lowered: learn it
-            self._max_size = self._size_limit(msgmax())
+            self._refresh_limit()
         return err
+
+    def _refresh_limit(self) -> None:
+        """Read kernel.msgmax and msg_qbytes now; on the pure-Python path also
+        let sysv_ipc's own size check and receive buffer follow."""
+        limit = msgmax()
+        self._max_size = self._size_limit(limit)
+        if self._channel is None and self._max_size > self._buffer:
+            self._grow(limit)
 
     def _check_size(self, size: int) -> None:
         # kernel.msgmax and msg_qbytes may have been raised since: read them now.
-        limit = msgmax()
-        self._max_size = self._size_limit(limit)
-        if size <= self._max_size:
-            if self._channel is None and size > self._buffer:
-                self._grow(limit)
-            return
-        raise self._too_large(size)
+        self._refresh_limit()
+        if size > self._max_size:
+            raise self._too_large(size)
 
     def _too_large(self, size: int) -> MessageTooLarge:
         limit = self._max_size
@@ -457,7 +461,7 @@ class SysVQueue(Queue):
         mq = self._mq
         for name, value in changes:
             _driver_call("set", ctx, functools.partial(setattr, mq, name, value))
-        self._max_size = self._size_limit(msgmax())
+        self._refresh_limit()
 
     def __repr__(self) -> str:
         state = " [closed]" if self._closed else ""
