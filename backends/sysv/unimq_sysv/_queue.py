@@ -78,11 +78,6 @@ def _driver_call(op: Op, ctx: Context, call: Callable[[], T]) -> T:
         raise sysv_error(op, oserr, ctx) from exc
 
 
-def _as_oserror(op: Op, exc: BaseException) -> BaseException:
-    """A sysv_ipc exception from a primitive as the OSError (errno) it stands for."""
-    return driver_oserror(op, exc) or exc
-
-
 def _int_setting(name: str, value: object, low: int, high: int) -> int:
     """An int argument of set(): bool and non-integers refused (TypeError), then range."""
     if isinstance(value, bool):
@@ -305,7 +300,10 @@ class SysVQueue(Queue):
         except _BusyError:
             return False
         except _SysvError as exc:
-            raise _as_oserror("send", exc) from exc
+            oserr = driver_oserror("send", exc)
+            if oserr is None:
+                raise  # not one sysv_ipc stands for an errno: the core wraps it
+            raise oserr from exc
         return True
 
     def _py_receive_nowait(self, mtype: int) -> Message | None:
@@ -321,7 +319,10 @@ class SysVQueue(Queue):
                 self._grow(min(max(msgmax(), self._buffer * 2), OPTION_MAX))
                 continue
             except _SysvError as exc:
-                raise _as_oserror("receive", exc) from exc
+                oserr = driver_oserror("receive", exc)
+                if oserr is None:
+                    raise  # not one sysv_ipc stands for an errno: the core wraps it
+                raise oserr from exc
             return new_message((data, got, 0))
 
     def _poll(self, attempt: Callable[[], T | None], timeout: float | None) -> T | None:
