@@ -332,9 +332,10 @@ def test_timeout_emulation_latency(sq: SysVQueue) -> None:
 def test_driver_exceptions_get_their_errno_back_in_one_place() -> None:
     """sysv_ipc's exception classes carry no errno: the backend's one mapping
     gives it back per operation; anything else is left for the core to wrap."""
-    import sysv_ipc
-
+    from unimq_sysv import _errors
     from unimq_sysv._errors import driver_oserror
+
+    sysv_ipc = _errors.sysv_ipc  # the wrapped module, as the backend sees it
 
     cases = [
         ("send", sysv_ipc.BusyError(), errno.EAGAIN),
