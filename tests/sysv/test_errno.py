@@ -335,7 +335,7 @@ def test_driver_exceptions_get_their_errno_back_in_one_place() -> None:
     from unimq_sysv import _errors
     from unimq_sysv._errors import driver_oserror
 
-    sysv_ipc = _errors.sysv_ipc  # the wrapped module, as the backend sees it
+    sysv_ipc = _errors.sysv_ipc  # type: ignore[attr-defined]  # the wrapped module, as the backend sees it
 
     cases = [
         ("send", sysv_ipc.BusyError(), errno.EAGAIN),
