@@ -378,3 +378,48 @@ def test_timed_waits_block_in_the_kernel(q: unimq.Queue) -> None:
     q.send(b"x" * 64)
     for _ in range(50):
         assert ch.send_wait(b"y", 1, 0, 0.0005) is False
+
+
+def test_close_never_sends_the_signal_once_its_handler_was_replaced(
+    make_url: UrlFactory,
+) -> None:
+    """Someone sets the wake signal back to SIG_DFL while a thread waits in the
+    kernel: close() must not send it (that would end the process); it waits
+    until the waiter leaves by itself (here: a message arrives)."""
+    import unimq_sysv
+
+    if not unimq_sysv.ACCELERATED:
+        pytest.skip("unimq_sysv._fast is not built (or UNIMQ_PURE_PYTHON is set)")
+    url = make_url("sysv")
+    code = f"""
+import json, platform, signal, threading, time, unimq
+from unimq_sysv import _fast
+q = unimq.open({url!r}, create=True, max_bytes=64)
+got, tid = [], []
+def wait():
+    tid.append(threading.get_native_id())
+    got.append(q.receive())
+t = threading.Thread(target=wait)
+t.start()
+end = time.monotonic() + 10
+while time.monotonic() < end and not (tid and open(f"/proc/self/task/{{tid[0]}}/syscall").read().split()[0] == "70"):
+    time.sleep(0.001)
+signal.signal(_fast.WAKE_SIGNAL, signal.SIG_DFL)
+def feed():
+    while q._channel.state != "closing" and time.monotonic() < end:
+        time.sleep(0.001)
+    with unimq.open({url!r}) as other:
+        other.send(b"let it go")
+feeder = threading.Thread(target=feed)
+feeder.start()
+q.close()
+t.join(10)
+feeder.join(10)
+unimq.remove({url!r})
+print(json.dumps([m.data.decode() for m in got]))
+"""
+    if platform.machine() != "x86_64":
+        pytest.skip("syscall numbers of x86-64")
+    proc = run_python(code, timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stdout.strip() == '["let it go"]'

@@ -62,16 +62,21 @@ wake_install(void)
     return 0;
 }
 
+/* Whether the wake signal exists and still has our handler. */
+static inline int
+wake_handler_installed(void)
+{
+    struct sigaction cur;
+    return wake_signo != 0 && sigaction(wake_signo, NULL, &cur) == 0 &&
+           !(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == wake_handler;
+}
+
 /* Whether the calling thread can be woken by the signal now: it is still ours
  * and this thread does not block it. */
 static inline int
 wake_usable(void)
 {
-    if (wake_signo == 0)
-        return 0;
-    struct sigaction cur;
-    if (sigaction(wake_signo, NULL, &cur) != 0 || (cur.sa_flags & SA_SIGINFO) ||
-        cur.sa_handler != wake_handler)
+    if (!wake_handler_installed())
         return 0;
     sigset_t mask;
     if (pthread_sigmask(SIG_BLOCK, NULL, &mask) != 0 || sigismember(&mask, wake_signo))
@@ -201,12 +206,15 @@ registry_wake_all(wake_registry *r, double budget)
     pthread_t me = pthread_self();
     for (;;) {
         int pending = 0;
+        /* Never send the signal once someone else's disposition replaced ours
+         * (SIG_DFL would end the process): such waiters leave on their own. */
+        int ours = wake_handler_installed();
         pthread_mutex_lock(&r->lock);
         for (wake_node *n = r->head; n != NULL; n = n->next) {
             if (pthread_equal(n->thread, me))
                 continue;
             pending = 1;
-            if (!n->polling && wake_signo != 0)
+            if (!n->polling && ours)
                 pthread_kill(n->thread, wake_signo);
         }
         pthread_mutex_unlock(&r->lock);
