@@ -401,8 +401,11 @@ def wait():
     got.append(q.receive())
 t = threading.Thread(target=wait)
 t.start()
+def in_msgrcv():
+    with open(f"/proc/self/task/{{tid[0]}}/syscall") as f:
+        return f.read().split()[0] == "70"
 end = time.monotonic() + 10
-while time.monotonic() < end and not (tid and open(f"/proc/self/task/{{tid[0]}}/syscall").read().split()[0] == "70"):
+while time.monotonic() < end and not (tid and in_msgrcv()):
     time.sleep(0.001)
 signal.signal(_fast.WAKE_SIGNAL, signal.SIG_DFL)
 def feed():
