@@ -43,9 +43,10 @@
  * when polling) and an idle waiter costs no CPU (polling: 1.6% of a core).
  * Where the signal or the timer is unavailable, a finite timeout polls with
  * IPC_NOWAIT, sleeping with backoff (50 us doubling to 1.5 ms) without the
- * GIL; close() cuts the sleep short.
+ * GIL; a polling waiter sees close() at its next wake-up (it is never sent
+ * the signal: it polls because the signal is not safe to send it).
  *
- * Signals of the user's: EINTR runs Python's handlers (PyErr_CheckSignals);
+ * The user's signals: EINTR runs Python's handlers (PyErr_CheckSignals);
  * their exceptions propagate, otherwise the wait resumes.
  *
  * The waiter registry, the wake signal and the deadline timer live in
