@@ -9,19 +9,21 @@ path (tests/accel/test_fast_path.py::test_pure_python_fallback_passes_the_same_s
 from __future__ import annotations
 
 import errno
+import json
 import platform
 import signal
 import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import unimq
 from tests.conftest import HAVE_SYSV, UrlFactory
-from tests.helpers import run_python
+from tests.helpers import compile_c, run_python
 
 pytestmark = pytest.mark.skipif(not HAVE_SYSV, reason="sysv backend not installed")
 
@@ -307,8 +309,6 @@ def test_wake_signal_never_clobbers_and_falls_back(case: str, make_url: UrlFacto
         mask = "signal.pthread_sigmask(signal.SIG_BLOCK, {_fast.WAKE_SIGNAL})"
     proc = run_python(_CHILD.format(before=before, after=after, key=key, mask=mask), timeout=60)
     assert proc.returncode == 0, proc.stderr
-    import json
-
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["alive"] is False, "close() did not wake the waiter"
     assert out["errors"] == ["QueueClosed"]
@@ -426,3 +426,63 @@ print(json.dumps([m.data.decode() for m in got]))
     proc = run_python(code, timeout=60)
     assert proc.returncode == 0, (proc.returncode, proc.stderr)
     assert proc.stdout.strip() == '["let it go"]'
+
+
+_LATE_ENTRY_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <sys/msg.h>
+#include <time.h>
+
+/* Blocking msgrcv enters the kernel 50 ms late: a wake-up signal sent in
+ * between interrupts this sleep, not the msgrcv that follows. */
+ssize_t msgrcv(int id, void *buf, size_t size, long type, int flags)
+{
+    static ssize_t (*real)(int, void *, size_t, long, int);
+    if (real == NULL)
+        real = (ssize_t (*)(int, void *, size_t, long, int))dlsym(RTLD_NEXT, "msgrcv");
+    if (!(flags & IPC_NOWAIT)) {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    return real(id, buf, size, type, flags);
+}
+"""
+
+
+def test_close_resends_until_the_waiter_left(make_url: UrlFactory, tmp_path: Path) -> None:
+    """A signal that arrives before the waiter is inside msgrcv is lost; close()
+    sends again until the waiter acknowledged leaving. Made deterministic with
+    a real shim (LD_PRELOAD) that enters msgrcv late."""
+    import unimq_sysv
+
+    if not unimq_sysv.ACCELERATED:
+        pytest.skip("unimq_sysv._fast is not built (or UNIMQ_PURE_PYTHON is set)")
+    try:
+        shim = compile_c(_LATE_ENTRY_SHIM, "late.so", tmp_path, "-shared", "-fPIC", "-ldl")
+    except FileNotFoundError:
+        pytest.skip("no C compiler (cc) on this machine")
+    url = make_url("sysv")
+    code = f"""
+import json, threading, time, unimq
+q = unimq.open({url!r}, create=True, max_bytes=64)
+errors = []
+def wait():
+    try:
+        q.receive()
+    except BaseException as exc:
+        errors.append(type(exc).__name__)
+t = threading.Thread(target=wait)
+t.start()
+end = time.monotonic() + 10
+while q._channel.waiters != 1 and time.monotonic() < end:
+    pass  # close() right after registration: inside the shim's late entry
+q.close()
+t.join(10)
+unimq.remove({url!r})
+print(json.dumps({{"alive": t.is_alive(), "errors": errors}}))
+"""
+    proc = run_python(code, timeout=60, env={"LD_PRELOAD": str(shim)})
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out == {"alive": False, "errors": ["QueueClosed"]}
