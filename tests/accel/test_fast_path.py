@@ -15,8 +15,6 @@ import shutil
 import subprocess
 import sys
 import sysconfig
-import threading
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -122,66 +120,6 @@ def test_errors_keep_their_meaning(kind: str, make_url: UrlFactory) -> None:
         else:  # an unlinked POSIX queue lives on while open
             q.send(b"x", timeout=0)
             assert q.receive(timeout=0).data == b"x"
-
-
-def sysv_channel(q: unimq.Queue) -> Any:
-    if not accelerated("sysv"):
-        pytest.skip("unimq_sysv._fast is not built (or UNIMQ_PURE_PYTHON is set)")
-    return q._mq_receive.__self__  # type: ignore[attr-defined]
-
-
-@pytest.mark.skipif(not HAVE_SYSV, reason="sysv backend not installed")
-def test_sysv_timed_waits_in_c(make_url: UrlFactory) -> None:
-    """SysV has no timed msgrcv/msgsnd: the C channel polls with backoff,
-    without the GIL, and keeps the deadline, mtype selection and errors."""
-    with unimq.open(make_url("sysv"), create=True, max_bytes=64) as q:
-        channel = sysv_channel(q)
-        start = time.monotonic()
-        assert channel.wait_receive(0, 0.05, 0.00005, 0.0015) is None
-        assert time.monotonic() - start >= 0.05
-        # Another thread runs while the wait sleeps (the GIL is released), and
-        # only the selected type is taken.
-        threading.Timer(0.05, q.send, args=(b"other",), kwargs={"mtype": 5}).start()
-        threading.Timer(0.1, q.send, args=(b"wanted",), kwargs={"mtype": 7}).start()
-        assert channel.wait_receive(7, 5.0, 0.00005, 0.0015) == unimq.Message(b"wanted", 7, 0)
-        assert q.receive(timeout=1) == unimq.Message(b"other", 5, 0)
-        # A full queue: False at the deadline, True once a reader makes room.
-        q.send(b"f" * 64)
-        assert channel.wait_send(b"g" * 64, 1, 0.05, 0.00005, 0.0015) is False
-        threading.Timer(0.1, q.receive, kwargs={"timeout": 1}).start()
-        assert channel.wait_send(b"g" * 64, 2, 5.0, 0.00005, 0.0015) is True
-        time.sleep(0.2)  # the timer's receive has run
-        assert q.receive(timeout=0) == unimq.Message(b"g" * 64, 2, 0)
-        for bad in [(-1.0, 0.001, 0.01), (1.0, 0.0, 0.01), (1.0, 0.01, 0.001)]:
-            with pytest.raises(ValueError, match="0 < start <= cap"):
-                channel.wait_receive(0, *bad)
-        with pytest.raises(TypeError):
-            channel.wait_send("text", 1, 1.0, 0.001, 0.01)
-        q.remove()
-        with pytest.raises(unimq.QueueRemoved):
-            q.receive(timeout=1)
-        with pytest.raises(unimq.QueueRemoved):
-            q.send(b"x", timeout=1)
-
-
-@pytest.mark.skipif(not HAVE_SYSV, reason="sysv backend not installed")
-def test_sysv_timed_waits_do_not_leak(make_url: UrlFactory) -> None:
-    with unimq.open(make_url("sysv"), create=True) as q:
-        channel = sysv_channel(q)
-        for _ in range(3):
-            q.send(b"w")
-            channel.wait_receive(0, 1.0, 0.00005, 0.0015)
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            for i in range(3000):
-                q.send(b"%d" % i, timeout=1.0)
-                assert channel.wait_receive(0, 1.0, 0.00005, 0.0015).data == b"%d" % i
-                assert channel.wait_receive(0, 0.0, 0.00005, 0.0015) is None
-            after = tracemalloc.get_traced_memory()[0]
-        finally:
-            tracemalloc.stop()
-        assert after - before < 64 * 1024, f"{after - before} bytes still allocated"
 
 
 @pytest.mark.parametrize("size", [8192 + 1, 60000])
