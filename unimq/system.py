@@ -14,9 +14,10 @@ import logging
 import os
 import uuid
 import warnings
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -39,6 +40,9 @@ from unimq._message import QueueStat
 from unimq._names import format_key
 from unimq._sysvproc import sysv_msg_entries
 
+if TYPE_CHECKING:
+    from unimq._metrics import MetricsServer
+
 __all__ = [
     "CheckResult",
     "Limits",
@@ -46,9 +50,11 @@ __all__ = [
     "check",
     "limits",
     "list_queues",
+    "metrics_text",
     "mount",
     "mqueue_mount",
     "posix_queue_cost",
+    "serve_metrics",
     "set_limit",
     "umount",
 ]
@@ -300,6 +306,9 @@ def _posix_queues(path: str) -> list[QueueStat]:
                 }
         except (UnimqError, OSError):
             extra = {}
+        except Exception as exc:  # a failing backend: messages unknown (-1), listing goes on
+            logger.warning("cannot open %s to read its depth: %s: %s", url, type(exc).__name__, exc)
+            extra = {}
         out.append(
             QueueStat(
                 url=url,
@@ -406,3 +415,30 @@ def check(url: str, **options: Any) -> CheckResult:
     except UnimqError as exc:
         return CheckResult(url=text, ok=False, exists=False, problem=str(exc))
     return CheckResult(url=text, ok=True, exists=False, notes=[*notes, "it can be created"])
+
+
+# ---------------------------------------------------------------------- metrics
+
+
+def metrics_text(urls: Iterable[str] = ()) -> str:
+    """Prometheus/OpenMetrics text for every queue visible here, ``urls`` and the limits.
+
+    See :doc:`metrics`; the same figures ``unimq metrics`` serves.
+    """
+    from unimq._metrics import metrics_text as text
+
+    return text(urls)
+
+
+def serve_metrics(address: str = "127.0.0.1:9464", urls: Sequence[str] = ()) -> MetricsServer:
+    """Serve :func:`metrics_text` over HTTP at ``address`` (``/metrics``) in a thread.
+
+    Port 0 picks a free port (read it from ``server.port``). Close the returned
+    server (or use ``with``) to stop.
+
+    :raises ValueError: for a malformed address.
+    :raises OSError: if the address cannot be bound.
+    """
+    from unimq._metrics import serve_metrics as serve
+
+    return serve(address, urls)

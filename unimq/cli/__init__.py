@@ -7,7 +7,7 @@ with a documented code: 0 ok, 1 other error, 2 usage, 3 empty/timeout,
 
 from __future__ import annotations
 
-from unimq.cli import _queues, _system  # noqa: F401  (registers the commands)
+from unimq.cli import _ops, _queues, _system  # noqa: F401  (registers the commands)
 from unimq.cli._app import EXIT_CODES, cli
 
 __all__ = ["EXIT_CODES", "cli", "main"]
