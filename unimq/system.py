@@ -38,6 +38,7 @@ from unimq._limits import (
 )
 from unimq._message import QueueStat
 from unimq._names import format_key
+from unimq._orphans import Orphan, OrphanReport, orphans, remove_orphans
 from unimq._sysvproc import sysv_msg_entries
 
 if TYPE_CHECKING:
@@ -47,13 +48,17 @@ __all__ = [
     "CheckResult",
     "Limits",
     "MqueueNotMountedWarning",
+    "Orphan",
+    "OrphanReport",
     "check",
     "limits",
     "list_queues",
     "metrics_text",
     "mount",
     "mqueue_mount",
+    "orphans",
     "posix_queue_cost",
+    "remove_orphans",
     "serve_metrics",
     "set_limit",
     "umount",
