@@ -33,6 +33,7 @@ from unimq._message import Capability, Message, QueueStat
 from unimq._open import open, remove
 from unimq._queue import MTYPE_MAX, PRIORITY_MAX, Queue
 from unimq._registry import available_backends, get_backend, known_schemes, register_backend
+from unimq._temporary import temporary
 from unimq._typed import TypedQueue
 from unimq._url import QueueURL, parse_url
 from unimq._warnings import AttributeMismatchWarning
@@ -73,6 +74,7 @@ __all__ = [
     "parse_url",
     "register_backend",
     "remove",
+    "temporary",
 ]
 
 # Tracebacks and reprs say unimq.QueueEmpty, not unimq._errors.QueueEmpty.

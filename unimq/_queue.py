@@ -92,6 +92,9 @@ class Queue(abc.ABC):
     _access: Access
     #: Largest payload ``send`` accepts, checked before any system call.
     _max_size: int
+    #: Called once by close() before the handle is released (unimq.temporary
+    #: removes its queue here); see unimq/_temporary.py.
+    _before_close: Callable[[Queue], None] | None = None
 
     def __init__(self, url: QueueURL, access: Access, max_message_size: int) -> None:
         self._url = url
@@ -412,8 +415,13 @@ class Queue(abc.ABC):
         """
         if self._closed:
             return
-        self._closed = True
-        self._close()
+        hook, self._before_close = self._before_close, None
+        try:
+            if hook is not None:
+                hook(self)
+        finally:
+            self._closed = True
+            self._close()
 
     def remove(self, *, missing_ok: bool = False) -> None:
         """Destroy the queue (SysV IPC_RMID, POSIX mq_unlink); the handle stays open.
