@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from unimq._codecs import Codec
+    from unimq._overflow import Overflow
     from unimq._typed import TypedQueue
 
 M = TypeVar("M")
@@ -95,6 +96,8 @@ class Queue(abc.ABC):
     #: Called once by close() before the handle is released (unimq.temporary
     #: removes its queue here); see unimq/_temporary.py.
     _before_close: Callable[[Queue], None] | None = None
+    #: The on_full policy wrapping the send primitives (unimq/_overflow.py), if any.
+    _overflow: Overflow | None = None
 
     def __init__(self, url: QueueURL, access: Access, max_message_size: int) -> None:
         self._url = url
@@ -399,13 +402,15 @@ class Queue(abc.ABC):
         if self._closed:
             raise self._closed_error()
         try:
-            return self._stat()
+            st = self._stat()
         except OSError as exc:
             if isinstance(exc, UnimqError):
                 raise
             raise self._mapped("stat", exc) from exc
         except self._driver_errors as exc:
             raise self._unexpected("stat", exc) from exc
+        overflow = self._overflow
+        return st if overflow is None else st.model_copy(update={"dropped": overflow.dropped})
 
     def close(self) -> None:
         """Release this handle. Idempotent; the queue itself stays.

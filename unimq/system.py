@@ -390,18 +390,18 @@ def check(url: str, **options: Any) -> CheckResult:
     and for a new queue every limit that could stop it.
     """
     import unimq
-    from unimq._open import _split
-    from unimq._options import merge_options, parse_access
+    from unimq._open import CORE_OPTIONS, _split
+    from unimq._options import merge_options
+    from unimq._overflow import check as check_overflow
 
     try:
         cls, base, url_options = _split(url)
-        merged = merge_options(
-            base.scheme, url_options, options, {**cls.options, "access": parse_access}
-        )
+        merged = merge_options(base.scheme, url_options, options, {**cls.options, **CORE_OPTIONS})
+        access = merged.pop("access", "rw")
+        check_overflow(merged.pop("on_full", "wait"), merged.pop("keep", None), access)
     except (InvalidURL, BackendNotInstalled) as exc:
         return CheckResult(url=str(url), ok=False, problem=str(exc))
     text = str(base)
-    access = merged.pop("access", "rw")
     try:
         unimq.open(text, access=access).close()
     except QueueNotFound:
