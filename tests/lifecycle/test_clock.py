@@ -7,7 +7,8 @@ compiled here with cc, shifts what this one process reads from CLOCK_REALTIME
 (clock_gettime, gettimeofday, time) by an offset it reads from a file. The
 child blocks in a timed receive; once the kernel shows it asleep, the test
 sends it SIGUSR1, whose Python handler moves the wall clock by an hour, and the
-wait resumes (the core re-checks its deadline every WAIT_CHUNK, set small here). A deadline kept on the wall clock would then end at once (clock
+wait resumes (the core re-checks its deadline every WAIT_CHUNK, set small
+here). A deadline kept on the wall clock would then end at once (clock
 forward) or an hour late (clock back).
 """
 
@@ -139,10 +140,8 @@ def test_a_wall_clock_jump_does_not_move_a_timeout(
         reason = backend_ready(kind)
         if reason is not None:
             pytest.skip(reason)
-    if kind == "memory":
-        url = "memory://unimq-test-clock"  # the child's own process-local queue
-    else:
-        url = new_url(kind)
+    # memory: the child's own process-local queue
+    url = "memory://unimq-test-clock" if kind == "memory" else new_url(kind)
     offset_file = tmp_path / "offset"
     offset_file.write_text("0")
     env = {
