@@ -11,10 +11,11 @@ from __future__ import annotations
 import logging
 import pwd
 import threading
+import time
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from prometheus_client import CollectorRegistry, generate_latest, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -23,7 +24,14 @@ from prometheus_client.registry import Collector
 from unimq._errors import UnimqError
 from unimq._message import QueueStat
 
-__all__ = ["MetricsServer", "QueueCollector", "metrics_text", "parse_listen", "serve_metrics"]
+__all__ = [
+    "MetricsServer",
+    "QueueCollector",
+    "metrics_json",
+    "metrics_text",
+    "parse_listen",
+    "serve_metrics",
+]
 
 _log = logging.getLogger("unimq.metrics")
 
@@ -199,6 +207,30 @@ def metrics_text(urls: Iterable[str] = ()) -> str:
     Also suits node_exporter's textfile collector (write it to a ``.prom`` file).
     """
     return generate_latest(_registry(urls)).decode()
+
+
+def metrics_json(urls: Iterable[str] = ()) -> dict[str, Any]:
+    """The same figures as one JSON-ready dict (for log shippers): ``time``,
+    ``queues`` (one dict per queue, metric names without the ``unimq_queue_``
+    prefix), ``up`` and ``limits``."""
+    from unimq import system
+
+    stats, up = QueueCollector(urls).stats()
+    queues = []
+    for st in stats:
+        row: dict[str, Any] = {"kind": st.kind, "url": st.url, "owner": _owner(st.uid)}
+        value: float | int | None
+        for name, _, field in _QUEUE_GAUGES:
+            value = _value(st, field)
+            if value is not None and "timestamp" not in name:
+                value = int(value)
+            row[name.removeprefix("unimq_queue_")] = value
+        queues.append(row)
+    lim = system.limits()
+    limits: dict[str, Any] = dict(lim.sysctls())
+    limits["RLIMIT_MSGQUEUE.soft"] = lim.rlimit_msgqueue_soft
+    limits["RLIMIT_MSGQUEUE.hard"] = lim.rlimit_msgqueue_hard
+    return {"time": time.time(), "queues": queues, "up": up, "limits": limits}
 
 
 def parse_listen(address: str) -> tuple[str, int]:

@@ -53,6 +53,7 @@ __all__ = [
     "check",
     "limits",
     "list_queues",
+    "metrics_json",
     "metrics_text",
     "mount",
     "mqueue_mount",
@@ -433,6 +434,16 @@ def metrics_text(urls: Iterable[str] = ()) -> str:
     from unimq._metrics import metrics_text as text
 
     return text(urls)
+
+
+def metrics_json(urls: Iterable[str] = ()) -> dict[str, Any]:
+    """The figures of :func:`metrics_text` as one JSON-ready dict.
+
+    ``unimq metrics --once --json`` prints it (one line, for log shippers).
+    """
+    from unimq._metrics import metrics_json as figures
+
+    return figures(urls)
 
 
 def serve_metrics(address: str = "127.0.0.1:9464", urls: Sequence[str] = ()) -> MetricsServer:

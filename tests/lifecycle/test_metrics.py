@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import re
@@ -230,3 +231,29 @@ def test_posix_not_mounted_is_reported_as_down() -> None:
     samples = parse_metrics(proc.stdout)
     if system.mqueue_mount() is None:  # the namespace inherits the host's mounts
         assert sample(samples, "unimq_listing_up", source="posix") == 0
+
+
+def test_json_figures_are_the_scraped_ones(sysv_queue: tuple[int, int]) -> None:
+    key, _ = sysv_queue
+    url = f"sysv://0x{key:08x}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "unimq", "metrics", "--once", "--json"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(proc.stdout)
+    (row,) = [q for q in figures["queues"] if q["url"] == url]
+    assert row["messages"] == 2 and row["bytes"] == 30 and row["kind"] == "sysv"
+    samples = parse_metrics(system.metrics_text())
+    assert row["last_send_timestamp_seconds"] == sample(
+        samples, "unimq_queue_last_send_timestamp_seconds", url=url
+    )
+    assert figures["up"]["sysv"] is True
+    assert figures["limits"]["kernel.msgmnb"] == sample(
+        samples, "unimq_limit", name="kernel.msgmnb"
+    )

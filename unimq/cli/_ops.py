@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import threading
@@ -29,10 +30,9 @@ from unimq.cli._app import cli, console, emit, json_option
     metavar="URL",
     help="Also report this queue (any backend); repeatable.",
 )
-@click.option(
-    "--once", is_flag=True, help="Print the metrics text once on stdout and exit (no server)."
-)
-def metrics_command(listen: str, urls: tuple[str, ...], once: bool) -> None:
+@click.option("--once", is_flag=True, help="Print the metrics once on stdout and exit (no server).")
+@json_option
+def metrics_command(listen: str, urls: tuple[str, ...], once: bool, as_json: bool) -> None:
     """Serve Prometheus/OpenMetrics metrics for every queue visible here.
 
     Depth, bytes, capacity, last send/receive/change time per queue (labels
@@ -44,9 +44,13 @@ def metrics_command(listen: str, urls: tuple[str, ...], once: bool) -> None:
     Examples:
       unimq metrics --listen 127.0.0.1:9464
       unimq metrics --once > /var/lib/node_exporter/textfile/unimq.prom
+      unimq metrics --once --json          the same figures as one JSON line
     """
     if once:
-        click.echo(system.metrics_text(urls), nl=False)
+        if as_json:
+            click.echo(json.dumps(system.metrics_json(urls)))
+        else:
+            click.echo(system.metrics_text(urls), nl=False)
         return
     stop = threading.Event()
 
@@ -56,7 +60,10 @@ def metrics_command(listen: str, urls: tuple[str, ...], once: bool) -> None:
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
         with system.serve_metrics(listen, urls) as server:
-            click.echo(f"serving queue metrics on {server.url} (Ctrl-C or SIGTERM stops)")
+            if as_json:
+                click.echo(json.dumps({"listening": server.url}))
+            else:
+                click.echo(f"serving queue metrics on {server.url} (Ctrl-C or SIGTERM stops)")
             sys.stdout.flush()
             try:
                 while not stop.wait(3600):
