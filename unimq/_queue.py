@@ -93,8 +93,9 @@ class Queue(abc.ABC):
     _access: Access
     #: Largest payload ``send`` accepts, checked before any system call.
     _max_size: int
-    #: Called once by close() before the handle is released (unimq.temporary
-    #: removes its queue here); see unimq/_temporary.py.
+    #: Called once by close(), after ``closed`` became true and before
+    #: ``_close()`` (unimq.temporary removes its queue here with ``_remove()``);
+    #: see unimq/_temporary.py.
     _before_close: Callable[[Queue], None] | None = None
     #: The on_full policy wrapping the send primitives (unimq/_overflow.py), if any.
     _overflow: Overflow | None = None
@@ -420,12 +421,12 @@ class Queue(abc.ABC):
         """
         if self._closed:
             return
+        self._closed = True
         hook, self._before_close = self._before_close, None
         try:
             if hook is not None:
                 hook(self)
         finally:
-            self._closed = True
             self._close()
 
     def remove(self, *, missing_ok: bool = False) -> None:

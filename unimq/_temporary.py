@@ -22,7 +22,7 @@ import weakref
 from pathlib import Path
 from typing import Any
 
-from unimq._errors import InvalidURL, QueueExists, UnimqError
+from unimq._errors import InvalidURL, QueueExists, QueueNotFound, UnimqError
 from unimq._message import Capability
 from unimq._open import open as open_queue
 from unimq._orphans import confirm, register, unregister
@@ -55,13 +55,21 @@ def _unique_url(scheme: str, prefix: str) -> tuple[str, int | None]:
 def _remove_at_close(path: Path | None, creator: int, handle: Queue) -> None:
     if os.getpid() != creator:
         return  # a forked child's copy is not the creating handle
+    # The handle is already marked closed (so waiters woken by the removal
+    # report QueueClosed); its descriptors are still open for _remove().
     try:
-        handle.remove(missing_ok=True)
-    except UnimqError as exc:
+        handle._remove()
+    except QueueNotFound:
+        pass
+    except Exception as exc:  # close() must release the handle whatever happens here
         _log.warning(
-            "could not remove temporary queue %s: %s ('unimq gc' will find it)", handle.url, exc
+            "could not remove temporary queue %s: %s: %s ('unimq gc' will find it)",
+            handle.url,
+            type(exc).__name__,
+            exc,
         )
         return
+    _log.info("removed temporary %s", handle.url)
     if path is not None:
         unregister(path)
 

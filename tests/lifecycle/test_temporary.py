@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -188,3 +189,42 @@ def test_crashed_creator_leaves_exactly_its_sysv_temporaries(tmp_path: Path) -> 
     assert sorted(out["orphans"]) == sorted([u, "remove", True] for u in sysv_made)
     # The POSIX one was unlinked at creation and died with the killed descriptor.
     assert out["posix_left"] == []
+
+
+@pytest.mark.parametrize("kind", ["memory", "sysv"])
+def test_closing_wakes_a_waiter_with_queue_closed(kind: str) -> None:
+    if kind != "memory":
+        ready(kind)
+    q = unimq.temporary(kind)
+    errors: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            q.receive(timeout=60)
+        except BaseException as exc:
+            errors.append(exc)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    try:
+        # Wait until the receiver is blocked (bounded by its own 60 s timeout).
+        while t.is_alive() and not q.closed:
+            if _blocked(t):
+                break
+    finally:
+        q.close()
+        t.join()
+    assert len(errors) == 1
+    assert isinstance(errors[0], unimq.QueueClosed)
+    with pytest.raises(unimq.QueueNotFound):
+        unimq.open(q.url)
+
+
+def _blocked(t: object) -> bool:
+    """Whether thread ``t`` sleeps in the kernel now (its receive is waiting)."""
+    assert isinstance(t, threading.Thread)
+    try:
+        with open(f"/proc/self/task/{t.native_id}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "S"
+    except FileNotFoundError:
+        return False
