@@ -99,7 +99,10 @@ path.write_text(json.dumps(entry))
 os.kill(child.pid, signal.SIGKILL)
 child.wait(timeout=60)
 
-out = {"dry": gc(), "nobody": gc(user=65534)}
+human = subprocess.run([sys.executable, "-m", "unimq", "gc"], capture_output=True, text=True,
+                       env={**env, "COLUMNS": "300"}, timeout=60)
+out = {"dry": gc(), "nobody": gc(user=65534), "human": [human.returncode, human.stdout],
+       "sysv_only": gc("--kind", "sysv")}
 out["yes"] = gc("--yes")
 out["again"] = gc()
 out["match"] = gc("--yes", "--match", f"sysv://{0x7E180005}")
@@ -160,6 +163,21 @@ def test_dry_run_finds_the_crashed_creators_queues_and_nothing_else(
     assert temporary == {"sysv://0x7e180001", "sysv://0x7e180002", REUSED_PID}
     assert any("0x7e180008" in s for s in dry["stale"])
     assert dry["not_inspected"] == []
+
+
+def test_human_output_is_a_dry_run_table(outcome: dict[str, Any]) -> None:
+    code, text = outcome["human"]
+    assert code == 0
+    assert "would remove" in text and "candidate" in text
+    assert "dry run: nothing was removed" in text
+    assert "candidates are removed only when named with --match" in text
+    for url in (*CRASHED, REUSED_PID, DEAD_USERS):
+        assert url in text
+
+
+def test_kind_filter(outcome: dict[str, Any]) -> None:
+    urls = {o["url"] for o in outcome["sysv_only"]["orphans"]}
+    assert urls == {"sysv://0x7e180001", "sysv://0x7e180002", REUSED_PID, DEAD_USERS}
 
 
 def test_yes_removes_exactly_those(outcome: dict[str, Any]) -> None:

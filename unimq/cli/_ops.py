@@ -141,12 +141,14 @@ def gc_command(
                 elif o.action == "remove":
                     action = "would remove"
                 else:
-                    action = "candidate (--match to remove)"
+                    action = "candidate"
                 messages = "" if o.messages is None else str(o.messages)
                 table.add_row(o.url, action, _age(o.idle), messages, o.reason)
             console.print(table)
             if not yes and any(o.action == "remove" for o in found.orphans):
                 click.echo("dry run: nothing was removed; add --yes to remove them")
+            if any(o.action == "candidate" for o in found.orphans):
+                click.echo("candidates are removed only when named with --match PATTERN --yes")
         for url, why in found.failed.items():
             click.echo(f"could not remove {url}: {why}", err=True)
         for note in found.not_inspected:
