@@ -257,3 +257,34 @@ def test_json_figures_are_the_scraped_ones(sysv_queue: tuple[int, int]) -> None:
     assert figures["limits"]["kernel.msgmnb"] == sample(
         samples, "unimq_limit", name="kernel.msgmnb"
     )
+
+
+def test_every_writes_json_lines_until_count() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "unimq", "metrics", "--every", "0.01", "--count", "3"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert len(lines) == 3
+    assert all("queues" in line and "limits" in line for line in lines)
+    assert lines[0]["time"] <= lines[1]["time"] <= lines[2]["time"]
+
+
+@pytest.mark.parametrize("args", [["--count", "2"], ["--once", "--every", "1"], ["--every", "0"]])
+def test_every_usage_errors(args: list[str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "unimq", "metrics", *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        cwd=ROOT,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr

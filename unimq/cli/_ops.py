@@ -31,8 +31,22 @@ from unimq.cli._app import cli, console, emit, json_option
     help="Also report this queue (any backend); repeatable.",
 )
 @click.option("--once", is_flag=True, help="Print the metrics once on stdout and exit (no server).")
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.001),
+    metavar="SECONDS",
+    help="Instead of serving, print the figures as one JSON line every SECONDS (log shippers).",
+)
+@click.option("--count", type=click.IntRange(min=1), help="With --every: stop after N lines.")
 @json_option
-def metrics_command(listen: str, urls: tuple[str, ...], once: bool, as_json: bool) -> None:
+def metrics_command(
+    listen: str,
+    urls: tuple[str, ...],
+    once: bool,
+    every: float | None,
+    count: int | None,
+    as_json: bool,
+) -> None:
     """Serve Prometheus/OpenMetrics metrics for every queue visible here.
 
     Depth, bytes, capacity, last send/receive/change time per queue (labels
@@ -45,7 +59,12 @@ def metrics_command(listen: str, urls: tuple[str, ...], once: bool, as_json: boo
       unimq metrics --listen 127.0.0.1:9464
       unimq metrics --once > /var/lib/node_exporter/textfile/unimq.prom
       unimq metrics --once --json          the same figures as one JSON line
+      unimq metrics --every 15 >> /var/log/unimq.jsonl
     """
+    if count is not None and every is None:
+        raise click.UsageError("--count only applies with --every")
+    if once and every is not None:
+        raise click.UsageError("give --once or --every, not both")
     if once:
         if as_json:
             click.echo(json.dumps(system.metrics_json(urls)))
@@ -59,6 +78,17 @@ def metrics_command(listen: str, urls: tuple[str, ...], once: bool, as_json: boo
 
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
+        if every is not None:
+            lines = 0
+            try:
+                while True:
+                    click.echo(json.dumps(system.metrics_json(urls)))
+                    sys.stdout.flush()
+                    lines += 1
+                    if (count is not None and lines >= count) or stop.wait(every):
+                        return
+            except KeyboardInterrupt:
+                return
         with system.serve_metrics(listen, urls) as server:
             if as_json:
                 click.echo(json.dumps({"listening": server.url}))
