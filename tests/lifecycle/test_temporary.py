@@ -135,9 +135,15 @@ def test_sysv_is_removed_at_normal_exit(private_runtime: Path) -> None:
     code = "import unimq; q = unimq.temporary('sysv'); print(q.url)"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "UNIMQ_RUNTIME_DIR": str(private_runtime)}
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-W", "always::ResourceWarning", "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
+    # Closed by the exit handler, not found unclosed by the garbage collector.
+    assert "unclosed queue handle" not in proc.stderr
     url = proc.stdout.strip()
     with pytest.raises(unimq.QueueNotFound):
         unimq.open(url)
