@@ -234,3 +234,33 @@ def _blocked(t: object) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] == "S"
     except FileNotFoundError:
         return False
+
+
+FORK = """
+import os, sys
+import unimq
+q = unimq.temporary("sysv")
+pid = os.fork()
+if pid == 0:
+    q.close()   # the child's copy is not the creating handle...
+    sys.exit(0)  # ...and its exit handler does not remove the queue either
+os.waitpid(pid, 0)
+with unimq.open(q.url) as peer:
+    peer.send(b"still here")
+print(q.receive(timeout=10).data.decode())
+q.close()
+try:
+    unimq.open(q.url)
+except unimq.QueueNotFound:
+    print("removed by its creator")
+"""
+
+
+def test_sysv_a_forked_child_does_not_remove_it(private_runtime: Path) -> None:
+    ready("sysv")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "UNIMQ_RUNTIME_DIR": str(private_runtime)}
+    proc = subprocess.run(
+        [sys.executable, "-c", FORK], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["still here", "removed by its creator"]
