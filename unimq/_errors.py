@@ -59,6 +59,9 @@ class UnimqError(Exception):
 
     errno: int | None
     url: str | None
+    #: Set on errors raised by ``send_many``: how many messages of the batch
+    #: were enqueued before the error (None elsewhere).
+    sent: int | None = None
 
     def __init__(self, message: str, *, errno: int | None = None, url: str | None = None) -> None:
         super().__init__(message)

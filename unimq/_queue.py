@@ -18,7 +18,7 @@ import logging
 import operator
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, overload
 
@@ -397,6 +397,137 @@ class Queue(abc.ABC):
             msg = wait(mtype, chunk)
             if msg is not None:
                 return msg
+
+    # ------------------------------------------------------------------ batches
+
+    def send_many(
+        self,
+        items: Iterable[bytes | bytearray | memoryview | Message],
+        *,
+        timeout: float | None = None,
+    ) -> int:
+        """Send several messages in order; return how many were sent (all of them).
+
+        A :class:`Message` item carries its own ``mtype`` and ``priority``;
+        bytes-like items use the defaults. Every item is checked before the
+        first is sent, so a bad item sends nothing. ``timeout`` is one deadline
+        for the whole batch: if it passes after k messages, :class:`QueueFull`
+        is raised with ``.sent == k``. Any error raised after the batch started
+        carries ``.sent`` as well, so how many went is never ambiguous.
+
+        :raises QueueFull: if the batch could not be enqueued in time (``.sent``).
+        :raises MessageTooLarge, TypeError, ValueError: for a bad item (nothing sent).
+        """
+        if self._closed:
+            raise self._closed_error()
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        batch = [self._batch_item(item) for item in items]
+        sent = 0
+        try:
+            sent = self._send_many_nowait(batch, 0)
+            if sent == len(batch):
+                return sent
+            deadline = None if timeout is None else _monotonic() + timeout
+            while sent < len(batch):
+                if self._closed:
+                    raise self._closed_error()
+                if timeout == 0:
+                    raise self._full_error(None)
+                chunk: float | None = None
+                if deadline is not None:
+                    chunk = deadline - _monotonic()
+                    if chunk <= 0:
+                        raise self._full_error(timeout)
+                    chunk = min(chunk, WAIT_CHUNK)
+                data, mtype, priority = batch[sent]
+                if self._send_wait(data, mtype, priority, chunk):
+                    sent += 1
+                    sent += self._send_many_nowait(batch, sent)
+            return sent
+        except UnimqError as exc:
+            exc.sent = sent
+            raise
+        except OSError as exc:
+            mapped = self._mapped("send", exc)
+            if isinstance(mapped, UnimqError):
+                mapped.sent = sent
+            raise mapped from exc
+        except self._driver_errors as exc:
+            unexpected = self._unexpected("send", exc)
+            unexpected.sent = sent
+            raise unexpected from exc
+
+    def receive_many(
+        self, max_messages: int, *, mtype: int = 0, timeout: float | None = None
+    ) -> list[Message]:
+        """Wait (per ``timeout``) for the first message, then take whatever is
+        already queued, up to ``max_messages``, without waiting again.
+
+        :return: 1..max_messages messages, in the order single receives would
+            have returned them.
+        :raises QueueEmpty: if no (matching) message arrived in time.
+        """
+        if type(max_messages) is not int:
+            max_messages = _index("max_messages", max_messages)
+        if max_messages < 1:
+            raise ValueError(f"max_messages must be at least 1, got {max_messages}")
+        first = self.receive(mtype=mtype, timeout=timeout)
+        if max_messages == 1:
+            return [first]
+        if type(mtype) is not int:
+            mtype = _index("mtype", mtype)
+        try:
+            rest = self._receive_many_nowait(mtype, max_messages - 1)
+        except OSError as exc:
+            if isinstance(exc, UnimqError):
+                raise
+            raise self._mapped("receive", exc) from exc
+        except self._driver_errors as exc:
+            raise self._unexpected("receive", exc) from exc
+        rest.insert(0, first)
+        return rest
+
+    def _batch_item(self, item: object) -> tuple[bytes, int, int]:
+        """One checked ``(data, mtype, priority)`` of a send_many batch."""
+        if type(item) is bytes:
+            data, mtype, priority = item, 1, 0
+        elif isinstance(item, Message):
+            data, mtype, priority = item
+            if type(data) is not bytes:
+                data = _as_bytes(data)
+            mtype, priority = self._check_send_tags(mtype, priority)
+        else:
+            data, mtype, priority = _as_bytes(item), 1, 0
+        if len(data) > self._max_size:
+            self._check_size(len(data))
+        return data, mtype, priority
+
+    def _send_many_nowait(self, batch: list[tuple[bytes, int, int]], start: int) -> int:
+        """Send ``batch[start:]`` without waiting, in order; return how many went.
+
+        Backends may override it with one call per batch (the C channels do).
+        """
+        send = self._send_nowait
+        n = start
+        end = len(batch)
+        while n < end:
+            data, mtype, priority = batch[n]
+            if not send(data, mtype, priority):
+                break
+            n += 1
+        return n - start
+
+    def _receive_many_nowait(self, mtype: int, limit: int) -> list[Message]:
+        """Take up to ``limit`` queued messages without waiting (maybe none)."""
+        receive = self._receive_nowait
+        out: list[Message] = []
+        while len(out) < limit:
+            msg = receive(mtype)
+            if msg is None:
+                break
+            out.append(msg)
+        return out
 
     def stat(self) -> QueueStat:
         """The queue's current state (one model for every kind)."""
