@@ -75,6 +75,9 @@ class Overflow:
         self._send_wait: Callable[[bytes, int, int, float | None], bool] = handle._send_wait
         handle._send_nowait = self.send_nowait
         handle._send_wait = self.send_wait
+        # A backend's one-call batch send would bypass the policy: batches go
+        # message by message through it instead.
+        handle._send_many_nowait = self.send_many_nowait  # type: ignore[method-assign]
 
     def send_nowait(self, data: bytes, mtype: int, priority: int) -> bool:
         if self.keep is not None:
@@ -87,6 +90,15 @@ class Overflow:
                 self._count(1)
             # else: a receiver emptied it meanwhile; the next send will fit
         return False
+
+    def send_many_nowait(self, batch: list[tuple[bytes, int, int]], start: int) -> int:
+        n = start
+        while n < len(batch):
+            data, mtype, priority = batch[n]
+            if not self.send_nowait(data, mtype, priority):
+                break
+            n += 1
+        return n - start
 
     def send_wait(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> bool:
         # Only reached when other senders kept the queue full through every round.

@@ -244,3 +244,10 @@ def test_drops_are_logged_at_a_rate_that_does_not_flood(
     assert len(lines) == 2
     assert "dropped 1 message " in lines[0]
     assert "dropped 50 messages" in lines[1] and "51 in total" in lines[1]
+
+
+def test_batches_follow_the_policy(kind: str, url: str, handles: list[unimq.Queue]) -> None:
+    q = opened(handles, url, kind, on_full="drop_oldest")
+    assert q.send_many([msg(i) for i in range(7)], timeout=0) == 7
+    assert q.stat().dropped == 3
+    assert [m.data for m in q.drain()] == [msg(i) for i in (3, 4, 5, 6)]
