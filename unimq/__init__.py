@@ -35,6 +35,7 @@ from unimq._message import Capability, Message, QueueStat
 from unimq._open import open, remove
 from unimq._queue import MTYPE_MAX, PRIORITY_MAX, Queue
 from unimq._registry import available_backends, get_backend, known_schemes, register_backend
+from unimq._temporary import temporary
 from unimq._typed import TypedQueue
 from unimq._url import QueueURL, parse_url
 from unimq._warnings import AttributeMismatchWarning
@@ -75,6 +76,7 @@ __all__ = [
     "parse_url",
     "register_backend",
     "remove",
+    "temporary",
 ]
 
 # A library configures no logging: records go nowhere until the application

@@ -94,3 +94,5 @@ class QueueStat(BaseModel):
     notify: int | None = None
     notify_signal: int | None = None
     notify_pid: int | None = None
+    #: Messages this handle discarded under its ``on_full`` policy (None: ``"wait"``).
+    dropped: int | None = None

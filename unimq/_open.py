@@ -7,7 +7,10 @@ from typing import Any
 
 from unimq._errors import InvalidURL, QueueNotFound
 from unimq._names import sysv_id
-from unimq._options import merge_options, parse_access
+from unimq._options import OptionParser, merge_options, parse_access, positive_int
+from unimq._overflow import check as check_overflow
+from unimq._overflow import install as install_overflow
+from unimq._overflow import parse_on_full
 from unimq._queue import Queue
 from unimq._registry import get_backend
 from unimq._url import QueueURL, parse_url
@@ -15,6 +18,13 @@ from unimq._url import QueueURL, parse_url
 __all__ = ["open", "remove"]
 
 logger = logging.getLogger("unimq.queue")
+
+#: Options of every kind, handled by the core (not passed to the backend).
+CORE_OPTIONS: dict[str, OptionParser] = {
+    "access": parse_access,
+    "on_full": parse_on_full,
+    "keep": positive_int,
+}
 
 
 def _split(url: str | QueueURL | None) -> tuple[type[Queue], QueueURL, dict[str, str]]:
@@ -42,8 +52,9 @@ def open(
     :param exclusive: with ``create``, fail with :class:`QueueExists` if it exists.
     :param mode: permission bits for a new queue (0o600 by default).
     :param options: backend options (``max_messages``, ``max_message_size``,
-        ``max_bytes``) and ``access`` (``"rw"``, ``"r"`` or ``"w"``); also
-        accepted in the URL query.
+        ``max_bytes``), ``access`` (``"rw"``, ``"r"`` or ``"w"``) and ``on_full``
+        (``"wait"``, ``"drop_oldest"`` or ``"keep_latest"`` with ``keep=N``; see
+        :doc:`lifecycle`); also accepted in the URL query.
     :raises InvalidURL: for a bad URL, unknown option or conflicting values.
     :raises QueueNotFound: if the queue does not exist and ``create`` is false.
     :raises QueueExists: if ``exclusive`` and the queue exists.
@@ -56,10 +67,13 @@ def open(
         raise InvalidURL("exclusive=True only makes sense with create=True")
     if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
         raise InvalidURL(f"mode must be permission bits 0..0o777, got {mode!r}")
-    parsers = {**cls.options, "access": parse_access}
+    parsers = {**cls.options, **CORE_OPTIONS}
     merged = merge_options(base.scheme, url_options, options, parsers)
     access = merged.pop("access", "rw")
-    return cls._open_queue(
+    on_full = merged.pop("on_full", "wait")
+    keep = merged.pop("keep", None)
+    check_overflow(on_full, keep, access)
+    handle = cls._open_queue(
         base,
         create=bool(create),
         exclusive=bool(exclusive),
@@ -67,6 +81,8 @@ def open(
         access=access,
         options=merged,
     )
+    install_overflow(handle, on_full, keep)
+    return handle
 
 
 def remove(url: str | QueueURL | None = None, *, missing_ok: bool = False) -> None:
@@ -97,7 +113,7 @@ def remove(url: str | QueueURL | None = None, *, missing_ok: bool = False) -> No
     cls, base, url_options = _split(parsed)
     # The same option check as open(): an unknown or malformed option is an error
     # here too (the options themselves do not matter for removal).
-    merge_options(base.scheme, url_options, {}, {**cls.options, "access": parse_access})
+    merge_options(base.scheme, url_options, {}, {**cls.options, **CORE_OPTIONS})
     try:
         cls._remove_url(base)
     except QueueNotFound:

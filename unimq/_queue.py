@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from unimq._codecs import Codec
+    from unimq._overflow import Overflow
     from unimq._typed import TypedQueue
 
 M = TypeVar("M")
@@ -93,6 +94,12 @@ class Queue(abc.ABC):
     _access: Access
     #: Largest payload ``send`` accepts, checked before any system call.
     _max_size: int
+    #: Called once by close(), after ``closed`` became true and before
+    #: ``_close()`` (unimq.temporary removes its queue here with ``_remove()``);
+    #: see unimq/_temporary.py.
+    _before_close: Callable[[Queue], None] | None = None
+    #: The on_full policy wrapping the send primitives (unimq/_overflow.py), if any.
+    _overflow: Overflow | None = None
 
     def __init__(self, url: QueueURL, access: Access, max_message_size: int) -> None:
         self._url = url
@@ -529,13 +536,15 @@ class Queue(abc.ABC):
         if self._closed:
             raise self._closed_error()
         try:
-            return self._stat()
+            st = self._stat()
         except OSError as exc:
             if isinstance(exc, UnimqError):
                 raise
             raise self._mapped("stat", exc) from exc
         except self._driver_errors as exc:
             raise self._unexpected("stat", exc) from exc
+        overflow = self._overflow
+        return st if overflow is None else st.model_copy(update={"dropped": overflow.dropped})
 
     def close(self) -> None:
         """Release this handle. Idempotent; the queue itself stays.
@@ -546,7 +555,12 @@ class Queue(abc.ABC):
         if self._closed:
             return
         self._closed = True
-        self._close()
+        hook, self._before_close = self._before_close, None
+        try:
+            if hook is not None:
+                hook(self)
+        finally:
+            self._close()
 
     def remove(self, *, missing_ok: bool = False) -> None:
         """Destroy the queue (SysV IPC_RMID, POSIX mq_unlink); the handle stays open.

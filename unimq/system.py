@@ -16,8 +16,9 @@ import os
 import re
 import uuid
 import warnings
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -38,19 +39,30 @@ from unimq._limits import (
 )
 from unimq._message import QueueStat
 from unimq._names import ID_PREFIX, format_key
+from unimq._orphans import Orphan, OrphanReport, orphans, remove_orphans
 from unimq._sysvproc import sysv_msg_entries
 from unimq._url import QueueURL
+
+if TYPE_CHECKING:
+    from unimq._metrics import MetricsServer
 
 __all__ = [
     "CheckResult",
     "Limits",
     "MqueueNotMountedWarning",
+    "Orphan",
+    "OrphanReport",
     "check",
     "limits",
     "list_queues",
+    "metrics_json",
+    "metrics_text",
     "mount",
     "mqueue_mount",
+    "orphans",
     "posix_queue_cost",
+    "remove_orphans",
+    "serve_metrics",
     "set_limit",
     "sysv_queue_by_id",
     "umount",
@@ -362,6 +374,9 @@ def _posix_queues(path: str) -> list[QueueStat]:
                 }
         except (UnimqError, OSError):
             extra = {}
+        except Exception as exc:  # a failing backend: messages unknown (-1), listing goes on
+            logger.warning("cannot open %s to read its depth: %s: %s", url, type(exc).__name__, exc)
+            extra = {}
         out.append(
             QueueStat(
                 url=url,
@@ -487,18 +502,18 @@ def check(url: str, **options: Any) -> CheckResult:
     and for a new queue every limit that could stop it.
     """
     import unimq
-    from unimq._open import _split
-    from unimq._options import merge_options, parse_access
+    from unimq._open import CORE_OPTIONS, _split
+    from unimq._options import merge_options
+    from unimq._overflow import check as check_overflow
 
     try:
         cls, base, url_options = _split(url)
-        merged = merge_options(
-            base.scheme, url_options, options, {**cls.options, "access": parse_access}
-        )
+        merged = merge_options(base.scheme, url_options, options, {**cls.options, **CORE_OPTIONS})
+        access = merged.pop("access", "rw")
+        check_overflow(merged.pop("on_full", "wait"), merged.pop("keep", None), access)
     except (InvalidURL, BackendNotInstalled) as exc:
         return CheckResult(url=str(url), ok=False, problem=str(exc))
     text = str(base)
-    access = merged.pop("access", "rw")
     try:
         unimq.open(text, access=access).close()
     except QueueNotFound:
@@ -517,3 +532,40 @@ def check(url: str, **options: Any) -> CheckResult:
     except UnimqError as exc:
         return CheckResult(url=text, ok=False, exists=False, problem=str(exc))
     return CheckResult(url=text, ok=True, exists=False, notes=[*notes, "it can be created"])
+
+
+# ---------------------------------------------------------------------- metrics
+
+
+def metrics_text(urls: Iterable[str] = ()) -> str:
+    """Prometheus/OpenMetrics text for every queue visible here, ``urls`` and the limits.
+
+    See :doc:`metrics`; the same figures ``unimq metrics`` serves.
+    """
+    from unimq._metrics import metrics_text as text
+
+    return text(urls)
+
+
+def metrics_json(urls: Iterable[str] = ()) -> dict[str, Any]:
+    """The figures of :func:`metrics_text` as one JSON-ready dict.
+
+    ``unimq metrics --once --json`` prints it (one line, for log shippers).
+    """
+    from unimq._metrics import metrics_json as figures
+
+    return figures(urls)
+
+
+def serve_metrics(address: str = "127.0.0.1:9464", urls: Sequence[str] = ()) -> MetricsServer:
+    """Serve :func:`metrics_text` over HTTP at ``address`` (``/metrics``) in a thread.
+
+    Port 0 picks a free port (read it from ``server.port``). Close the returned
+    server (or use ``with``) to stop.
+
+    :raises ValueError: for a malformed address.
+    :raises OSError: if the address cannot be bound.
+    """
+    from unimq._metrics import serve_metrics as serve
+
+    return serve(address, urls)

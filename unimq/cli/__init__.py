@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import signal
 
-from unimq.cli import _queues, _system, _watch  # noqa: F401  (registers the commands)
+from unimq.cli import _ops, _queues, _system, _watch  # noqa: F401  (registers the commands)
 from unimq.cli._app import EXIT_CODES, cli
 
 __all__ = ["EXIT_CODES", "cli", "main"]

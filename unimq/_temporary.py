@@ -1,0 +1,147 @@
+"""``unimq.temporary``: a queue with a unique name or key that does not outlive its use.
+
+- POSIX: created, then unlinked at once while the descriptor stays open, so
+  the kernel frees the queue with the last descriptor, even after a crash.
+  Children inherit the handle across ``fork``; nothing can open it by name.
+- SysV (and any other kind other processes can open): removed when the
+  creating handle closes or the process exits normally, and recorded in the
+  registry (:mod:`unimq._orphans`) so ``unimq gc`` removes it after a crash.
+- memory: removed when the creating handle closes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import logging
+import os
+import random
+import threading
+import uuid
+import weakref
+from pathlib import Path
+from typing import Any
+
+from unimq._errors import InvalidURL, QueueExists, QueueNotFound, UnimqError
+from unimq._message import Capability
+from unimq._open import open as open_queue
+from unimq._orphans import confirm, register, unregister
+from unimq._queue import Queue
+from unimq._registry import get_backend
+
+__all__ = ["SYSV_TEMPORARY_KEYS", "temporary"]
+
+_log = logging.getLogger("unimq")
+
+#: SysV keys temporary queues are drawn from (``unimq gc --match 'sysv://0x6*'``).
+SYSV_TEMPORARY_KEYS = (0x60000000, 0x6FFFFFFF)
+_TRIES = 100
+
+_lock = threading.Lock()
+#: This process's open temporary handles, closed (and so removed) at exit.
+_open: weakref.WeakSet[Queue] = weakref.WeakSet()
+
+
+def _unique_url(scheme: str, prefix: str) -> tuple[str, int | None]:
+    token = f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    if scheme == "posix":
+        return f"posix:///{token}", None
+    if scheme == "sysv":
+        key = random.randint(*SYSV_TEMPORARY_KEYS)
+        return f"sysv://0x{key:08x}", key
+    return f"{scheme}://{token}", None
+
+
+def _remove_at_close(path: Path | None, creator: int, handle: Queue) -> None:
+    if os.getpid() != creator:
+        return  # a forked child's copy is not the creating handle
+    # The handle is already marked closed (so waiters woken by the removal
+    # report QueueClosed); its descriptors are still open for _remove().
+    try:
+        handle._remove()
+    except QueueNotFound:
+        pass
+    except Exception as exc:  # close() must release the handle whatever happens here
+        _log.warning(
+            "could not remove temporary queue %s: %s: %s ('unimq gc' will find it)",
+            handle.url,
+            type(exc).__name__,
+            exc,
+        )
+        return
+    _log.info("removed temporary %s", handle.url)
+    if path is not None:
+        unregister(path)
+
+
+def temporary(
+    kind: str = "memory", *, mode: int = 0o600, prefix: str = "unimq-tmp", **options: Any
+) -> Queue:
+    """Create a queue with a unique name (or key) that goes away with its use.
+
+    :param kind: the scheme: ``"posix"``, ``"sysv"``, ``"memory"``, or another backend's.
+    :param mode: permission bits (0o600 by default).
+    :param prefix: the start of the generated POSIX/memory name.
+    :param options: as for :func:`unimq.open` (``max_messages``, ``on_full``, ...).
+    :return: an open handle; ``handle.url`` says what was created.
+
+    POSIX queues are unlinked at once (the descriptor keeps them alive until
+    the last one closes, even after a crash; forked children share it, a
+    pickled handle cannot reopen it). Other kinds are removed when this handle
+    closes (``with`` or ``close()``), is garbage-collected, or the process
+    exits normally; SysV ones are registered so ``unimq gc`` removes them
+    when the process crashed.
+
+    :raises InvalidURL: for an unknown kind or option.
+    :raises LimitExceeded: if a system limit stops creation.
+    """
+    if not isinstance(kind, str) or "/" in kind or ":" in kind:
+        raise InvalidURL(
+            f"kind must be a scheme such as 'posix', 'sysv' or 'memory', not {kind!r}; "
+            "temporary() makes the name itself"
+        )
+    if not prefix or "/" in prefix:
+        raise InvalidURL(f"prefix must be a non-empty name without '/', got {prefix!r}")
+    scheme = kind.lower()
+    cls = get_backend(scheme)
+    registered = scheme != "posix" and bool(cls.capabilities & Capability.INTERPROCESS)
+    for _ in range(_TRIES):
+        url, key = _unique_url(scheme, prefix)
+        path = register(url, scheme, key=key) if registered else None
+        try:
+            handle = open_queue(url, create=True, exclusive=True, mode=mode, **options)
+        except QueueExists:
+            if path is not None:
+                unregister(path)
+            continue
+        except BaseException:
+            if path is not None:
+                unregister(path)
+            raise
+        break
+    else:
+        raise UnimqError(f"could not find a free {scheme}:// name in {_TRIES} tries; try again")
+    if scheme == "posix":
+        # The name goes now; the open descriptor keeps the queue until the last one closes.
+        handle.remove()
+        _log.info("temporary %s unlinked at once (it lives while a descriptor is open)", url)
+        return handle
+    if path is not None:
+        try:
+            confirm(path, id=handle.stat().id)
+        except (UnimqError, OSError) as exc:  # the entry still names the key: gc copes
+            _log.debug("could not record the id of %s: %s", url, exc)
+    creator = os.getpid()
+    handle._before_close = lambda q: _remove_at_close(path, creator, q)
+    with _lock:
+        _open.add(handle)
+    return handle
+
+
+@atexit.register
+def _close_all() -> None:
+    with _lock:
+        handles = list(_open)
+    for handle in handles:
+        with contextlib.suppress(Exception):  # exiting: nothing left to report to
+            handle.close()
