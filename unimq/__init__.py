@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from unimq._errors import (
     BackendNotInstalled,
+    BackendUnavailable,
     DecodeError,
     InvalidKey,
     InvalidName,
@@ -44,6 +45,7 @@ __all__ = [
     "PRIORITY_MAX",
     "AttributeMismatchWarning",
     "BackendNotInstalled",
+    "BackendUnavailable",
     "Capability",
     "DecodeError",
     "InvalidKey",
