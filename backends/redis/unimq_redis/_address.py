@@ -63,12 +63,14 @@ class Address:
             "username": self.username,
             "password": self.password,
             "socket_connect_timeout": 10.0,
-            "socket_keepalive": True,
             "client_name": "unimq",
+            # RESP2: the same replies from every redis-py version and server.
+            "protocol": 2,
         }
         if self.socket_path is not None:
             kw["path"] = self.socket_path
             return kw
+        kw["socket_keepalive"] = True
         kw["host"] = self.host
         kw["port"] = self.port
         if self.scheme == "rediss":

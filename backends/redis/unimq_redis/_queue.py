@@ -58,7 +58,10 @@ def _time(meta: dict[bytes, bytes], key: str) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(float(value), UTC)
 
 
-def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:
+def _pairs(flat: list[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """A hash reply (a flat list in RESP2, a map in RESP3) as a dict."""
+    if isinstance(flat, dict):
+        return flat
     return dict(zip(flat[::2], flat[1::2], strict=True))
 
 
@@ -110,8 +113,7 @@ class RedisQueue(Queue):
         address, link = cls._connect(url)
         try:
             assert address.name is not None
-            flat = link.command("open", ("HGETALL", _keys(address.name)[1][0]))
-            meta = flat if isinstance(flat, dict) else _pairs(flat)
+            meta = _pairs(link.command("open", ("HGETALL", _keys(address.name)[1][0])))
             if b"gen" not in meta:
                 raise QueueNotFound(
                     f"{url} does not exist; create it with create=True (or: unimq create URL)",
