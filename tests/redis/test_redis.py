@@ -11,15 +11,15 @@ import random
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
+from unimq_redis import RedisQueue, list_queues
 
 import unimq
-from tests.conftest import UrlFactory
 from tests.redis.conftest import new_name
 from tests.redis.server import ValkeyServer, free_port
-from unimq_redis import RedisQueue, list_queues
 
 WAKE = 10.0
 
@@ -237,7 +237,7 @@ def test_selection_matches_memory_backend(url: str, seed: int) -> None:
     memory:// gives: priority order, FIFO within a priority, lowest type <= n."""
     rng = random.Random(seed)
     mem_url = f"memory://redis-model-{os.getpid()}-{seed}"
-    opts = {"max_messages": 30, "max_message_size": 64, "max_bytes": 30 * 64}
+    opts: dict[str, Any] = {"max_messages": 30, "max_message_size": 64, "max_bytes": 30 * 64}
     with (
         unimq.open(url, create=True, **opts) as r,
         unimq.open(mem_url, create=True, **opts) as m,
@@ -257,7 +257,7 @@ def test_selection_matches_memory_backend(url: str, seed: int) -> None:
                     assert outcome[0] == outcome[1]
                 else:
                     sel = rng.choice([0, 0, 1, 3, 6, 7, -1, -3, -6])
-                    got = []
+                    got: list[unimq.Message | None] = []
                     for h in (r, m):
                         try:
                             got.append(h.receive(mtype=sel, timeout=0))
