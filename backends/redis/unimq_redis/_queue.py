@@ -193,6 +193,11 @@ class RedisQueue(Queue):
             f"bytes each, {attrs['max_bytes']} bytes in all",
         ]
 
+    @classmethod
+    def _list(cls, url: str | QueueURL) -> list[QueueStat]:
+        """The queues on the server ``url`` names: the hook for ``unimq ls redis://host``."""
+        return list_queues(url)
+
     def _attributes(self) -> dict[str, int]:
         return dict(self._limits)
 
