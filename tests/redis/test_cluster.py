@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -18,6 +19,10 @@ from tests.redis.server import ValkeyServer
 RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 
 
+def _cmd(client: redis.Redis, *args: Any) -> Any:
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ValkeyServer]]:
     base: Path = tmp_path_factory.mktemp("cluster")
@@ -27,9 +32,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ValkeySer
             node.start()
         clients = [redis.Redis(host="127.0.0.1", port=n.port) for n in nodes]
         for client, (lo, hi) in zip(clients, RANGES, strict=True):
-            client.execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)
+            _cmd(client, "CLUSTER", "ADDSLOTSRANGE", lo, hi)
         for node in nodes[1:]:
-            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", node.port)
+            _cmd(clients[0], "CLUSTER", "MEET", "127.0.0.1", node.port)
         # Gossip has no completion event to wait on: poll the state, bounded.
         deadline = time.monotonic() + 60
         while not all(c.cluster("info")["cluster_state"] == "ok" for c in clients) or not all(
@@ -68,8 +73,8 @@ def test_queues_on_every_node_through_one_url(cluster: list[ValkeyServer]) -> No
             # Every key of the queue is on the node that owns its slot.
             owner = redis.Redis(host="127.0.0.1", port=cluster[i].port)
             try:
-                keys = owner.execute_command(
-                    "CLUSTER", "COUNTKEYSINSLOT", key_slot(f"unimq:{{{n}}}:meta".encode())
+                keys = _cmd(
+                    owner, "CLUSTER", "COUNTKEYSINSLOT", key_slot(f"unimq:{{{n}}}:meta".encode())
                 )
                 assert keys >= 4  # meta, all, types, data, t:1, t:3
             finally:
