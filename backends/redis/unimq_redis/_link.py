@@ -55,6 +55,7 @@ class Conn(Protocol):
     """The part of a redis-py connection unimq uses (redis-py is untyped here)."""
 
     def send_command(self, *args: Any) -> None: ...
+    def send_packed_command(self, command: list[bytes]) -> None: ...
     def read_response(self, *, timeout: float | None = ...) -> Any: ...
     def disconnect(self) -> None: ...
 
@@ -130,9 +131,21 @@ def _after_fork() -> None:
 os.register_at_fork(after_in_child=_after_fork)
 
 
+def pack(args: tuple[Any, ...]) -> bytes:
+    """One command in RESP (str as UTF-8, int as decimal, bytes as they are)."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif isinstance(arg, int):
+            arg = b"%d" % arg
+        out += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+    return b"".join(out)
+
+
 def _send(conn: Conn, args: tuple[Any, ...]) -> None:
     try:
-        conn.send_command(*args)
+        conn.send_packed_command([pack(args)])
     except (AuthenticationError, NoPermissionError):
         raise
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:

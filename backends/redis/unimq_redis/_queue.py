@@ -37,6 +37,19 @@ DEFAULTS = {"max_messages": 100_000, "max_message_size": 1 << 20, "max_bytes": 1
 _REPLY_GRACE = 10.0
 
 
+def _pid() -> int:
+    return _PID
+
+
+def _set_pid() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+_PID = os.getpid()
+os.register_at_fork(after_in_child=_set_pid)
+
+
 def _keys(name: str) -> tuple[str, tuple[str, ...]]:
     prefix = f"unimq:{{{name}}}"
     suffixes = ("meta", "all", "types", "data", "rw", "sw")
@@ -93,6 +106,7 @@ class RedisQueue(Queue):
         assert address.name is not None
         self._name = address.name
         self._prefix, self._keys = _keys(address.name)
+        self._meta = self._keys[:1]
         self._blocker = Blocker()
         self._token = secrets.token_hex(6)
         self._install(self._try_send, self._try_receive, self._wait_send, self._wait_receive)
@@ -220,12 +234,11 @@ class RedisQueue(Queue):
         return f"{self._token}.{os.getpid()}.{threading.get_ident()}"
 
     def _send_script(self, data: bytes, mtype: int, priority: int, waiter: str) -> bool:
-        prefix = self._prefix
         r = self._link.run(
             "send",
             SEND,
-            (*self._keys, f"{prefix}:t:{mtype}"),
-            (prefix, self._gen, data, mtype, priority, os.getpid(), waiter),
+            self._meta,
+            (self._prefix, self._gen, data, mtype, priority, _pid(), waiter),
         )
         if r == 1:
             return True
@@ -234,13 +247,8 @@ class RedisQueue(Queue):
         raise self._removed_error()
 
     def _receive_script(self, mtype: int, waiter: str) -> Message | None:
-        prefix = self._prefix
-        keys = self._keys
         r = self._link.run(
-            "receive",
-            RECEIVE,
-            (*keys, f"{prefix}:t:{mtype}" if mtype > 0 else keys[0]),
-            (prefix, self._gen, mtype, os.getpid(), waiter),
+            "receive", RECEIVE, self._meta, (self._prefix, self._gen, mtype, _pid(), waiter)
         )
         if r is None:
             return None

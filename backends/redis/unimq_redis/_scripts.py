@@ -60,65 +60,69 @@ local function register(set, prefix, id)
 end
 """
 
-# KEYS: meta all types data rw sw t:<mtype>
-# ARGV: prefix gen data mtype priority pid waiter
+# Only the meta key is declared (it routes the call to the queue's slot); the
+# others are derived from the prefix and share its hash tag, so the same slot.
+# KEYS: meta ; ARGV: prefix gen data mtype priority pid waiter
 SEND = Script(
     "send",
     """
-local meta = KEYS[1]
-local m = redis.call('HMGET', meta, 'gen', 'max_messages', 'max_bytes', 'bytes')
+local meta, P = KEYS[1], ARGV[1]
+local m = redis.call('HMGET', meta, 'gen', 'max_messages', 'max_bytes', 'bytes', 'seq')
 if m[1] ~= ARGV[2] then return -1 end
 local size = string.len(ARGV[3])
 local nbytes = tonumber(m[4])
-if redis.call('ZCARD', KEYS[2]) >= tonumber(m[2]) or nbytes + size > tonumber(m[3]) then
-  register(KEYS[6], ARGV[1], ARGV[7])
+local all = P .. ':all'
+if redis.call('ZCARD', all) >= tonumber(m[2]) or nbytes + size > tonumber(m[3]) then
+  register(P .. ':sw', P, ARGV[7])
   return 0
 end
-local seq = redis.call('HINCRBY', meta, 'seq', 1)
+local seq = tonumber(m[5]) + 1
 local member = string.format('%016d', seq) .. ':' .. ARGV[4] .. ':' .. ARGV[5]
 local score = 32767 - tonumber(ARGV[5])
-redis.call('ZADD', KEYS[2], score, member)
-redis.call('ZADD', KEYS[7], score, member)
-redis.call('ZADD', KEYS[3], ARGV[4], ARGV[4])
-redis.call('HSET', KEYS[4], member, ARGV[3])
-redis.call('HSET', meta, 'bytes', nbytes + size, 'stime', now(), 'spid', ARGV[6])
-wake(KEYS[5], ARGV[1])
+redis.call('ZADD', all, score, member)
+redis.call('ZADD', P .. ':t:' .. ARGV[4], score, member)
+redis.call('ZADD', P .. ':types', ARGV[4], ARGV[4])
+redis.call('HSET', P .. ':data', member, ARGV[3])
+redis.call('HSET', meta, 'seq', seq, 'bytes', nbytes + size, 'stime', now(), 'spid', ARGV[6])
+wake(P .. ':rw', P)
 return 1
 """,
 )
 
-# KEYS: meta all types data rw sw t:<sel> (sel > 0; else any key of the queue)
-# ARGV: prefix gen sel pid waiter
+# KEYS: meta ; ARGV: prefix gen sel pid waiter
 RECEIVE = Script(
     "receive",
     """
-local meta = KEYS[1]
-if redis.call('HGET', meta, 'gen') ~= ARGV[2] then return -1 end
+local meta, P = KEYS[1], ARGV[1]
+local m = redis.call('HMGET', meta, 'gen', 'bytes')
+if m[1] ~= ARGV[2] then return -1 end
 local sel = tonumber(ARGV[3])
+local all = P .. ':all'
 local found
 if sel == 0 then
-  found = redis.call('ZRANGE', KEYS[2], 0, 0)
+  found = redis.call('ZRANGE', all, 0, 0)
 elseif sel > 0 then
-  found = redis.call('ZRANGE', KEYS[7], 0, 0)
+  found = redis.call('ZRANGE', P .. ':t:' .. sel, 0, 0)
 else
-  local t = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', -sel, 'LIMIT', 0, 1)
-  if t[1] then found = redis.call('ZRANGE', ARGV[1] .. ':t:' .. t[1], 0, 0) else found = {} end
+  local t = redis.call('ZRANGEBYSCORE', P .. ':types', '-inf', -sel, 'LIMIT', 0, 1)
+  if t[1] then found = redis.call('ZRANGE', P .. ':t:' .. t[1], 0, 0) else found = {} end
 end
 local member = found[1]
 if not member then
-  register(KEYS[5], ARGV[1], ARGV[5])
+  register(P .. ':rw', P, ARGV[5])
   return false
 end
 local _, _, mt, pr = string.find(member, '^%d+:(%d+):(%d+)$')
-local data = redis.call('HGET', KEYS[4], member)
-redis.call('HDEL', KEYS[4], member)
-redis.call('ZREM', KEYS[2], member)
-local tkey = ARGV[1] .. ':t:' .. mt
+local dkey = P .. ':data'
+local data = redis.call('HGET', dkey, member)
+redis.call('HDEL', dkey, member)
+redis.call('ZREM', all, member)
+local tkey = P .. ':t:' .. mt
 redis.call('ZREM', tkey, member)
-if redis.call('EXISTS', tkey) == 0 then redis.call('ZREM', KEYS[3], mt) end
-local nbytes = tonumber(redis.call('HGET', meta, 'bytes')) - string.len(data)
-redis.call('HSET', meta, 'bytes', nbytes, 'rtime', now(), 'rpid', ARGV[4])
-wake(KEYS[6], ARGV[1])
+if redis.call('EXISTS', tkey) == 0 then redis.call('ZREM', P .. ':types', mt) end
+redis.call('HSET', meta, 'bytes', tonumber(m[2]) - string.len(data), 'rtime', now(),
+  'rpid', ARGV[4])
+wake(P .. ':sw', P)
 return {data, tonumber(mt), tonumber(pr)}
 """,
 )
