@@ -128,7 +128,7 @@ def test_rediss_checks_the_certificate_by_default(tls: tuple[int, Path]) -> None
 def test_rediss_checks_the_host_name(tls: tuple[int, Path]) -> None:
     port, ca = tls
     # The certificate names localhost, not 127.0.0.1: same server, refused.
-    with pytest.raises(unimq.BackendUnavailable, match="(?i)certificate|hostname"):
+    with pytest.raises(unimq.BackendUnavailable, match=r"(?i)certificate|hostname"):
         unimq.open(f"rediss://127.0.0.1:{port}/{new_name()}?ssl_ca_certs={ca}", create=True)
 
 
