@@ -389,7 +389,7 @@ def check(url: str, **options: Any) -> CheckResult:
     text = str(base)
     access = merged.pop("access", "rw")
     try:
-        unimq.open(text, access=access).close()
+        unimq.open(base, access=access).close()  # base keeps a network URL's password
     except QueueNotFound:
         pass  # a new queue: check the limits that could stop its creation
     except PermissionDenied as exc:

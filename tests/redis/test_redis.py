@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import pytest
 import redis
 from unimq_redis import RedisQueue, list_queues
@@ -459,3 +460,31 @@ def test_close_during_server_outage_does_not_hang(make_server: ServerFactory) ->
     with contextlib.suppress(unimq.BackendUnavailable):
         q.send(b"x")
     q.close()
+
+
+def test_check_with_password_in_url(secured: ValkeyServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("UNIMQ_REDIS_PASSWORD", raising=False)
+    monkeypatch.delenv("REDISCLI_AUTH", raising=False)
+    from unimq import system
+
+    url = f"redis://:s3cr3t-pw@127.0.0.1:{secured.port}/{new_name()}"
+    result = system.check(url)
+    assert result.ok and not result.exists, result
+    with unimq.open(url, create=True):
+        result = system.check(url)
+        assert result.ok and result.exists, result
+    assert "s3cr3t" not in repr(result)
+    unimq.remove(url)
+    bad = system.check(f"redis://:wrong@127.0.0.1:{secured.port}/q")
+    assert not bad.ok and "wrong" not in str(bad.problem)
+
+
+class Order(pydantic.BaseModel):
+    sku: str
+    qty: int
+
+
+def test_typed_queue_over_redis(q: unimq.Queue) -> None:
+    orders = q.typed(Order)
+    orders.send(Order(sku="A1", qty=2))
+    assert orders.receive(timeout=1) == Order(sku="A1", qty=2)
