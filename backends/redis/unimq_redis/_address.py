@@ -63,6 +63,9 @@ class Address:
             "username": self.username,
             "password": self.password,
             "socket_connect_timeout": 10.0,
+            # A reply that takes longer means a partitioned or stuck server: the call
+            # fails with BackendUnavailable rather than hang (blocking waits set their own).
+            "socket_timeout": 30.0,
             "client_name": "unimq",
             # RESP2: the same replies from every redis-py version and server.
             "protocol": 2,
