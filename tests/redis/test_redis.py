@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
 import pickle
 import random
@@ -488,3 +489,34 @@ def test_typed_queue_over_redis(q: unimq.Queue) -> None:
     orders = q.typed(Order)
     orders.send(Order(sku="A1", qty=2))
     assert orders.receive(timeout=1) == Order(sku="A1", qty=2)
+
+
+def _close_inherited(q: unimq.Queue) -> None:
+    q.close()
+
+
+@pytest.mark.filterwarnings("ignore:.*fork.*:DeprecationWarning")
+def test_forked_child_closing_the_handle_leaves_the_parents_wait_alone(
+    q: unimq.Queue, url: str
+) -> None:
+    waiter = Waiter(lambda: q.receive(timeout=30))
+    waiter.start()
+    _blocked(waiter)
+    ctx: Any = multiprocessing.get_context("fork")
+    child = ctx.Process(target=_close_inherited, args=(q,))
+    child.start()
+    child.join(30)
+    assert child.exitcode == 0
+    assert waiter.is_alive(), (waiter.result, waiter.error)
+    with unimq.open(url) as sender:
+        sender.send(b"still waited for")
+    waiter.join(WAKE)
+    assert not waiter.is_alive()
+    assert waiter.result == unimq.Message(b"still waited for", 1, 0), waiter.error
+
+
+def test_message_size_beyond_the_protocol_limit(url: str) -> None:
+    with pytest.raises(unimq.LimitExceeded, match="proto-max-bulk-len"):
+        unimq.open(url, create=True, max_message_size=2**31 - 1)
+    with pytest.raises(unimq.QueueNotFound):
+        unimq.open(url)

@@ -310,24 +310,27 @@ class Blocker:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._active: set[Conn] = set()
+        # connection -> the pid that blocks in it: a forked child closing its copy
+        # of the handle must not shut down the parent's sockets.
+        self._active: dict[Conn, int] = {}
         self.closed = False
 
     def enter(self, conn: Conn) -> bool:
         with self._lock:
             if self.closed:
                 return False
-            self._active.add(conn)
+            self._active[conn] = os.getpid()
             return True
 
     def leave(self, conn: Conn) -> None:
         with self._lock:
-            self._active.discard(conn)
+            self._active.pop(conn, None)
 
     def close(self) -> None:
+        pid = os.getpid()
         with self._lock:
             self.closed = True
-            active = list(self._active)
+            active = [conn for conn, owner in self._active.items() if owner == pid]
         for conn in active:
             # shutdown() (not close()) wakes the blocked recv; its own thread then
             # disconnects, so no descriptor is released under another thread's feet.

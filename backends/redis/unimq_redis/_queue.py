@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Self
 import redis
 from redis.exceptions import MovedError
 
-from unimq import QueueExists, QueueNotFound, QueueRemoved, QueueStat
+from unimq import LimitExceeded, QueueExists, QueueNotFound, QueueRemoved, QueueStat
 from unimq._message import Capability, Message, new_message
 from unimq._options import Access, OptionParser, positive_int
 from unimq._queue import Queue
@@ -32,6 +32,8 @@ __all__ = ["DEFAULTS", "RedisQueue", "list_queues"]
 
 #: Limits of a new queue unless options say otherwise.
 DEFAULTS = {"max_messages": 100_000, "max_message_size": 1 << 20, "max_bytes": 128 << 20}
+#: The largest payload a server takes by default (proto-max-bulk-len, 512 MiB).
+BULK_MAX = 512 << 20
 # Extra seconds a blocked read waits for the server's BLPOP answer before the
 # server counts as unresponsive.
 _REPLY_GRACE = 10.0
@@ -189,6 +191,14 @@ class RedisQueue(Queue):
 
     @classmethod
     def _preflight(cls, url: QueueURL, options: dict[str, Any]) -> list[str]:
+        size = options.get("max_message_size", DEFAULTS["max_message_size"])
+        if size > BULK_MAX:
+            raise LimitExceeded(
+                f"max_message_size={size} is beyond what a redis server takes in one "
+                f"string ({BULK_MAX} bytes, proto-max-bulk-len's default); ask for less",
+                limit="proto-max-bulk-len",
+                url=str(url),
+            )
         address, link = cls._connect(url)
         try:
             info = link.command("check", ("INFO", "server"))
