@@ -8,6 +8,7 @@ a server it did not start.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import socket
@@ -19,6 +20,13 @@ __all__ = ["ValkeyServer", "free_port", "valkey_binary"]
 
 READY = b"Ready to accept connections"
 START_TIMEOUT = 30.0
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when the test process dies (PR_SET_PDEATHSIG),
+    so a killed test run leaves no server behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def valkey_binary() -> Path:
@@ -101,7 +109,11 @@ class ValkeyServer:
     def start(self) -> None:
         ready = threading.Event()
         proc = subprocess.Popen(
-            self.args(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            self.args(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
         )
         self.proc = proc
 
