@@ -520,3 +520,13 @@ def test_message_size_beyond_the_protocol_limit(url: str) -> None:
         unimq.open(url, create=True, max_message_size=2**31 - 1)
     with pytest.raises(unimq.QueueNotFound):
         unimq.open(url)
+
+
+def test_parsed_network_url_keeps_the_password_apart() -> None:
+    url = unimq.parse_url("redis://app:p%40ss@cache.example:6380/orders?db=2")
+    assert url.password == "p@ss"
+    assert str(url) == "redis://app@cache.example:6380/orders?db=2"
+    assert "p@ss" not in repr(url) and "p%40ss" not in repr(url)
+    assert url == unimq.parse_url("redis://app@cache.example:6380/orders?db=2")
+    assert unimq.parse_url(str(url)).password is None
+    assert unimq.parse_url("redis://:only-pw@h/q").target == "h/q"
