@@ -14,6 +14,7 @@ import logging as _logging
 
 from unimq._errors import (
     BackendNotInstalled,
+    BackendUnavailable,
     DecodeError,
     InvalidKey,
     InvalidName,
@@ -47,6 +48,7 @@ __all__ = [
     "PRIORITY_MAX",
     "AttributeMismatchWarning",
     "BackendNotInstalled",
+    "BackendUnavailable",
     "Capability",
     "DecodeError",
     "InvalidKey",

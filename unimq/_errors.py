@@ -19,7 +19,8 @@ from the builtin a Python user would already catch::
      ├─ UnsupportedOperation(ValueError)      the backend lacks the feature
      ├─ BackendNotInstalled(ImportError)      scheme known, package missing
      ├─ DecodeError(ValueError)               typed receive could not decode
-     └─ NotificationBusy                      POSIX notify already registered
+     ├─ NotificationBusy                      POSIX notify already registered
+     └─ BackendUnavailable(ConnectionError)   a network backend's server is unreachable
 
 Every instance carries ``.errno`` (the OS errno, or ``None``) and ``.url``
 (the queue's URL, or ``None``).
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BackendNotInstalled",
+    "BackendUnavailable",
     "DecodeError",
     "InvalidKey",
     "InvalidName",
@@ -204,3 +206,25 @@ class DecodeError(UnimqError, ValueError):
 
 class NotificationBusy(UnimqError):
     """Another process (or this one) already holds the queue's notification."""
+
+
+class BackendUnavailable(UnimqError, ConnectionError):
+    """A network backend's server cannot be reached, or the connection dropped.
+
+    ``.maybe_done`` says whether the operation may have taken effect on the
+    server (the request was sent but no answer came back): ``False`` means
+    it certainly did not (nothing was sent), so repeating it is safe.
+    """
+
+    maybe_done: bool
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        maybe_done: bool = False,
+        errno: int | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message, errno=errno, url=url)
+        self.maybe_done = maybe_done

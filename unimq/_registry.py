@@ -36,6 +36,9 @@ BUILTIN_BACKENDS = MappingProxyType(
         "memory": ("unimq._memory:MemoryQueue", None),
         "posix": ("unimq_posix:PosixQueue", "posix"),
         "sysv": ("unimq_sysv:SysVQueue", "sysv"),
+        "redis": ("unimq_redis:RedisQueue", "redis"),
+        "rediss": ("unimq_redis:RedisQueue", "redis"),
+        "redis+unix": ("unimq_redis:RedisQueue", "redis"),
     }
 )
 

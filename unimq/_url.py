@@ -9,9 +9,14 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from unimq._errors import InvalidName, InvalidURL
 
-__all__ = ["ENV_VAR", "QueueURL", "parse_url"]
+__all__ = ["ENV_VAR", "NETWORK_SCHEMES", "QueueURL", "parse_url"]
 
 ENV_VAR = "UNIMQ_URL"
+#: Schemes whose URLs name a server: ``scheme://[user[:password]@]host[:port]/path``.
+#: Their ``target`` keeps the authority and path as written (percent-encoded),
+#: without the password, which goes to :attr:`QueueURL.password` and is never
+#: part of ``str(url)`` or ``repr(url)``.
+NETWORK_SCHEMES = frozenset({"redis", "rediss", "redis+unix"})
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 #: C0 controls, DEL and C1 controls: never valid in URL text. urllib drops TAB,
 #: CR and LF silently (``posix:///a\tb`` would name ``/ab``), so they are refused
@@ -33,11 +38,16 @@ class QueueURL:
     markup, no control characters), which :func:`parse_url` reads back as an
     equal ``QueueURL`` whatever the target holds, including bytes that are not
     UTF-8 (carried as surrogate escapes, as :func:`os.listdir` returns them).
+
+    For a network scheme (:data:`NETWORK_SCHEMES`) ``target`` is
+    ``[user@]host[:port]/path`` as written, and ``password`` holds the URL's
+    password, kept out of ``str()``, ``repr()`` and comparisons.
     """
 
     scheme: str
     target: str
     query: tuple[tuple[str, str], ...] = field(default=())
+    password: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def options(self) -> dict[str, str]:
@@ -46,14 +56,17 @@ class QueueURL:
 
     def with_query(self, query: tuple[tuple[str, str], ...]) -> QueueURL:
         """A copy of this URL with another query."""
-        return QueueURL(self.scheme, self.target, query)
+        return QueueURL(self.scheme, self.target, query, self.password)
 
     def __str__(self) -> str:
         # Percent-encoded, so the text is printable ASCII without markup or control
         # characters, and parse_url(str(url)) == url for every target (bytes that
         # are not UTF-8, as os.listdir returns them, travel as surrogate escapes).
-        safe = "/:@+,;=" if self.target.startswith("/") else ":@+,;="
-        base = f"{self.scheme}://{quote(self.target, safe=safe, errors='surrogateescape')}"
+        if self.scheme in NETWORK_SCHEMES:
+            base = f"{self.scheme}://{self.target}"
+        else:
+            safe = "/:@+,;=" if self.target.startswith("/") else ":@+,;="
+            base = f"{self.scheme}://{quote(self.target, safe=safe, errors='surrogateescape')}"
         if not self.query:
             return base
         return (
@@ -123,6 +136,8 @@ def parse_url(url: str | QueueURL | None) -> QueueURL:
         raise InvalidURL(f"cannot parse queue URL {url!r}: {exc}", url=url) from None
     if parts.fragment:
         raise InvalidURL(f"queue URL {url!r} must not have a #fragment", url=url)
+    if scheme in NETWORK_SCHEMES:
+        return _network_url(url, scheme, parts.netloc, parts.path, _query(url, parts.query))
     netloc = unquote(parts.netloc, errors="surrogateescape")
     path = unquote(parts.path, errors="surrogateescape")
     if netloc and path:
@@ -140,20 +155,36 @@ def parse_url(url: str | QueueURL | None) -> QueueURL:
             "for example 'posix:///orders', 'sysv://51234' or 'memory://orders'",
             url=url,
         )
+    return QueueURL(scheme, target, _query(url, parts.query))
+
+
+def _query(url: str, query: str) -> tuple[tuple[str, str], ...]:
     try:
         pairs = parse_qsl(
-            parts.query,
+            query,
             keep_blank_values=True,
-            strict_parsing=bool(parts.query),
+            strict_parsing=bool(query),
             errors="surrogateescape",
         )
     except ValueError:
-        raise InvalidURL(
-            f"queue URL {url!r} has a malformed query {parts.query!r}", url=url
-        ) from None
+        raise InvalidURL(f"queue URL {url!r} has a malformed query {query!r}", url=url) from None
     seen: set[str] = set()
     for key, _value in pairs:
         if key in seen:
             raise InvalidURL(f"option {key!r} appears twice in {url!r}", url=url)
         seen.add(key)
-    return QueueURL(scheme, target, tuple(pairs))
+    return tuple(pairs)
+
+
+def _network_url(
+    url: str, scheme: str, netloc: str, path: str, query: tuple[tuple[str, str], ...]
+) -> QueueURL:
+    """``[user[:password]@]host[:port]/path``: the password goes to its own field."""
+    password = None
+    userinfo, at, hostport = netloc.rpartition("@")
+    if at:
+        user, colon, secret = userinfo.partition(":")
+        if colon:
+            password = unquote(secret)
+        netloc = f"{user}@{hostport}" if user else hostport
+    return QueueURL(scheme, netloc + path, query, password)

@@ -515,7 +515,7 @@ def check(url: str, **options: Any) -> CheckResult:
         return CheckResult(url=str(url), ok=False, problem=str(exc))
     text = str(base)
     try:
-        unimq.open(text, access=access).close()
+        unimq.open(base, access=access).close()  # base keeps a network URL's password
     except QueueNotFound:
         pass  # a new queue: check the limits that could stop its creation
     except PermissionDenied as exc:

@@ -9,6 +9,7 @@ CORE_NAMES = {
     "PRIORITY_MAX",
     "AttributeMismatchWarning",
     "BackendNotInstalled",
+    "BackendUnavailable",
     "Capability",
     "DecodeError",
     "InvalidKey",

@@ -86,27 +86,49 @@ def _partial(as_json: bool, record: dict[str, Any], message: str, exc: BaseExcep
 
 
 @cli.command("ls")
+@click.argument("servers", nargs=-1, metavar="[SERVER_URL]...")
 @click.option("--kind", type=click.Choice(["sysv", "posix"]), help="Only this kind.")
 @json_option
-def ls_command(kind: str | None, as_json: bool) -> None:
-    """List every queue of both kinds visible here (like ipcs -q plus the mqueue fs).
+def ls_command(servers: tuple[str, ...], kind: str | None, as_json: bool) -> None:
+    """List every queue of both kinds visible here (like ipcs -q plus the mqueue fs),
+    or the queues on the network servers named (redis://host:port).
 
     Each URL is printed as stat prints it (percent-encoded where the name needs
-    it), so it reopens the same queue; a SysV queue without a key (IPC_PRIVATE)
-    is listed as sysv://id:N, which stat, watch and rm take.
+    it, never with a password), so it reopens the same queue; a SysV queue
+    without a key (IPC_PRIVATE) is listed as sysv://id:N, which stat, watch and
+    rm take.
 
     \b
     Examples:
       unimq ls
       unimq ls --kind sysv --json
+      unimq ls redis://cache.example:6379
     """
+    if servers:
+        if kind is not None:
+            raise click.UsageError("--kind lists this machine's kernel queues, not a server's")
+        queues: list[unimq.QueueStat] = []
+        for server in servers:
+            backend = unimq.get_backend(unimq.parse_url(server).scheme)
+            lister = getattr(backend, "_list", None)
+            if lister is None:
+                raise click.UsageError(
+                    f"{shown_url(server)}: ls takes network server URLs (redis://host:port); "
+                    "kernel queues are listed without one"
+                )
+            queues += lister(server)
+        _show_queues(queues, as_json)
+        return
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", system.MqueueNotMountedWarning)
         queues = system.list_queues(kind)
     for w in caught:
         if issubclass(w.category, system.MqueueNotMountedWarning):
             click.echo(f"unimq: note: {visible(str(w.message))}", err=True)
+    _show_queues(queues, as_json)
 
+
+def _show_queues(queues: list[unimq.QueueStat], as_json: bool) -> None:
     def human() -> None:
         table = Table(
             "KIND",
@@ -553,8 +575,11 @@ def rm_command(
     for url, ok_if_missing in targets:
         try:
             unimq.remove(url, missing_ok=ok_if_missing)
+            url = shown_url(url)  # never a password typed in the URL
         except (unimq.UnimqError, OSError, ValueError) as exc:
             code = exit_code(exc)
+            with contextlib.suppress(unimq.UnimqError):
+                url = shown_url(url)
             failed.append({"url": url, "error": error_text(exc), "exit_code": code})
             click.echo(f"unimq: error: {visible(error_text(exc))}", err=True)
             continue

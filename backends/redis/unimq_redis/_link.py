@@ -1,0 +1,340 @@
+"""Connections to a redis server, and one request/response with honest errors.
+
+redis-py's connection objects are used directly (no client-level retry): a
+request is sent at most once. A failure before the request left this
+process means nothing happened (``maybe_done=False``); a failure after it
+was sent means it may have run (``maybe_done=True``). Either way the
+connection is dropped and the next call reconnects, so a handle works again
+once the server is back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno as E
+import os
+import select
+import socket
+import threading
+import weakref
+from collections.abc import Callable
+from typing import Any, Protocol, cast
+
+import redis
+from redis.backoff import NoBackoff
+from redis.connection import Connection, SSLConnection
+from redis.connection import UnixDomainSocketConnection as UnixConnection
+from redis.exceptions import (
+    AskError,
+    AuthenticationError,
+    BusyLoadingError,
+    ClusterDownError,
+    MovedError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
+from redis.retry import Retry
+
+from unimq import BackendUnavailable, LimitExceeded, PermissionDenied, UnimqError
+from unimq_redis._address import Address
+from unimq_redis._scripts import Script
+
+__all__ = ["Link", "Server"]
+
+_REDIRECTS = 8
+# Errors that mean "the server did not run it": safe to say nothing happened.
+_NOT_RUN = (ReadOnlyError, TryAgainError, ClusterDownError, BusyLoadingError)
+_servers: weakref.WeakSet[Server] = weakref.WeakSet()
+
+
+class Conn(Protocol):
+    """The part of a redis-py connection unimq uses (redis-py is untyped here)."""
+
+    def send_command(self, *args: Any) -> None: ...
+    def send_packed_command(self, command: list[bytes]) -> None: ...
+    def read_response(self, *, timeout: float | None = ...) -> Any: ...
+    def disconnect(self) -> None: ...
+
+
+class _Failure(Exception):
+    """A connection-level failure; ``sent`` says whether the request had left."""
+
+    def __init__(self, cause: BaseException, *, sent: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.sent = sent
+
+
+class Server:
+    """Idle connections to one server (node), shared by a handle's threads."""
+
+    def __init__(self, address: Address) -> None:
+        self.address = address
+        self._kwargs = address.connection_kwargs()
+        self._kwargs["retry"] = Retry(NoBackoff(), 0)  # never re-send anything
+        self._cls: Callable[..., Any]
+        if address.socket_path is not None:
+            self._cls = UnixConnection
+        elif address.scheme == "rediss":
+            self._cls = SSLConnection
+        else:
+            self._cls = Connection
+        self._tls = address.scheme == "rediss"
+        self._idle: list[Conn] = []
+        self._closed = False
+        _servers.add(self)
+
+    def get(self) -> Conn:
+        try:
+            conn = self._idle.pop()
+        except IndexError:
+            return cast(Conn, self._cls(**self._kwargs))
+        sock: socket.socket | None = getattr(conn, "_sock", None)
+        if sock is not None and not self._tls:
+            # An idle connection that is readable was closed by the server (restart,
+            # idle timeout): drop it now rather than fail the request sent on it.
+            try:
+                readable, _, _ = select.select((sock,), (), (), 0)
+            except (OSError, ValueError):
+                readable = [sock]
+            if not readable:
+                return conn
+            conn.disconnect()
+        return conn
+
+    def put(self, conn: Conn) -> None:
+        if self._closed:
+            conn.disconnect()
+        else:
+            self._idle.append(conn)
+
+    def close(self) -> None:
+        self._closed = True
+        while self._idle:
+            self._idle.pop().disconnect()
+
+    def forget(self) -> None:
+        """In a forked child: the connections are the parent's; close our copies only."""
+        while self._idle:
+            self._idle.pop().disconnect()  # redis-py skips shutdown() in another pid
+
+
+def _after_fork() -> None:
+    for server in list(_servers):
+        server.forget()
+
+
+os.register_at_fork(after_in_child=_after_fork)
+
+
+def pack(args: tuple[Any, ...]) -> bytes:
+    """One command in RESP (str as UTF-8, int as decimal, bytes as they are)."""
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        if isinstance(arg, str):
+            arg = arg.encode()
+        elif isinstance(arg, int):
+            arg = b"%d" % arg
+        out += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+    return b"".join(out)
+
+
+def _send(conn: Conn, args: tuple[Any, ...]) -> None:
+    try:
+        conn.send_packed_command([pack(args)])
+    except (AuthenticationError, NoPermissionError):
+        raise
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        conn.disconnect()
+        raise _Failure(exc, sent=False) from exc
+
+
+def _read(conn: Conn, *, wait: bool = False, timeout: float | None = None) -> Any:
+    """The reply; with ``wait``, waiting at most ``timeout`` seconds (None: no limit)."""
+    try:
+        if not wait:
+            return conn.read_response()
+        return conn.read_response(timeout=timeout)
+    except _NOT_RUN:
+        raise
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        conn.disconnect()
+        raise _Failure(exc, sent=True) from exc
+
+
+def _execute(conn: Conn, args: tuple[Any, ...], script: Script | None) -> Any:
+    _send(conn, args)
+    try:
+        return _read(conn)
+    except NoScriptError:
+        if script is None:
+            raise
+        # After a restart or SCRIPT FLUSH: the script did not run; send it in full.
+        _send(conn, ("EVAL", script.body, *args[2:]))
+        return _read(conn)
+
+
+class Link:
+    """The way to one queue's server: follows cluster redirections (the whole
+    queue lives in one slot, so after one MOVED the link stays on that node)."""
+
+    def __init__(self, address: Address, url: str) -> None:
+        self.url = url
+        self.server = Server(address)
+
+    def close(self) -> None:
+        self.server.close()
+
+    def run(self, op: str, script: Script, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+        """Run ``script`` (by SHA, in full after NOSCRIPT)."""
+        return self.command(op, ("EVALSHA", script.sha, len(keys), *keys, *args), script)
+
+    def command(self, op: str, args: tuple[Any, ...], script: Script | None = None) -> Any:
+        """Send one command and return its reply, as unimq errors."""
+        for _ in range(_REDIRECTS):
+            server = self.server
+            conn = server.get()
+            try:
+                return _execute(conn, args, script)
+            except MovedError as exc:
+                self.move(server, exc.host, exc.port)
+            except AskError as exc:
+                return self._ask(op, server, exc, args, script)
+            except _Failure as exc:
+                raise self.unavailable(op, exc.cause, maybe_done=exc.sent) from exc.cause
+            except redis.RedisError as exc:
+                raise self.refused(op, exc) from exc
+            finally:
+                server.put(conn)
+        raise BackendUnavailable(
+            f"{op} on {self.url}: more than {_REDIRECTS} cluster redirections (the cluster "
+            "is resharding?); nothing was done, try again",
+            errno=E.EAGAIN,
+            url=self.url,
+        )
+
+    def _ask(
+        self, op: str, server: Server, exc: AskError, args: tuple[Any, ...], script: Script | None
+    ) -> Any:
+        # The slot is migrating: this one command goes to the target node after ASKING.
+        target = Server(server.address.moved(exc.host, exc.port))
+        conn = target.get()
+        try:
+            _send(conn, ("ASKING",))
+            _read(conn)
+            return _execute(conn, args, script)
+        except _Failure as failure:
+            raise self.unavailable(op, failure.cause, maybe_done=failure.sent) from failure.cause
+        except redis.RedisError as error:
+            raise self.refused(op, error) from error
+        finally:
+            target.close()
+            conn.disconnect()
+
+    def move(self, server: Server, host: str, port: int) -> None:
+        if self.server is server:
+            self.server = Server(server.address.moved(host, port))
+            server.close()
+
+    def where(self) -> str:
+        return self.server.address.server
+
+    def unavailable(self, op: str, cause: BaseException, *, maybe_done: bool) -> BackendUnavailable:
+        where = self.where()
+        if not maybe_done:
+            return BackendUnavailable(
+                f"{op} on {self.url}: cannot reach the redis server at {where} ({cause}); "
+                "nothing was done, so it is safe to try again once the server is up",
+                maybe_done=False,
+                errno=getattr(cause, "errno", None) or E.ECONNREFUSED,
+                url=self.url,
+            )
+        outcome = {
+            "send": "the message may or may not have been enqueued; check the queue "
+            "before sending it again",
+            "receive": "a message may have been taken off the queue and lost with the connection",
+        }.get(op, "it may or may not have taken effect")
+        return BackendUnavailable(
+            f"{op} on {self.url}: the connection to the redis server at {where} was lost "
+            f"after the request was sent ({cause}); {outcome}",
+            maybe_done=True,
+            errno=getattr(cause, "errno", None) or E.ECONNRESET,
+            url=self.url,
+        )
+
+    def refused(self, op: str, exc: redis.RedisError) -> UnimqError:
+        """An error answer (the server ran nothing, or failed the script as a whole)."""
+        where = self.where()
+        url = self.url
+        if isinstance(exc, AuthenticationError):
+            return PermissionDenied(
+                f"{op} on {url}: the redis server at {where} refused the credentials ({exc}); "
+                "check the user and password (URL, $UNIMQ_REDIS_PASSWORD or $REDISCLI_AUTH)",
+                errno=E.EACCES,
+                url=url,
+            )
+        if isinstance(exc, NoPermissionError):
+            return PermissionDenied(
+                f"{op} on {url}: the redis user may not do this ({exc}); grant it EVALSHA, "
+                "EVAL, BLPOP and access to the keys unimq:{*} (ACL SETUSER)",
+                errno=E.EACCES,
+                url=url,
+            )
+        if isinstance(exc, OutOfMemoryError):
+            return LimitExceeded(
+                f"{op} on {url}: the redis server at {where} is out of memory ({exc}); "
+                "nothing was done. Raise its maxmemory or receive some messages",
+                limit="maxmemory",
+                errno=E.ENOSPC,
+                url=url,
+            )
+        if isinstance(exc, _NOT_RUN) or str(exc).startswith("BUSY"):
+            return BackendUnavailable(
+                f"{op} on {url}: the redis server at {where} cannot serve it now ({exc}); "
+                "nothing was done, try again",
+                maybe_done=False,
+                errno=E.EAGAIN,
+                url=url,
+            )
+        if isinstance(exc, ResponseError):
+            return UnimqError(f"{op} on {url}: the redis server answered: {exc}", url=url)
+        return UnimqError(f"{op} on {url} failed: {type(exc).__name__}: {exc}", url=url)
+
+
+class Blocker:
+    """Blocking reads a handle may have in flight, so that close() can end them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # connection -> the pid that blocks in it: a forked child closing its copy
+        # of the handle must not shut down the parent's sockets.
+        self._active: dict[Conn, int] = {}
+        self.closed = False
+
+    def enter(self, conn: Conn) -> bool:
+        with self._lock:
+            if self.closed:
+                return False
+            self._active[conn] = os.getpid()
+            return True
+
+    def leave(self, conn: Conn) -> None:
+        with self._lock:
+            self._active.pop(conn, None)
+
+    def close(self) -> None:
+        pid = os.getpid()
+        with self._lock:
+            self.closed = True
+            active = [conn for conn, owner in self._active.items() if owner == pid]
+        for conn in active:
+            # shutdown() (not close()) wakes the blocked recv; its own thread then
+            # disconnects, so no descriptor is released under another thread's feet.
+            sock: socket.socket | None = getattr(conn, "_sock", None)
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

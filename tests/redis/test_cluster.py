@@ -1,0 +1,110 @@
+"""A 3-primary valkey cluster started by the test, slots assigned through redis-py:
+queues on different slots (and nodes) work unchanged, through any node's URL."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.crc import key_slot
+
+import unimq
+from tests.redis.server import ValkeyServer
+
+RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
+
+
+def _cmd(client: redis.Redis, *args: Any) -> Any:
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ValkeyServer]]:
+    base: Path = tmp_path_factory.mktemp("cluster")
+    nodes = [ValkeyServer(base / f"n{i}", cluster=True) for i in range(3)]
+    try:
+        for node in nodes:
+            node.start()
+        clients = [redis.Redis(host="127.0.0.1", port=n.port) for n in nodes]
+        for client, (lo, hi) in zip(clients, RANGES, strict=True):
+            _cmd(client, "CLUSTER", "ADDSLOTSRANGE", lo, hi)
+        for node in nodes[1:]:
+            _cmd(clients[0], "CLUSTER", "MEET", "127.0.0.1", node.port)
+        # Gossip has no completion event to wait on: poll the state, bounded.
+        deadline = time.monotonic() + 60
+        while not all(c.cluster("info")["cluster_state"] == "ok" for c in clients) or not all(
+            len(c.cluster("nodes")) == 3 for c in clients
+        ):
+            assert time.monotonic() < deadline, "the cluster did not converge"
+            time.sleep(0.05)
+        for c in clients:
+            c.close()
+        yield nodes
+    finally:
+        for node in nodes:
+            node.kill()
+
+
+def _name_on(node_index: int, taken: set[str]) -> str:
+    lo, hi = RANGES[node_index]
+    for i in range(10_000):
+        name = f"cq-{node_index}-{i}"
+        if lo <= key_slot(f"unimq:{{{name}}}:meta".encode()) <= hi and name not in taken:
+            return name
+    raise AssertionError("no name found")
+
+
+def test_queues_on_every_node_through_one_url(cluster: list[ValkeyServer]) -> None:
+    seed = cluster[0]
+    names = [_name_on(i, set()) for i in range(3)]
+    handles = [
+        unimq.open(f"redis://127.0.0.1:{seed.port}/{n}", create=True, max_messages=4) for n in names
+    ]
+    try:
+        for h, n in zip(handles, names, strict=True):
+            h.send(n.encode(), priority=1)
+            h.send(b"second", mtype=3)
+        for i, (h, n) in enumerate(zip(handles, names, strict=True)):
+            # Every key of the queue is on the node that owns its slot.
+            owner = redis.Redis(host="127.0.0.1", port=cluster[i].port)
+            try:
+                keys = _cmd(
+                    owner, "CLUSTER", "COUNTKEYSINSLOT", key_slot(f"unimq:{{{n}}}:meta".encode())
+                )
+                assert keys >= 4  # meta, all, types, data, t:1, t:3
+            finally:
+                owner.close()
+            assert h.receive(mtype=3, timeout=1) == unimq.Message(b"second", 3, 0)
+            assert h.receive(timeout=1) == unimq.Message(n.encode(), 1, 1)
+            assert h.stat().messages == 0
+        # Opening through another node's URL finds the same queue.
+        with unimq.open(f"redis://127.0.0.1:{cluster[2].port}/{names[0]}") as other:
+            handles[0].send(b"via seed")
+            assert other.receive(timeout=1).data == b"via seed"
+    finally:
+        for h in handles:
+            h.remove()
+            h.close()
+
+
+def test_blocked_receive_on_another_node_wakes(cluster: list[ValkeyServer]) -> None:
+    name = _name_on(1, set())
+    url = f"redis://127.0.0.1:{cluster[0].port}/{name}"
+    with unimq.open(url, create=True) as q, unimq.open(url) as sender:
+        got: list[bytes] = []
+        t = threading.Thread(target=lambda: got.append(q.receive(timeout=30).data))
+        t.start()
+        try:
+            t.join(0.2)
+            sender.send(b"woken")
+        finally:
+            t.join(30)
+        assert got == [b"woken"]
+        q.remove()
+        with pytest.raises(unimq.QueueRemoved):
+            sender.receive(timeout=1)
