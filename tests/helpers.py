@@ -11,13 +11,20 @@ import atexit
 import functools
 import json
 import os
+import select
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import wait as wait_for_handles
+from multiprocessing.process import BaseProcess
 from pathlib import Path
+from types import TracebackType
 
 import pytest
 
@@ -25,6 +32,90 @@ import unimq.system
 
 ROOT = Path(__file__).resolve().parent.parent
 NOBODY = 65534
+#: Bound on waits for something that happens at once when the code works.
+BOUND = 60.0
+
+
+def wait_for(predicate: Callable[[], bool], what: str, *, timeout: float = BOUND) -> None:
+    """Poll ``predicate`` until it holds, failing the test with ``what`` after
+    ``timeout`` seconds. Only for states that have no event to wait on (a
+    process state in /proc, a queue another process creates, a port)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while not predicate():
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout} s waiting until {what}", pytrace=False)
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+def wait_exited(pid: int, *, timeout: float = BOUND) -> None:
+    """Wait until child ``pid`` has exited, without reaping it (a pidfd becomes
+    readable when the process ends); fail the test after ``timeout`` seconds."""
+    fd = os.pidfd_open(pid)
+    try:
+        readable, _, _ = select.select([fd], [], [], timeout)
+    finally:
+        os.close(fd)
+    if not readable:
+        pytest.fail(f"process {pid} did not exit within {timeout} s", pytrace=False)
+
+
+class DeathWatch:
+    """Closes ``queue`` if ``child`` dies unexpectedly (with a non-zero exit code),
+    so that a send or receive blocked there (even with ``timeout=None``) ends
+    at once with :class:`unimq.QueueClosed`; leaving the ``with`` block turns
+    that into a test failure naming the exit code. Call :meth:`expect_exit`
+    before ending the child on purpose. The watching thread is always joined.
+    """
+
+    def __init__(self, child: BaseProcess, queue: unimq.Queue) -> None:
+        self.child = child
+        self._queue = queue
+        self._expected = False
+        self._fired = False
+        self._stop_r, self._stop_w = os.pipe()
+        self._thread = threading.Thread(target=self._watch, name="death-watch", daemon=True)
+
+    def _watch(self) -> None:
+        ready = wait_for_handles([self.child.sentinel, self._stop_r])
+        if self.child.sentinel not in ready or self._expected or self.child.pid is None:
+            return
+        try:  # peek at the exit status without reaping (the test may join the child)
+            info = os.waitid(os.P_PID, self.child.pid, os.WEXITED | os.WNOWAIT)
+            clean = info is not None and info.si_code == os.CLD_EXITED and info.si_status == 0
+        except ChildProcessError:  # already reaped by the test
+            clean = self.child.exitcode == 0
+        if not clean and not self._expected:
+            self._fired = True
+            self._queue.close()
+
+    def expect_exit(self) -> None:
+        """The test ends the child itself from now on: that is no failure."""
+        self._expected = True
+
+    def __enter__(self) -> DeathWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        os.write(self._stop_w, b"x")
+        self._thread.join(BOUND)
+        os.close(self._stop_r)
+        os.close(self._stop_w)
+        if self._thread.is_alive():
+            pytest.fail(f"the death watch did not finish within {BOUND} s", pytrace=False)
+        if self._fired:
+            pytest.fail(
+                f"the child process exited with code {self.child.exitcode} "
+                "while the test waited on it",
+                pytrace=False,
+            )
 
 
 def list_sysv_keys() -> set[int]:

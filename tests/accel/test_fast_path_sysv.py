@@ -24,6 +24,7 @@ import pytest
 import unimq
 from tests.conftest import HAVE_SYSV, UrlFactory
 from tests.helpers import compile_c, run_python
+from unimq.testing import in_background
 
 pytestmark = pytest.mark.skipif(not HAVE_SYSV, reason="sysv backend not installed")
 
@@ -123,25 +124,23 @@ def test_timed_waits_in_c(q: unimq.Queue) -> None:
     start = time.monotonic()
     assert ch.receive_wait(0, 0.05) is None
     assert time.monotonic() - start >= 0.05
+
     # Another thread runs while the wait sleeps (the GIL is released), and only
     # the selected type is taken.
-    timers = [
-        threading.Timer(0.05, q.send, args=(b"other",), kwargs={"mtype": 5}),
-        threading.Timer(0.1, q.send, args=(b"wanted",), kwargs={"mtype": 7}),
-    ]
-    for t in timers:
-        t.start()
-    assert ch.receive_wait(7, 5.0) == unimq.Message(b"wanted", 7, 0)
-    for t in timers:
-        t.join()
+    # The helpers act once this thread is blocked in the timed wait.
+    def send_both() -> None:
+        q.send(b"other", mtype=5)
+        q.send(b"wanted", mtype=7)
+
+    with in_background(send_both):
+        assert ch.receive_wait(7, 5.0) == unimq.Message(b"wanted", 7, 0)
     assert q.receive(timeout=0) == unimq.Message(b"other", 5, 0)
     # A full queue: False at the deadline, True once a reader makes room.
     q.send(b"f" * 64)
     assert ch.send_wait(b"g" * 64, 1, 0, 0.05) is False
-    reader = threading.Timer(0.1, q.receive, kwargs={"timeout": 1})
-    reader.start()
-    assert ch.send_wait(b"g" * 64, 2, 0, 5.0) is True
-    reader.join()
+    with in_background(lambda: q.receive(timeout=1)) as reader:
+        assert ch.send_wait(b"g" * 64, 2, 0, 5.0) is True
+    assert reader.result == unimq.Message(b"f" * 64, 1, 0)
     assert q.receive(timeout=0) == unimq.Message(b"g" * 64, 2, 0)
     q.remove()
     with pytest.raises(OSError, match="Invalid argument") as info:
@@ -271,8 +270,12 @@ def sleeping():
         return f.read().split()[0] in ("70", "35", "230")
 t = threading.Thread(target=wait)
 t.start()
-end = time.monotonic() + 10
-while not sleeping() and time.monotonic() < end:
+end = time.monotonic() + 60
+while not sleeping():  # no event tells when the waiter sits in its system call: poll, bounded
+    if time.monotonic() > end:
+        q.close()
+        t.join(10)
+        raise SystemExit("the waiter never sat in msgrcv or a polling sleep")
     time.sleep(0.001)
 q.close()
 t.join(10)
@@ -323,17 +326,17 @@ def test_close_from_a_signal_handler_during_the_wait(make_url: UrlFactory) -> No
     url = make_url("sysv")
     code = f"""
 import json, signal, threading, unimq
+from unimq.testing import in_background
 q = unimq.open({url!r}, create=True, max_bytes=64)
 signal.signal(signal.SIGUSR1, lambda s, f: q.close())
 main = threading.main_thread().ident
-t = threading.Timer(0.2, signal.pthread_kill, args=(main, signal.SIGUSR1))
-t.start()
-try:
-    q.receive()
-    result = "returned"
-except unimq.QueueClosed:
-    result = "QueueClosed"
-t.join()
+# The helper signals once this thread is blocked in receive(), and is joined.
+with in_background(lambda: signal.pthread_kill(main, signal.SIGUSR1)):
+    try:
+        q.receive()
+        result = "returned"
+    except unimq.QueueClosed:
+        result = "QueueClosed"
 unimq.remove({url!r})
 print(json.dumps(result))
 """
@@ -404,20 +407,29 @@ t.start()
 def in_msgrcv():
     with open(f"/proc/self/task/{{tid[0]}}/syscall") as f:
         return f.read().split()[0] == "70"
-end = time.monotonic() + 10
-while time.monotonic() < end and not (tid and in_msgrcv()):
-    time.sleep(0.001)
+def wait_until(predicate, what):
+    # No event tells when a thread sits in msgrcv or close() has begun: poll, bounded.
+    end = time.monotonic() + 60
+    while not predicate():
+        if time.monotonic() > end:
+            raise SystemExit(f"timed out waiting until {{what}}")
+        time.sleep(0.001)
+wait_until(lambda: tid and in_msgrcv(), "the waiter sits in msgrcv")
 signal.signal(_fast.WAKE_SIGNAL, signal.SIG_DFL)
 def feed():
-    while q._channel.state != "closing" and time.monotonic() < end:
-        time.sleep(0.001)
-    with unimq.open({url!r}) as other:
-        other.send(b"let it go")
+    try:
+        wait_until(lambda: q._channel.state == "closing", "close() has begun")
+    finally:  # even then: let the waiter (and close()) go
+        with unimq.open({url!r}) as other:
+            other.send(b"let it go")
 feeder = threading.Thread(target=feed)
 feeder.start()
-q.close()
-t.join(10)
-feeder.join(10)
+try:
+    q.close()
+finally:
+    feeder.join(60)
+    t.join(60)
+assert not feeder.is_alive() and not t.is_alive(), "a thread did not finish"
 unimq.remove({url!r})
 print(json.dumps([m.data.decode() for m in got]))
 """

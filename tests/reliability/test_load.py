@@ -102,16 +102,21 @@ def test_producers_consumers_exactly_once(kind: str, make_url: UrlFactory, scale
     )
 
 
-def slow_consumer(url: str, count: int, results: Any) -> None:
+def late_consumer(url: str, count: int, results: Any, met_full: Any) -> None:
+    """Start consuming only once a timed producer met the full queue (so every
+    producer has run up against backpressure), then take everything."""
     seen = []
     with unimq.open(url) as q:
+        if not met_full.wait(120):
+            raise SystemExit("no timed producer ever met a full queue")
         for _ in range(count):
             seen.append(q.receive(timeout=60).data)
-            time.sleep(0.001)
     results.put(seen)
 
 
-def fast_producer(url: str, producer: int, count: int, timed: bool, results: Any) -> None:
+def fast_producer(
+    url: str, producer: int, count: int, timed: bool, results: Any, met_full: Any
+) -> None:
     fulls = 0
     with unimq.open(url) as q:
         for seq in range(count):
@@ -125,6 +130,7 @@ def fast_producer(url: str, producer: int, count: int, timed: bool, results: Any
                     break
                 except unimq.QueueFull:
                     fulls += 1
+                    met_full.set()
     results.put(fulls)
 
 
@@ -138,25 +144,28 @@ def test_backpressure_loses_nothing(kind: str, make_url: UrlFactory) -> None:
     )
     per, producers = 100, 4
     results: Any = CTX.Queue()
+    met_full = CTX.Event()
     with unimq.open(url, create=True, **opts):
-        consumer = CTX.Process(target=slow_consumer, args=(url, per * producers, results))
+        consumer = CTX.Process(target=late_consumer, args=(url, per * producers, results, met_full))
         procs = [
-            CTX.Process(target=fast_producer, args=(url, p, per, p % 2 == 1, results))
+            CTX.Process(target=fast_producer, args=(url, p, per, p % 2 == 1, results, met_full))
             for p in range(producers)
         ]
+        try:
+            for proc in [consumer, *procs]:
+                proc.start()
+            # One list from the consumer and one count per producer, in any order.
+            items = [results.get(timeout=120) for _ in [consumer, *procs]]
+        finally:
+            for proc in [consumer, *procs]:
+                proc.join(60)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
         for proc in [consumer, *procs]:
-            proc.start()
-        fulls = [results.get(timeout=120) for _ in procs]
-        seen = None
-        while seen is None:
-            item = results.get(timeout=120)
-            if isinstance(item, list):
-                seen = item
-            else:
-                fulls.append(item)
-        for proc in [consumer, *procs]:
-            proc.join(60)
             assert proc.exitcode == 0
+    (seen,) = [item for item in items if isinstance(item, list)]
+    fulls = [item for item in items if not isinstance(item, list)]
     results.close()
     assert sorted(seen) == sorted(b"%d:%d" % (p, s) for p in range(producers) for s in range(per))
     timed_fulls = sum(fulls)

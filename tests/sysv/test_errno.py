@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import statistics
 import threading
 import time
@@ -15,8 +14,9 @@ import pytest
 
 import unimq
 from tests.conftest import UrlFactory
-from tests.helpers import CATCH, NOBODY, child_json
+from tests.helpers import BOUND, CATCH, NOBODY, child_json
 from unimq._limits import msgmax, read_sysctl
+from unimq.testing import Alarms, in_background, wait_until_blocked
 
 pytest.importorskip("unimq_sysv")
 from unimq_sysv import SysVQueue
@@ -195,24 +195,27 @@ def test_s13_s19_removal_wakes_blocked_callers(sysv_url: str, blocked: str) -> N
         except BaseException as exc:
             errors.append(exc)
 
-    thread = threading.Thread(target=wait)
+    thread = threading.Thread(target=wait, daemon=True)
     thread.start()
-    time.sleep(0.2)
-    removed_at = time.monotonic()
-    unimq.remove(sysv_url)
-    thread.join(5)
-    q.close()
-    assert not thread.is_alive()
+    try:
+        assert thread.native_id is not None
+        assert wait_until_blocked(thread.native_id), f"the {blocked} never blocked"
+        unimq.remove(sysv_url)
+    finally:
+        unimq.remove(sysv_url, missing_ok=True)  # also ends the wait if the test failed
+        thread.join(BOUND)
+        q.close()
+    assert not thread.is_alive(), "removal did not wake the blocked caller"
     assert len(errors) == 1
     assert isinstance(errors[0], unimq.QueueRemoved)
-    assert time.monotonic() - removed_at < 1.0
 
 
 def test_s13_removal_wakes_timed_waiter(sysv_url: str) -> None:
     q = unimq.open(sysv_url, create=True)
-    threading.Timer(0.2, unimq.remove, args=(sysv_url,)).start()
     try:
-        with pytest.raises(unimq.QueueRemoved):
+        # The helper removes the queue once this thread is blocked in receive();
+        # if removal did not wake it, receive would end QueueEmpty after 5 s.
+        with in_background(lambda: unimq.remove(sysv_url)), pytest.raises(unimq.QueueRemoved):
             q.receive(timeout=5)
     finally:
         q.close()
@@ -234,19 +237,28 @@ def test_s17_no_message_of_that_type(sq: SysVQueue) -> None:
 
 
 def test_s12_s18_eintr_retried_for_blocking_send(sysv_url: str) -> None:
-    calls: list[int] = []
-    old = signal.signal(signal.SIGALRM, lambda s, f: calls.append(s))
+    main_tid = threading.get_native_id()
+    interrupted: list[bool] = []
     q = unimq.open(sysv_url, create=True, max_bytes=8)
     try:
         q.send(b"12345678")
-        signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
-        threading.Timer(0.3, q.receive, kwargs={"timeout": 5}).start()
-        q.send(b"abcdefgh", timeout=None)
+        with Alarms() as alarms:
+
+            def after_two_interruptions(cancel: threading.Event) -> None:
+                # Room is made only after the blocked send was interrupted (and
+                # its handler ran) twice: each time the send had to go on waiting.
+                wait_until_blocked(main_tid, cancel=cancel)
+                seen = len(alarms.calls)
+                interrupted.append(alarms.wait_for(seen + 2))
+
+            alarms.every(0.05)
+            with in_background(lambda: q.receive(timeout=5), when=after_two_interruptions):
+                q.send(b"abcdefgh", timeout=None)
+            calls = len(alarms.calls)
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old)
         q.close()
-    assert len(calls) >= 2
+    assert interrupted == [True], "the handler did not run twice during the blocked send"
+    assert calls >= 2
 
 
 def test_s23_remove_twice(sq: SysVQueue, sysv_url: str) -> None:
@@ -312,17 +324,15 @@ def test_timeout_emulation_latency(sq: SysVQueue) -> None:
     added: list[float] = []
     sent_at: list[float] = []
 
-    def send_later() -> None:
-        time.sleep(0.02)
+    def send_now() -> None:
         sent_at.append(time.perf_counter())
         sq.send(b"ping")
 
     for _ in range(30):
-        t = threading.Thread(target=send_later)
-        t.start()
-        sq.receive(timeout=1)
-        got = time.perf_counter()
-        t.join()
+        # The helper sends once this thread is blocked in the timed receive.
+        with in_background(send_now):
+            sq.receive(timeout=1)
+            got = time.perf_counter()
         added.append(got - sent_at[-1])
     med = statistics.median(added) * 1e6
     print(f"\nSysV timed receive: median added latency {med:.0f} us over {len(added)} runs")

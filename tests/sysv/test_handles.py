@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import signal
 import threading
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -17,7 +16,8 @@ from typing import Any
 import pytest
 
 import unimq
-from tests.helpers import CATCH, NOBODY, child_json
+from tests.helpers import CATCH, NOBODY, child_json, wait_exited
+from unimq.testing import wait_until_blocked
 
 pytest.importorskip("unimq_sysv")
 from unimq_sysv import SysVQueue
@@ -56,11 +56,14 @@ def test_closed_handle_takes_nothing_afterwards(sysv_url: str, timeout: float | 
     a = unimq.open(sysv_url, create=True, max_bytes=64)
     call = Call(lambda: a.receive(timeout=timeout))
     call.start()
-    assert call.started_call.wait(WAKE)
-    call.join(0.2)
-    assert call.is_alive()
-    a.close()
-    call.join(WAKE)
+    try:
+        assert call.started_call.wait(WAKE)
+        assert call.native_id is not None
+        assert wait_until_blocked(call.native_id), "the receive never blocked"
+        assert call.is_alive()
+    finally:
+        a.close()
+        call.join(WAKE)
     assert not call.is_alive(), "close() did not wake the blocked receive"
     assert isinstance(call.error, unimq.QueueClosed)
     with unimq.open(sysv_url) as b:
@@ -265,31 +268,34 @@ def test_close_in_a_forked_child_while_the_parent_waits(sysv_url: str) -> None:
     q = unimq.open(sysv_url, create=True, max_bytes=64)
     call = Call(lambda: q.receive(timeout=30))
     call.start()
-    assert call.started_call.wait(WAKE)
-    call.join(0.2)
-    assert call.is_alive()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
-        pid = os.fork()
-    if pid == 0:  # the child: close the inherited handle, exit without pytest's teardown
-        code = 1
+    try:
+        assert call.started_call.wait(WAKE)
+        assert call.native_id is not None
+        assert wait_until_blocked(call.native_id), "the receive never blocked"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+            pid = os.fork()
+        if pid == 0:  # the child: close the inherited handle, exit without pytest's teardown
+            code = 1
+            try:
+                q.close()
+                code = 0
+            finally:
+                os._exit(code)
         try:
-            q.close()
-            code = 0
+            wait_exited(pid, timeout=WAKE)  # fails the test if close() did not return
+        except BaseException:
+            os.kill(pid, signal.SIGKILL)
+            raise
         finally:
-            os._exit(code)
-    end = time.monotonic() + WAKE
-    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < end:
-        time.sleep(0.01)
-    if status[0] == 0:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        pytest.fail("close() in the forked child did not return")
-    assert os.waitstatus_to_exitcode(status[1]) == 0
-    assert call.is_alive(), "the child's close() woke the parent's waiter"
-    with unimq.open(sysv_url) as other:
-        other.send(b"for the parent")
-    call.join(WAKE)
-    assert call.result == unimq.Message(b"for the parent", 1, 0)
-    q.close()
-    unimq.remove(sysv_url)
+            status = os.waitpid(pid, 0)[1]
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert call.is_alive(), "the child's close() woke the parent's waiter"
+        with unimq.open(sysv_url) as other:
+            other.send(b"for the parent")
+        call.join(WAKE)
+        assert call.result == unimq.Message(b"for the parent", 1, 0)
+    finally:
+        q.close()
+        call.join(WAKE)
+        unimq.remove(sysv_url, missing_ok=True)
