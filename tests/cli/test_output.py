@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 import unimq
 from tests.conftest import UrlFactory
+from tests.helpers import wait_for
 
 UNIMQ = str(Path(sys.executable).with_name("unimq"))
 SAVED = re.compile(r"saved to (\S+) \(mtype (\d+), priority (\d+), (\d+) bytes\)")
@@ -208,12 +208,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 def wait_for_wchan(proc: subprocess.Popen[bytes], wchan: str) -> None:
     """Wait (bounded) until the kernel shows ``proc`` sleeping in ``wchan`` (or in a
     function of that name with a prefix: 6.x kernels say anon_pipe_write)."""
-    deadline = time.monotonic() + 60
     path = Path(f"/proc/{proc.pid}/wchan")
-    while not path.read_text().endswith(wchan):
+
+    def blocked() -> bool:
+        # No event tells when a process sleeps in a kernel function: poll, bounded.
         assert proc.poll() is None, f"exited with {proc.returncode}"
-        assert time.monotonic() < deadline, f"never blocked in {wchan}"
-        time.sleep(0.002)
+        return path.read_text().endswith(wchan)
+
+    wait_for(blocked, f"the process sleeps in {wchan}")
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import unimq
 from tests.conftest import HAVE_POSIX, HAVE_SYSV, UrlFactory
+from tests.helpers import wait_for
+from unimq.testing import exists, wait_until_blocked
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 needs_sysv = pytest.mark.skipif(not HAVE_SYSV, reason="unimq-sysv is not installed")
@@ -63,7 +64,13 @@ def test_odd_and_even_consumers(make_url: UrlFactory) -> None:
     url = make_url("sysv")
     odd = start("sysv_types.py", "odd", url)
     even = start("sysv_types.py", "even", url)
-    time.sleep(0.2)  # let both consumers block first; order does not matter for the result
+    # Let both consumers block first (order does not matter for the result): the
+    # queue they create exists, then each one sleeps in its receive.
+    wait_for(lambda: exists(url), "a consumer created the queue")
+    for consumer in (odd, even):
+        assert wait_until_blocked(consumer.pid, pid=consumer.pid, timeout=60), (
+            f"consumer {consumer.args} never blocked (exit code {consumer.poll()})"
+        )
     finish(start("sysv_types.py", "produce", url, "40"))
     odd_out = finish(odd).splitlines()
     even_out = finish(even).splitlines()

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 import unimq
 from tests.conftest import UrlFactory
+from tests.helpers import wait_for
 from unimq import cstruct
 
 
@@ -62,9 +63,9 @@ def test_python_sender_c_receiver(peer_sysv: Path, make_url: UrlFactory) -> None
         receiver = subprocess.Popen(
             [str(peer_sysv), "recv", key_of(url)], stdout=subprocess.PIPE, text=True
         )
-        for i in range(500):
-            q.send(f"python says {i}".encode(), mtype=1)
-        q.send(b"", mtype=2)
+        for i in range(500):  # bounded: a receiver that died fails the test
+            q.send(f"python says {i}".encode(), mtype=1, timeout=30)
+        q.send(b"", mtype=2, timeout=30)
         out, _ = receiver.communicate(timeout=60)
     lines = out.splitlines()
     assert lines[:-1] == [f"python says {i}" for i in range(500)]
@@ -105,8 +106,9 @@ def test_python_structs_to_c_consumers_by_type(peer_sysv: Path, make_url: UrlFac
         ):
             for i in range(40):
                 n = 2 * i + (1 if t == 3 else 2)
-                seeds.send(Seed(mtext=f"py text {n}", myname="python", seq=n))
-            seeds.send(Seed(mtext="", myname="", seq=-1))
+                # More than msg_qbytes: waits for the C consumers, bounded.
+                seeds.send(Seed(mtext=f"py text {n}", myname="python", seq=n), timeout=30)
+            seeds.send(Seed(mtext="", myname="", seq=-1), timeout=30)
         outputs = {t: p.communicate(timeout=60)[0].splitlines() for t, p in consumers.items()}
     for t, lines in outputs.items():
         assert len(lines) == 40
@@ -194,17 +196,19 @@ def test_c_posix_server_python_client(peer_posix: Path, make_url: UrlFactory) ->
     server = subprocess.Popen([str(peer_posix), "server", name], stdout=subprocess.PIPE, text=True)
     try:
         with unimq.open(reply_url, create=True, max_messages=8, max_message_size=512) as replies:
-            requests = None
-            for _ in range(200):  # wait for the server to create its queue
-                try:
-                    requests = unimq.open(server_url, access="w")
-                    break
-                except unimq.QueueNotFound:
-                    import time
+            opened: list[unimq.Queue] = []
 
-                    time.sleep(0.01)
-            assert requests is not None
-            with requests:
+            def server_queue_opened() -> bool:
+                # The C server says nothing when its queue is ready: poll, bounded.
+                assert server.poll() is None, f"the C server exited with {server.returncode}"
+                try:
+                    opened.append(unimq.open(server_url, access="w"))
+                except unimq.QueueNotFound:
+                    return False
+                return True
+
+            wait_for(server_queue_opened, "the C server created its queue")
+            with opened[0] as requests:
                 st = requests.stat()
                 assert (st.max_messages, st.max_message_size) == (8, 512)
                 reply_name = reply_url.removeprefix("posix://")
@@ -218,6 +222,7 @@ def test_c_posix_server_python_client(peer_posix: Path, make_url: UrlFactory) ->
     finally:
         if server.poll() is None:
             server.kill()
+        server.communicate(timeout=60)
 
 
 def test_python_posix_server_c_client(peer_posix: Path, make_url: UrlFactory) -> None:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,7 @@ import pytest
 from tests.conftest import new_url
 from tests.helpers import ROOT, compile_c
 from tests.lifecycle.conftest import backend_ready
+from unimq.testing import wait_until_blocked
 
 SHIM = r"""
 #define _GNU_SOURCE
@@ -121,14 +122,7 @@ def shim(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def wait_asleep(pid: int) -> None:
     """Until the child's only thread is asleep in the kernel (its timed wait)."""
-    deadline = time.monotonic() + 60
-    while True:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        if state == "S":
-            return
-        assert time.monotonic() < deadline, "the child never blocked"
-        time.sleep(0.005)
+    assert wait_until_blocked(pid, pid=pid, timeout=60), "the child never blocked"
 
 
 @pytest.mark.parametrize("kind", ["memory", "posix", "sysv"])
@@ -168,6 +162,9 @@ def test_a_wall_clock_jump_does_not_move_a_timeout(
     )
     try:
         assert proc.stdout is not None
+        # Bounded: a child that hangs before its wait fails the test.
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        assert ready, "the child never said it was waiting"
         assert proc.stdout.readline() == "waiting\n"
         wait_asleep(proc.pid)
         proc.send_signal(signal.SIGUSR1)

@@ -3,8 +3,6 @@ queues on different slots (and nodes) work unchanged, through any node's URL."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,9 @@ import redis
 from redis.crc import key_slot
 
 import unimq
+from tests.helpers import wait_for
 from tests.redis.server import ValkeyServer
+from unimq.testing import in_background
 
 RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 
@@ -36,12 +36,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ValkeySer
         for node in nodes[1:]:
             _cmd(clients[0], "CLUSTER", "MEET", "127.0.0.1", node.port)
         # Gossip has no completion event to wait on: poll the state, bounded.
-        deadline = time.monotonic() + 60
-        while not all(c.cluster("info")["cluster_state"] == "ok" for c in clients) or not all(
-            len(c.cluster("nodes")) == 3 for c in clients
-        ):
-            assert time.monotonic() < deadline, "the cluster did not converge"
-            time.sleep(0.05)
+        wait_for(
+            lambda: (
+                all(c.cluster("info")["cluster_state"] == "ok" for c in clients)
+                and all(len(c.cluster("nodes")) == 3 for c in clients)
+            ),
+            "the cluster converged (every node ok and knowing 3 nodes)",
+        )
         for c in clients:
             c.close()
         yield nodes
@@ -96,15 +97,10 @@ def test_blocked_receive_on_another_node_wakes(cluster: list[ValkeyServer]) -> N
     name = _name_on(1, set())
     url = f"redis://127.0.0.1:{cluster[0].port}/{name}"
     with unimq.open(url, create=True) as q, unimq.open(url) as sender:
-        got: list[bytes] = []
-        t = threading.Thread(target=lambda: got.append(q.receive(timeout=30).data))
-        t.start()
-        try:
-            t.join(0.2)
-            sender.send(b"woken")
-        finally:
-            t.join(30)
-        assert got == [b"woken"]
+        # The helper sends once this thread is blocked in receive(), and is joined.
+        with in_background(lambda: sender.send(b"woken")):
+            got = q.receive(timeout=30).data
+        assert got == b"woken"
         q.remove()
         with pytest.raises(unimq.QueueRemoved):
             sender.receive(timeout=1)
