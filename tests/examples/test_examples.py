@@ -69,7 +69,7 @@ def test_odd_and_even_consumers(make_url: UrlFactory) -> None:
     wait_for(lambda: exists(url), "a consumer created the queue")
     for consumer in (odd, even):
         assert wait_until_blocked(consumer.pid, pid=consumer.pid, timeout=60), (
-            f"consumer {consumer.args} never blocked (exit code {consumer.poll()})"
+            f"consumer {consumer.args!r} never blocked (exit code {consumer.poll()})"
         )
     finish(start("sysv_types.py", "produce", url, "40"))
     odd_out = finish(odd).splitlines()
