@@ -18,6 +18,7 @@ from tests.helpers import ROOT, can_unshare, list_sysv_keys
 from tests.lifecycle.conftest import backend_ready
 from unimq._orphans import registry_entries
 from unimq._temporary import SYSV_TEMPORARY_KEYS
+from unimq.testing import wait_until_blocked
 
 NAMESPACE = ["unshare", "--ipc", "--mount", "--propagation", "private"]
 
@@ -213,10 +214,8 @@ def test_closing_wakes_a_waiter_with_queue_closed(kind: str) -> None:
     t = threading.Thread(target=wait)
     t.start()
     try:
-        # Wait until the receiver is blocked (bounded by its own 60 s timeout).
-        while t.is_alive() and not q.closed:
-            if _blocked(t):
-                break
+        assert t.native_id is not None
+        assert wait_until_blocked(t.native_id), "the receive never blocked"
     finally:
         q.close()
         t.join()
@@ -224,16 +223,6 @@ def test_closing_wakes_a_waiter_with_queue_closed(kind: str) -> None:
     assert isinstance(errors[0], unimq.QueueClosed)
     with pytest.raises(unimq.QueueNotFound):
         unimq.open(q.url)
-
-
-def _blocked(t: object) -> bool:
-    """Whether thread ``t`` sleeps in the kernel now (its receive is waiting)."""
-    assert isinstance(t, threading.Thread)
-    try:
-        with open(f"/proc/self/task/{t.native_id}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "S"
-    except FileNotFoundError:
-        return False
 
 
 FORK = """

@@ -22,6 +22,7 @@ from unimq_redis import RedisQueue, list_queues
 import unimq
 from tests.redis.conftest import new_name
 from tests.redis.server import ValkeyServer, free_port
+from unimq.testing import wait_until_blocked
 
 WAKE = 10.0
 
@@ -65,8 +66,10 @@ class Waiter(threading.Thread):
 
 
 def _blocked(waiter: Waiter) -> None:
+    """Until the waiter sleeps in its call (bounded), not a fixed pause."""
     assert waiter.started_call.wait(WAKE)
-    waiter.join(0.2)
+    assert waiter.native_id is not None
+    assert wait_until_blocked(waiter.native_id, timeout=WAKE), (waiter.result, waiter.error)
     assert waiter.is_alive(), (waiter.result, waiter.error)
 
 
