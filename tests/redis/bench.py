@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
+import os
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -119,13 +121,18 @@ def processes(port: int, n: int, pairs: int) -> dict[str, float]:
     return out
 
 
-def _stamp_sender(url: str | None, port: int, rounds: int, ready: Any) -> None:
+def _stamp_sender(
+    url: str | None, port: int, rounds: int, ready: Any, receiver: tuple[int, int]
+) -> None:
+    from unimq.testing import wait_until_blocked
+
+    pid, tid = receiver
     r = _raw(port)
     q = unimq.open(url) if url is not None else None
     for _ in range(rounds):
         ready.wait()  # the receiver is about to block
         ready.clear()
-        time.sleep(0.002)  # let it enter the blocking wait
+        wait_until_blocked(tid, pid=pid)  # until it sits in the blocking wait
         stamp = str(time.perf_counter()).encode()
         if q is None:
             r.rpush("bench:wake", stamp)
@@ -144,7 +151,8 @@ def wake_latency(port: int, rounds: int) -> dict[str, float]:
         if target is not None:
             unimq.open(target, create=True).close()
         ready = ctx.Event()
-        sender = ctx.Process(target=_stamp_sender, args=(target, port, rounds, ready))
+        receiver = (os.getpid(), threading.get_native_id())
+        sender = ctx.Process(target=_stamp_sender, args=(target, port, rounds, ready, receiver))
         sender.start()
         lat: list[float] = []
         r = _raw(port)
