@@ -193,14 +193,17 @@ def test_close_wakes_a_kernel_blocked_waiter_every_time(
             else:
                 call = Call(lambda q=q: q.send(b"abcdefgh"))  # type: ignore[misc]
             call.start()
-            # Spin (no sleep): close() then often runs while the waiter is between
-            # registering and entering msgrcv/msgsnd, where one signal would be lost.
-            end = time.monotonic() + WAKE
-            while ch.waiters != 1:
-                assert time.monotonic() < end, "the waiter never registered"
-            q.close()
-            assert ch.state == "closed" and ch.waiters == 0
-            call.join(WAKE)
+            try:
+                # Spin (no sleep): close() then often runs while the waiter is between
+                # registering and entering msgrcv/msgsnd, where one signal would be lost.
+                end = time.monotonic() + WAKE
+                while ch.waiters != 1:
+                    assert time.monotonic() < end, "the waiter never registered"
+                q.close()
+                assert ch.state == "closed" and ch.waiters == 0
+            finally:
+                q.close()  # idempotent; ends the wait if the test failed
+                call.join(WAKE)
             assert not call.is_alive(), "close() did not wake the blocked call"
             assert isinstance(call.error, unimq.QueueClosed), (call.result, call.error)
         # Nothing was taken or enqueued by any of the closed handles.
@@ -367,9 +370,11 @@ def test_timed_waits_block_in_the_kernel(q: unimq.Queue) -> None:
 
     call = Call(wait)
     call.start()
-    wait_until(lambda: bool(ids) and _in_syscall(ids[0]) == "70", "the waiter sits in msgrcv")
-    q.send(b"wake")
-    call.join(WAKE)
+    try:
+        wait_until(lambda: bool(ids) and _in_syscall(ids[0]) == "70", "the waiter sits in msgrcv")
+    finally:
+        q.send(b"wake")  # also ends the wait if the test failed
+        call.join(WAKE)
     assert call.result == unimq.Message(b"wake", 1, 0)
     # Many short timed waits end at their deadlines: a timer signal that comes
     # just before msgrcv starts is followed by another one.
