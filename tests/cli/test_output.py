@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -125,13 +126,13 @@ def test_recv_saves_a_message_it_took_when_the_reader_goes(
         )
         try:
             assert proc.stdout is not None and proc.stderr is not None
-            first = proc.stdout.readline()
+            first = first_line(proc)
             assert b"first" in first
             wait_for_wchan(proc, "do_msgrcv")  # past the output check, waiting for message 2
             proc.stdout.close()  # the reader goes away (like `| head -1`)
             # recv is now blocked in receive: this message is taken, then cannot be written.
             q.send(b"\x00second\xff", mtype=7)
-            err = proc.stderr.read().decode()
+            err = proc.communicate(timeout=60)[1].decode()  # bounded
             assert proc.wait(timeout=60) == 1
         finally:
             stop(proc)
@@ -181,7 +182,7 @@ def test_recv_interrupted_while_writing_keeps_the_message(
                 assert q.qsize() == 0
                 proc.send_signal(signal.SIGTERM)
                 assert proc.stderr is not None
-                err = proc.stderr.read().decode()
+                err = proc.communicate(timeout=60)[1].decode()  # bounded
                 assert proc.wait(timeout=60) == 128 + signal.SIGTERM
             finally:
                 stop(proc)
@@ -203,6 +204,14 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
     for stream in (proc.stdout, proc.stderr):
         if stream is not None:
             stream.close()
+
+
+def first_line(proc: subprocess.Popen[bytes]) -> bytes:
+    """The first line ``proc`` writes to its stdout pipe, waiting at most 60 s."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    assert ready, f"no output within 60 s (exit code {proc.poll()})"
+    return proc.stdout.readline()
 
 
 def wait_for_wchan(proc: subprocess.Popen[bytes], wchan: str) -> None:
@@ -247,10 +256,10 @@ def test_watch_json_stops_quietly_when_the_reader_has_its_line(
     )
     try:
         assert proc.stdout is not None and proc.stderr is not None
-        sample = json.loads(proc.stdout.readline())
+        sample = json.loads(first_line(proc))
         assert sample[0]["url"] == sysv_url
         proc.stdout.close()
-        err = proc.stderr.read().decode()
+        err = proc.communicate(timeout=60)[1].decode()  # bounded
         assert proc.wait(timeout=60) == 141
     finally:
         stop(proc)
