@@ -1,0 +1,81 @@
+"""Waiting on a queue's descriptor with the event loop (POSIX message queues).
+
+On Linux an mq descriptor works with epoll: readable when a message is
+queued, writable when there is room. The handle's descriptor is its own open
+file description (each ``mq_open`` makes one) and is always non-blocking, so
+waiting on it changes nothing for another process or handle. A wait never
+makes a system call that blocks: the attempt is non-blocking, and between
+attempts the task sleeps in the event loop until the descriptor is ready.
+
+The event loops allow one waiter per descriptor and direction (anyio raises
+``BusyResourceError`` for a second one; asyncio keeps one reader callback), so
+the tasks that wait on one handle take turns through a lock per direction.
+Cancellation can only land while the task sleeps (before an attempt), so a
+cancelled receive took nothing and a cancelled send enqueued nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+
+import anyio
+
+from unimq._message import Message
+from unimq._queue import Queue
+
+__all__ = ["DescriptorWaiter"]
+
+
+class DescriptorWaiter:
+    """The waiting strategy for handles with a pollable ``fileno()``."""
+
+    #: Shown in repr and in the docs' table of strategies.
+    name = "descriptor"
+
+    def __init__(self, handle: Queue, fd: int) -> None:
+        self._h = handle
+        self._fd = fd
+        self._receiving = anyio.Lock()
+        self._sending = anyio.Lock()
+
+    async def receive(self, mtype: int, timeout: float | None) -> Message:
+        h = self._h
+        attempt = h._receive_nowait
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            async with self._receiving:
+                while True:
+                    if h._closed:
+                        raise h._closed_error()
+                    msg = attempt(mtype)
+                    if msg is not None:
+                        return msg
+                    await self._ready(anyio.wait_readable)
+        raise h._empty_error(timeout)
+
+    async def send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
+        h = self._h
+        attempt = h._send_nowait
+        with anyio.move_on_after(math.inf if timeout is None else timeout):
+            async with self._sending:
+                while True:
+                    if h._closed:
+                        raise h._closed_error()
+                    if attempt(data, mtype, priority):
+                        return
+                    await self._ready(anyio.wait_writable)
+        raise h._full_error(timeout)
+
+    async def _ready(self, wait: Callable[[int], Awaitable[None]]) -> None:
+        try:
+            await wait(self._fd)
+        except anyio.ClosedResourceError:
+            raise self._h._closed_error() from None
+
+    def close(self) -> None:
+        """Wake the tasks waiting on the descriptor (they see QueueClosed);
+        called in the loop's thread before the handle closes the descriptor."""
+        anyio.notify_closing(self._fd)
+
+    async def aclose(self) -> None:
+        """Nothing runs outside the event loop: nothing to wait for."""

@@ -1,0 +1,344 @@
+"""Waiting in a helper thread, for queues without a pollable descriptor (SysV).
+
+A System V queue can only be waited on by a thread blocked in ``msgrcv`` or
+``msgsnd``. The async layer first makes the non-blocking attempt in the event
+loop (no thread at all while messages flow); only when it would block does
+it hand the wait to a helper thread of the handle, which blocks in the sync
+handle's wait primitive and wakes the task when done. Helper threads are
+reused: a handle has one per concurrently waiting task, parked while idle.
+
+Cancellation: the task asks its helper to stop and waits (shielded) until
+the helper reports, so a cancelled operation always knows what happened:
+
+- receive: a message the helper took anyway is kept on the handle and
+  returned by its next receive (never put back into the queue, which would
+  reorder it);
+- send: if the message was enqueued before the stop took effect, ``send``
+  returns normally (the cancellation is delivered at the task's next
+  checkpoint); if ``send`` raises, nothing was enqueued.
+
+A stop takes effect at once when the backend provides ``_interrupt_wait``
+(wakes a thread blocked in its primitive); otherwise the helper waits in
+chunks of :data:`CHUNK` seconds and stops at the next chunk boundary.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from unimq._message import Message
+from unimq._queue import WAIT_CHUNK, Queue
+from unimq.aio._loop import loop_caller, wait_through_cancel
+
+__all__ = ["CHUNK", "HelperWaiter", "Stash"]
+
+T = TypeVar("T")
+
+#: Longest single wait of a helper when the backend cannot interrupt one:
+#: bounds how long a cancelled operation waits for its helper to stop.
+CHUNK = 0.05
+#: How often an interrupt is re-sent until the helper acknowledges it (a
+#: wake-up sent just before the helper enters the system call is lost).
+_REPOKE = 0.001
+#: An idle helper thread exits after this many seconds.
+_IDLE = 30.0
+
+_monotonic = time.monotonic
+
+
+def _matches(msg: Message, mtype: int) -> bool:
+    if mtype == 0:
+        return True
+    if mtype > 0:
+        return msg.mtype == mtype
+    return msg.mtype <= -mtype
+
+
+class Stash:
+    """Messages a cancelled receive's helper took: the handle's next receives get them."""
+
+    def __init__(self) -> None:
+        self._items: deque[Message] = deque()
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, msg: Message) -> None:
+        with self._lock:
+            self._items.append(msg)
+
+    def put_front(self, msgs: list[Message]) -> None:
+        """Put ``msgs`` (in order) before every stashed message."""
+        with self._lock:
+            self._items.extendleft(reversed(msgs))
+
+    def take(self, mtype: int) -> Message | None:
+        """The oldest stashed message this selection matches, or None."""
+        if not self._items:
+            return None
+        with self._lock:
+            for i, msg in enumerate(self._items):
+                if _matches(msg, mtype):
+                    del self._items[i]
+                    return msg
+        return None
+
+
+class _Job(Generic[T]):
+    """One wait handed to a helper thread."""
+
+    __slots__ = ("done", "error", "event", "notify", "result", "stop", "thread_id", "work")
+
+    def __init__(self, work: Callable[[_Job[T]], T | None]) -> None:
+        self.work = work
+        self.stop = False  # set by the task: return as soon as possible
+        self.done = False
+        self.result: T | None = None
+        self.error: BaseException | None = None
+        self.thread_id = 0
+        self.event = anyio.Event()
+        caller = loop_caller()
+        event = self.event
+        self.notify: Callable[[], None] = lambda: caller(event.set)
+
+
+class _Helper(threading.Thread):
+    def __init__(self, pool: HelperWaiter) -> None:
+        super().__init__(name=f"unimq-aio {pool.url}", daemon=True)
+        self._pool = pool
+        self._cond = threading.Condition()
+        self._job: _Job[Any] | None = None
+        self._quit = False
+        self.job_id = 0
+
+    def submit(self, job: _Job[Any]) -> None:
+        with self._cond:
+            self._job = job
+            self._cond.notify()
+
+    def quit(self) -> None:
+        with self._cond:
+            self._quit = True
+            self._cond.notify()
+
+    def run(self) -> None:
+        pool = self._pool
+        while True:
+            with self._cond:
+                if self._job is None and not self._quit:
+                    self._cond.wait(_IDLE)
+                job, self._job = self._job, None
+                quitting = self._quit
+            if job is None:
+                # Told to quit, or idle for a while (unless just handed a job).
+                if quitting or pool._retire(self):
+                    return
+                continue
+            job.thread_id = threading.get_ident()
+            try:
+                job.result = job.work(job)
+            except BaseException as exc:  # handed to the task, which raises it
+                job.error = exc
+            job.thread_id = 0
+            job.done = True
+            pool._release(self)  # idle again before the task wakes: it may reuse us
+            job.notify()
+
+
+class HelperWaiter:
+    """The waiting strategy for handles without a descriptor: helper threads."""
+
+    name = "helper thread"
+
+    def __init__(self, handle: Queue, stash: Stash) -> None:
+        self._h = handle
+        self._stash = stash
+        self.url = handle.url
+        self._lock = threading.Lock()
+        self._idle: list[_Helper] = []
+        self._threads: set[_Helper] = set()
+        self._running: set[_Job[Any]] = set()
+        self._closed = False
+        interrupt: Callable[[int], None] | None = getattr(handle, "_interrupt_wait", None)
+        self._interrupt = interrupt
+        #: The longest single wait of a helper: a chunk when stops only land
+        #: between waits, else no limit but the core's.
+        self.chunk = WAIT_CHUNK if interrupt is not None else CHUNK
+
+    # ------------------------------------------------------------------ operations
+
+    async def receive(self, mtype: int, timeout: float | None) -> Message:
+        h = self._h
+        wait = h._receive_wait
+        stash = self._stash
+        chunk = self.chunk
+        end = math.inf if timeout is None else _monotonic() + timeout
+
+        def work(job: _Job[Message]) -> Message | None:
+            while not job.stop and not h._closed:
+                msg = stash.take(mtype)
+                if msg is not None:
+                    return msg
+                left = end - _monotonic()
+                if left <= 0:
+                    return None
+                msg = wait(mtype, left if left < chunk else chunk)
+                if msg is not None:
+                    return msg
+            return None
+
+        job: _Job[Message] = _Job(work)
+        try:
+            await self._run(job)
+        except BaseException:
+            if job.result is not None:  # taken while the task was being cancelled
+                stash.put(job.result)
+                self._wake_receivers()
+            raise
+        if job.result is not None:
+            return job.result
+        if h._closed:
+            raise h._closed_error()
+        raise h._empty_error(timeout)
+
+    async def send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
+        h = self._h
+        wait = h._send_wait
+        chunk = self.chunk
+        end = math.inf if timeout is None else _monotonic() + timeout
+
+        def work(job: _Job[bool]) -> bool:
+            while not job.stop and not h._closed:
+                left = end - _monotonic()
+                if left <= 0:
+                    return False
+                if wait(data, mtype, priority, left if left < chunk else chunk):
+                    return True
+            return False
+
+        job: _Job[bool] = _Job(work)
+        try:
+            await self._run(job)
+        except anyio.get_cancelled_exc_class() as exc:
+            if job.result:  # enqueued before the stop took effect: the send happened
+                from unimq.aio._loop import rearm_cancel
+
+                rearm_cancel(exc)
+                return
+            raise
+        if job.result:
+            return
+        if h._closed:
+            raise h._closed_error()
+        raise h._full_error(timeout)
+
+    async def _run(self, job: _Job[Any]) -> None:
+        """Run ``job`` in a helper; on cancellation stop it and wait until it reported."""
+        helper = self._take()
+        with self._lock:
+            self._running.add(job)
+        helper.submit(job)
+        try:
+            await job.event.wait()
+        except BaseException:
+            job.stop = True
+            await self._stop(job)
+            raise
+        finally:
+            with self._lock:
+                self._running.discard(job)
+        if job.error is not None:
+            raise job.error
+
+    async def _stop(self, job: _Job[Any]) -> None:
+        interrupt = self._interrupt
+        if interrupt is not None:
+            with anyio.CancelScope(shield=True):
+                while not job.done:
+                    tid = job.thread_id
+                    if tid:
+                        interrupt(tid)
+                    with anyio.move_on_after(_REPOKE):
+                        await wait_through_cancel(job.event)
+        await wait_through_cancel(job.event)
+
+    def _wake_receivers(self) -> None:
+        """A message was stashed: waiting receives on this handle should look."""
+        interrupt = self._interrupt
+        if interrupt is None:
+            return  # they look at the next chunk boundary
+        with self._lock:
+            tids = [job.thread_id for job in self._running]
+        for tid in tids:
+            if tid:
+                interrupt(tid)
+
+    # ------------------------------------------------------------------ threads
+
+    def _take(self) -> _Helper:
+        with self._lock:
+            if self._closed:
+                raise self._h._closed_error()
+            if self._idle:
+                return self._idle.pop()
+            helper = _Helper(self)
+            self._threads.add(helper)
+        helper.start()
+        return helper
+
+    def _release(self, helper: _Helper) -> None:
+        with self._lock:
+            if self._closed:
+                helper.quit()
+            else:
+                self._idle.append(helper)
+
+    def _retire(self, helper: _Helper) -> bool:
+        """Called by an idle helper after a while: True if it may exit."""
+        with self._lock:
+            if helper in self._idle:
+                self._idle.remove(helper)
+                self._threads.discard(helper)
+                return True
+            return False
+
+    def close(self) -> None:
+        """Stop every helper; the handle's close() then wakes those in a primitive."""
+        with self._lock:
+            self._closed = True
+            for job in self._running:
+                job.stop = True
+            for helper in self._threads:
+                helper.quit()
+            tids = [job.thread_id for job in self._running]
+        if self._interrupt is not None:
+            for tid in tids:
+                if tid:
+                    self._interrupt(tid)
+
+    async def aclose(self) -> None:
+        """Wait until every helper thread has ended (they were told to quit)."""
+        with self._lock:
+            threads = list(self._threads)
+            self._threads.clear()
+        for helper in threads:
+            if helper.is_alive():
+                await anyio.to_thread.run_sync(helper.join)
+
+    @property
+    def threads(self) -> int:
+        """Helper threads alive now (for tests and repr)."""
+        with self._lock:
+            return len(self._threads)
