@@ -24,6 +24,7 @@ chunks of :data:`CHUNK` seconds and stops at the next chunk boundary.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -36,7 +37,7 @@ import anyio.to_thread
 
 from unimq._message import Message
 from unimq._queue import WAIT_CHUNK, Queue
-from unimq.aio._loop import loop_caller, wait_through_cancel
+from unimq.aio._loop import loop_caller, rearm_cancel, wait_through_cancel
 
 __all__ = ["CHUNK", "HelperWaiter", "Stash"]
 
@@ -99,19 +100,40 @@ class Stash:
 class _Job(Generic[T]):
     """One wait handed to a helper thread."""
 
-    __slots__ = ("done", "error", "event", "notify", "result", "stop", "thread_id", "work")
+    __slots__ = (
+        "done",
+        "error",
+        "event",
+        "lock",
+        "mtype",
+        "notify",
+        "orphan_stash",
+        "result",
+        "stop",
+        "thread_id",
+        "work",
+    )
 
-    def __init__(self, work: Callable[[_Job[T]], T | None]) -> None:
+    def __init__(self, work: Callable[[_Job[T]], T | None], mtype: int) -> None:
         self.work = work
+        self.mtype = mtype
         self.stop = False  # set by the task: return as soon as possible
+        self.lock = threading.Lock()
+        #: Set when the task that waited for this receive was cancelled and
+        #: nobody adopted it yet: a message it takes goes to this stash.
+        self.orphan_stash: Stash | None = None
         self.done = False
         self.result: T | None = None
         self.error: BaseException | None = None
         self.thread_id = 0
         self.event = anyio.Event()
-        caller = loop_caller()
-        event = self.event
-        self.notify: Callable[[], None] = lambda: caller(event.set)
+        self.notify = _notifier(self.event)
+
+
+def _notifier(event: anyio.Event) -> Callable[[], None]:
+    """A thread-safe way to set ``event`` (created in the running loop)."""
+    caller = loop_caller()
+    return lambda: caller(event.set)
 
 
 class _Helper(threading.Thread):
@@ -152,9 +174,13 @@ class _Helper(threading.Thread):
             except BaseException as exc:  # handed to the task, which raises it
                 job.error = exc
             job.thread_id = 0
-            job.done = True
-            pool._release(self)  # idle again before the task wakes: it may reuse us
-            job.notify()
+            with job.lock:
+                job.done = True
+                if job.orphan_stash is not None and job.result is not None:
+                    job.orphan_stash.put(job.result)
+                notify = job.notify  # an adopter may have replaced it until now
+            pool._release(self, job)  # idle again before the task wakes: it may reuse us
+            notify()
 
 
 class HelperWaiter:
@@ -170,6 +196,7 @@ class HelperWaiter:
         self._idle: list[_Helper] = []
         self._threads: set[_Helper] = set()
         self._running: set[_Job[Any]] = set()
+        self._orphans: dict[int, list[_Job[Message]]] = {}
         self._closed = False
         interrupt: Callable[[int], None] | None = getattr(handle, "_interrupt_wait", None)
         self._interrupt = interrupt
@@ -181,6 +208,8 @@ class HelperWaiter:
 
     async def receive(self, mtype: int, timeout: float | None) -> Message:
         h = self._h
+        if timeout is None and self._interrupt is None:
+            return await self._receive_blocking(mtype)
         wait = h._receive_wait
         stash = self._stash
         chunk = self.chunk
@@ -199,19 +228,90 @@ class HelperWaiter:
                     return msg
             return None
 
-        job: _Job[Message] = _Job(work)
+        job: _Job[Message] = _Job(work, mtype)
+        self._submit(job)
         try:
-            await self._run(job)
+            await job.event.wait()
         except BaseException:
-            if job.result is not None:  # taken while the task was being cancelled
+            await self._stop(job)
+            if job.result is not None:  # taken as the task was being cancelled
                 stash.put(job.result)
                 self._wake_receivers()
             raise
+        if job.error is not None:
+            raise job.error
         if job.result is not None:
             return job.result
         if h._closed:
             raise h._closed_error()
         raise h._empty_error(timeout)
+
+    async def _receive_blocking(self, mtype: int) -> Message:
+        """An untimed receive when waits cannot be interrupted: the helper blocks
+        in the kernel (no polling, no added latency). A cancelled task leaves its
+        helper waiting as an orphan; the next receive with the same selection
+        adopts it, and a message the orphan takes before that is stashed."""
+        h = self._h
+        stash = self._stash
+        while True:
+            job = self._adopt(mtype)
+            if job is None:
+                break
+            if not job.done:
+                return await self._await_blocking(job)
+            msg = stash.take(mtype)  # the orphan finished: its message was stashed
+            if msg is not None:
+                return msg
+        wait = h._receive_wait
+
+        def work(job: _Job[Message]) -> Message | None:
+            while not h._closed:
+                msg = stash.take(mtype)
+                if msg is not None:
+                    return msg
+                msg = wait(mtype, None)
+                if msg is not None:
+                    return msg
+            return None
+
+        job = _Job(work, mtype)
+        self._submit(job)
+        return await self._await_blocking(job)
+
+    async def _await_blocking(self, job: _Job[Message]) -> Message:
+        try:
+            await job.event.wait()
+        except BaseException:
+            with job.lock:
+                if not job.done:  # leave it waiting: an orphan until adopted
+                    job.orphan_stash = self._stash
+                    with self._lock:
+                        self._orphans.setdefault(job.mtype, []).append(job)
+                    raise
+            if job.result is not None:  # done as the task was cancelled
+                self._stash.put(job.result)
+            raise
+        if job.error is not None:
+            raise job.error
+        if job.result is not None:
+            return job.result
+        raise self._h._closed_error()
+
+    def _adopt(self, mtype: int) -> _Job[Message] | None:
+        """Take over an orphaned receive with this selection, if there is one."""
+        with self._lock:
+            jobs = self._orphans.get(mtype)
+            if not jobs:
+                return None
+            job = jobs.pop(0)
+            if not jobs:
+                del self._orphans[mtype]
+        with job.lock:
+            if not job.done:
+                job.orphan_stash = None  # its message is the adopter's now
+                job.event = anyio.Event()
+                job.notify = _notifier(job.event)
+        return job
 
     async def send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
         h = self._h
@@ -228,57 +328,53 @@ class HelperWaiter:
                     return True
             return False
 
-        job: _Job[bool] = _Job(work)
+        job: _Job[bool] = _Job(work, mtype)
+        self._submit(job)
         try:
-            await self._run(job)
+            await job.event.wait()
         except anyio.get_cancelled_exc_class() as exc:
+            await self._stop(job)
             if job.result:  # enqueued before the stop took effect: the send happened
-                from unimq.aio._loop import rearm_cancel
-
                 rearm_cancel(exc)
                 return
             raise
+        except BaseException:
+            await self._stop(job)
+            raise
+        if job.error is not None:
+            raise job.error
         if job.result:
             return
         if h._closed:
             raise h._closed_error()
         raise h._full_error(timeout)
 
-    async def _run(self, job: _Job[Any]) -> None:
-        """Run ``job`` in a helper; on cancellation stop it and wait until it reported."""
+    def _submit(self, job: _Job[Any]) -> None:
         helper = self._take()
         with self._lock:
             self._running.add(job)
         helper.submit(job)
-        try:
-            await job.event.wait()
-        except BaseException:
-            job.stop = True
-            await self._stop(job)
-            raise
-        finally:
-            with self._lock:
-                self._running.discard(job)
-        if job.error is not None:
-            raise job.error
 
     async def _stop(self, job: _Job[Any]) -> None:
+        """Make the helper running ``job`` stop and wait until it reported."""
+        job.stop = True
         interrupt = self._interrupt
-        if interrupt is not None:
-            with anyio.CancelScope(shield=True):
-                while not job.done:
-                    tid = job.thread_id
-                    if tid:
-                        interrupt(tid)
-                    with anyio.move_on_after(_REPOKE):
-                        await wait_through_cancel(job.event)
-        await wait_through_cancel(job.event)
+        cancelled = anyio.get_cancelled_exc_class()
+        with anyio.CancelScope(shield=True):
+            while not job.done:
+                if interrupt is not None and job.thread_id:
+                    interrupt(job.thread_id)
+                # Re-sent until acknowledged: a wake-up sent just before the
+                # helper entered the system call is lost.
+                with contextlib.suppress(cancelled), anyio.move_on_after(_REPOKE):
+                    await job.event.wait()
+            await wait_through_cancel(job.event)
 
     def _wake_receivers(self) -> None:
         """A message was stashed: waiting receives on this handle should look."""
         interrupt = self._interrupt
         if interrupt is None:
-            return  # they look at the next chunk boundary
+            return  # they look at their next chunk boundary
         with self._lock:
             tids = [job.thread_id for job in self._running]
         for tid in tids:
@@ -298,8 +394,9 @@ class HelperWaiter:
         helper.start()
         return helper
 
-    def _release(self, helper: _Helper) -> None:
+    def _release(self, helper: _Helper, job: _Job[Any]) -> None:
         with self._lock:
+            self._running.discard(job)
             if self._closed:
                 helper.quit()
             else:
