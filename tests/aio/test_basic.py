@@ -53,14 +53,14 @@ async def test_timeouts_raise_the_sync_errors(open_async: OpenAsync) -> None:
     with pytest.raises(unimq.QueueEmpty) as empty_later:
         await q.receive(timeout=0.05)
     assert empty_later.value.errno == errno.ETIMEDOUT
-    await q.send(b"fills it")
+    await q.send(b"f" * 16)  # fills it (one message; 16 bytes on SysV)
     with pytest.raises(unimq.QueueFull) as full_now:
-        await q.send(b"no room", timeout=0)
+        await q.send(b"n" * 16, timeout=0)
     assert full_now.value.errno == errno.EAGAIN
     with pytest.raises(unimq.QueueFull) as full_later:
-        await q.send(b"no room", timeout=0.05)
+        await q.send(b"n" * 16, timeout=0.05)
     assert full_later.value.errno == errno.ETIMEDOUT
-    assert (await q.receive()).data == b"fills it"  # the failed sends enqueued nothing
+    assert (await q.receive()).data == b"f" * 16  # the failed sends enqueued nothing
     with pytest.raises(unimq.QueueEmpty):
         await q.receive(timeout=0)
 
@@ -76,7 +76,7 @@ async def test_arguments_are_checked_like_sync(open_async: OpenAsync) -> None:
     with pytest.raises(ValueError, match="timeout"):
         await q.receive(timeout=-1)
     with pytest.raises(unimq.MessageTooLarge):
-        await q.send(b"x" * 17)
+        await q.send(b"x" * (q.max_message_size + 1))
     with pytest.raises(unimq.QueueEmpty):
         await q.receive(timeout=0)  # nothing was sent by the refused calls
 
@@ -94,16 +94,16 @@ async def test_a_wait_ends_when_the_peer_acts(open_async: OpenAsync) -> None:
         await q.send(b"wake", timeout=30)
     assert got == [unimq.Message(b"wake", 1, 0)]
 
-    await q.send(b"full")
+    await q.send(b"full".ljust(16))
 
     async def producer() -> None:
-        await q.send(b"after", timeout=30)
+        await q.send(b"after".ljust(16), timeout=30)
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(producer)
         await anyio.wait_all_tasks_blocked()
-        assert (await q.receive()).data == b"full"
-    assert (await q.receive(timeout=0)).data == b"after"
+        assert (await q.receive()).data == b"full".ljust(16)
+    assert (await q.receive(timeout=0)).data == b"after".ljust(16)
 
 
 async def test_several_waiters_on_one_handle_all_get_served(open_async: OpenAsync) -> None:
@@ -131,7 +131,7 @@ async def test_batches(open_async: OpenAsync) -> None:
     with pytest.raises(unimq.QueueEmpty):
         await q.receive(timeout=0)  # a bad item sends nothing
     with pytest.raises(unimq.QueueFull) as full:
-        await q.send_many([b"%d" % i for i in range(6)], timeout=0.05)
+        await q.send_many([b"%015d" % i for i in range(6)], timeout=0.05)
     assert full.value.sent == 4
     assert len(await q.receive_many(2)) == 2
     assert len(await q.receive_many(9, timeout=0)) == 2
