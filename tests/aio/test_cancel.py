@@ -125,37 +125,43 @@ async def test_plain_asyncio_task_cancel(open_async: OpenAsync) -> None:
 
 async def test_closing_wakes_every_waiting_task(open_async: OpenAsync) -> None:
     q = await open_async(capacity=1, size=16)
-    other = await open_async(capacity=1, size=16)
-    await other.send(b"f" * 16)  # full: a send waits
-    drained = await open_async(capacity=1, size=16)
+    mtypes = [0, 0] + ([5] if q.capabilities & unimq.Capability.MTYPE else [])
     outcomes: list[str] = []
 
     async def receiver(mtype: int) -> None:
         try:
             await q.receive(mtype=mtype)
         except unimq.QueueClosed:
-            outcomes.append("receive closed")
+            outcomes.append("closed")
 
-    async def sender() -> None:
-        try:
-            await q.send(b"n" * 16)
-        except unimq.QueueClosed:
-            outcomes.append("send closed")
-
-    await drained.receive()  # empty again: the receivers wait
-    await other.send(b"f" * 16)
-    mtypes = [0, 0] + ([5] if q.capabilities & unimq.Capability.MTYPE else [])
     with anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
-            tg.start_soon(sender)
-            await anyio.wait_all_tasks_blocked()
-            await drained.receive()  # room again, taken by nobody but the sender
-            await anyio.wait_all_tasks_blocked()
             for m in mtypes:
                 tg.start_soon(receiver, m)
             await anyio.wait_all_tasks_blocked()
             await q.aclose()
-    assert outcomes.count("receive closed") + outcomes.count("send closed") >= len(mtypes)
+    assert outcomes == ["closed"] * len(mtypes)
+
+    full = await open_async(capacity=1, size=16)
+    await full.send(b"f" * 16)
+
+    async def sender(timeout: float | None) -> None:
+        try:
+            await full.send(b"n" * 16, timeout=timeout)
+        except unimq.QueueClosed:
+            outcomes.append("send closed")
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender, None)
+            tg.start_soon(sender, 30)
+            await anyio.wait_all_tasks_blocked()
+            await full.aclose()
+    assert outcomes.count("send closed") == 2
+    reopened = await open_async(capacity=1, size=16)
+    assert (await reopened.receive()).data == b"f" * 16  # the closed sends enqueued nothing
+    with pytest.raises(unimq.QueueEmpty):
+        await reopened.receive(timeout=0)
 
 
 def _run_peer(code: str, url: str) -> None:
