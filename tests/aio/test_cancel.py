@@ -265,6 +265,9 @@ async def test_sends_cancelled_at_random_enqueue_once_or_not_at_all(
                     returned.append("%06d" % i)  # it returned: it was enqueued
                 cancels += scope.cancelled_caught
             await q.send(b"END", timeout=30)
+    except BaseException:
+        peer.kill()
+        raise
     finally:
         out, err = peer.communicate(timeout=60)
     assert peer.returncode == 0, err
