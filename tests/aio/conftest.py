@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import unimq.aio
-from tests.conformance.conftest import KINDS, _MISSING, small_options
+from tests.conformance.conftest import _MISSING, KINDS, small_options
 
 __all__ = ["OpenAsync", "small_options"]
 
@@ -45,7 +45,9 @@ async def open_async(kind: str, url: str) -> AsyncIterator[OpenAsync]:
     handles: list[unimq.aio.AsyncQueue] = []
 
     async def factory(capacity: int = 4, size: int = 64, **extra: Any) -> unimq.aio.AsyncQueue:
-        q = await unimq.aio.open(url, create=True, **{**small_options(kind, capacity, size), **extra})
+        q = await unimq.aio.open(
+            url, create=True, **{**small_options(kind, capacity, size), **extra}
+        )
         handles.append(q)
         return q
 

@@ -80,7 +80,9 @@ async def test_cancel_while_the_helper_is_inside_msgrcv(open_async: OpenAsync, u
             async def cancel_inside_msgrcv() -> None:
                 with anyio.fail_after(30):
                     while True:
-                        helpers = [t for t in threading.enumerate() if t.name.startswith("unimq-aio")]
+                        helpers = [
+                            t for t in threading.enumerate() if t.name.startswith("unimq-aio")
+                        ]
                         if helpers and helpers[0].native_id and _in_msgrcv(helpers[0].native_id):
                             break
                         await anyio.sleep(0.001)
@@ -91,7 +93,7 @@ async def test_cancel_while_the_helper_is_inside_msgrcv(open_async: OpenAsync, u
     assert scope.cancelled_caught
     # A peer process sends one message: the helper (still in msgrcv) takes it
     # for the next receive on this handle; it is neither lost nor duplicated.
-    _run_peer(f"q.send(b'from a peer', timeout=30)", url)
+    _run_peer("q.send(b'from a peer', timeout=30)", url)
     with anyio.fail_after(30):
         assert (await q.receive()).data == b"from a peer"
     with pytest.raises(unimq.QueueEmpty):

@@ -37,7 +37,7 @@ import anyio.to_thread
 
 from unimq._message import Message
 from unimq._queue import WAIT_CHUNK, Queue
-from unimq.aio._loop import loop_caller, rearm_cancel, wait_through_cancel
+from unimq.aio._loop import loop_caller, wait_through_cancel
 
 __all__ = ["CHUNK", "HelperWaiter", "Stash"]
 
@@ -332,10 +332,12 @@ class HelperWaiter:
         self._submit(job)
         try:
             await job.event.wait()
-        except anyio.get_cancelled_exc_class() as exc:
+        except anyio.get_cancelled_exc_class():
             await self._stop(job)
-            if job.result:  # enqueued before the stop took effect: the send happened
-                rearm_cancel(exc)
+            if job.result:
+                # Enqueued before the stop took effect: the send happened, so it
+                # returns. A cancel scope stays cancelled and raises at the next
+                # checkpoint; a plain asyncio Task.cancel() is consumed here.
                 return
             raise
         except BaseException:

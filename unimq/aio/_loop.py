@@ -4,8 +4,6 @@
   the running loop (helper threads use it to wake the task that waits for them).
 - :func:`wait_through_cancel` waits for an event while cancellation is pending,
   so a cancelled operation can learn what its helper thread did.
-- :func:`rearm_cancel` keeps a cancellation alive when an operation that
-  completed anyway returns normally.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-__all__ = ["CallSoon", "loop_caller", "rearm_cancel", "wait_through_cancel"]
+__all__ = ["CallSoon", "loop_caller", "wait_through_cancel"]
 
 #: Schedules a callable in the event loop's thread; callable from any thread,
 #: never blocks, and does nothing once the loop has finished.
@@ -66,20 +64,3 @@ async def wait_through_cancel(event: anyio.Event) -> None:
         while not event.is_set():
             with contextlib.suppress(cancelled):
                 await event.wait()
-
-
-def rearm_cancel(exc: BaseException) -> None:
-    """Keep the cancellation ``exc`` pending after swallowing it to return normally.
-
-    Under trio and anyio cancel scopes cancellation is level-triggered: the next
-    checkpoint raises again by itself. A plain asyncio cancellation is one-shot,
-    so it is requested again, with the same message (anyio recognizes its own
-    scopes' cancellations by it), keeping the task's cancel count unchanged.
-    """
-    if not isinstance(exc, asyncio.CancelledError):
-        return
-    task = asyncio.current_task()
-    if task is None:  # pragma: no cover (always inside a task)
-        return
-    task.uncancel()
-    task.cancel(exc.args[0] if exc.args else None)
