@@ -1,0 +1,114 @@
+"""No call blocks the event loop beyond a non-blocking system call.
+
+asyncio's debug mode logs every callback (one step of a task) that runs
+longer than ``slow_callback_duration``; a receive or send that blocked in the
+kernel, slept, or joined a thread would show up as such a step. The workload
+streams messages through a real peer process in both directions, so the
+async side both finds messages and waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import anyio
+import pytest
+
+import unimq
+from tests.aio.conftest import OpenAsync
+from tests.helpers import ROOT
+
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
+
+THRESHOLD = 0.05
+
+_PEER = """
+import sys, unimq
+url, n = sys.argv[1], int(sys.argv[2])
+with unimq.open(url) as q:
+    for i in range(n):
+        q.send(b"%015d" % i, timeout=60)
+    for _ in range(n):
+        q.receive(timeout=60)
+"""
+
+
+class _Slow(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.steps: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith("Executing"):
+            self.steps.append(text)
+
+
+@pytest.fixture
+def slow_steps() -> Iterator[_Slow]:
+    """Turns on asyncio's debug mode for the running loop (set by the test) and
+    collects its "Executing <step> took N seconds" warnings."""
+    handler = _Slow()
+    logger = logging.getLogger("asyncio")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+def _debug_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.get_running_loop()
+    loop.set_debug(True)
+    loop.slow_callback_duration = THRESHOLD
+    return loop
+
+
+async def test_the_detector_sees_a_blocking_step(slow_steps: _Slow) -> None:
+    loop = _debug_loop()
+    try:
+        time.sleep(THRESHOLD * 3)  # what a blocking receive would do
+        await anyio.sleep(0)
+    finally:
+        loop.set_debug(False)
+    assert slow_steps.steps, "asyncio debug mode did not report a blocking step"
+
+
+async def test_sends_and_receives_never_block_the_loop(
+    open_async: OpenAsync, url: str, slow_steps: _Slow
+) -> None:
+    n = 1500
+    q = await open_async(capacity=4, size=16)
+    if not q.capabilities & unimq.Capability.INTERPROCESS:
+        pytest.skip("needs a peer process")
+    loop = _debug_loop()
+    peer = subprocess.Popen(
+        [sys.executable, "-c", _PEER, url, str(n)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with anyio.fail_after(60):
+            got = [int((await q.receive()).data) for _ in range(n)]
+            for i in range(n):
+                await q.send(b"%015d" % i)
+            for _ in range(3):
+                with pytest.raises(unimq.QueueEmpty):
+                    await q.receive(timeout=0.01)
+            await q.stat()
+    except BaseException:
+        peer.kill()
+        raise
+    finally:
+        loop.set_debug(False)
+        _, err = peer.communicate(timeout=60)
+    assert peer.returncode == 0, err
+    assert got == list(range(n))
+    assert slow_steps.steps == []
