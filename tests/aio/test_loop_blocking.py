@@ -14,13 +14,14 @@ import logging
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import anyio
 import pytest
 
 import unimq
-from tests.aio.conftest import OpenAsync
+import unimq.aio
+from tests.aio.conftest import OpenAsync, small_options
 from tests.helpers import ROOT
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
@@ -29,10 +30,11 @@ THRESHOLD = 0.05
 
 _PEER = """
 import sys, unimq
-url, n = sys.argv[1], int(sys.argv[2])
-with unimq.open(url) as q:
+to_us, from_us, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with unimq.open(to_us) as q:
     for i in range(n):
         q.send(b"%015d" % i, timeout=60)
+with unimq.open(from_us) as q:
     for _ in range(n):
         q.receive(timeout=60)
 """
@@ -72,6 +74,7 @@ def _debug_loop() -> asyncio.AbstractEventLoop:
 async def test_the_detector_sees_a_blocking_step(slow_steps: _Slow) -> None:
     loop = _debug_loop()
     try:
+        await anyio.sleep(0)  # debug mode times the steps that start from now on
         time.sleep(THRESHOLD * 3)  # what a blocking receive would do
         await anyio.sleep(0)
     finally:
@@ -80,15 +83,18 @@ async def test_the_detector_sees_a_blocking_step(slow_steps: _Slow) -> None:
 
 
 async def test_sends_and_receives_never_block_the_loop(
-    open_async: OpenAsync, url: str, slow_steps: _Slow
+    open_async: OpenAsync, url: str, kind: str, make_url: Callable[[str], str], slow_steps: _Slow
 ) -> None:
     n = 1500
     q = await open_async(capacity=4, size=16)
     if not q.capabilities & unimq.Capability.INTERPROCESS:
         pytest.skip("needs a peer process")
+    back_url = make_url(kind)
+    back = await unimq.aio.open(back_url, create=True, **small_options(kind, 4, 16))
     loop = _debug_loop()
+    await anyio.sleep(0)
     peer = subprocess.Popen(
-        [sys.executable, "-c", _PEER, url, str(n)],
+        [sys.executable, "-c", _PEER, url, back_url, str(n)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -98,7 +104,7 @@ async def test_sends_and_receives_never_block_the_loop(
         with anyio.fail_after(60):
             got = [int((await q.receive()).data) for _ in range(n)]
             for i in range(n):
-                await q.send(b"%015d" % i)
+                await back.send(b"%015d" % i)
             for _ in range(3):
                 with pytest.raises(unimq.QueueEmpty):
                     await q.receive(timeout=0.01)
@@ -108,6 +114,7 @@ async def test_sends_and_receives_never_block_the_loop(
         raise
     finally:
         loop.set_debug(False)
+        await back.aclose()
         _, err = peer.communicate(timeout=60)
     assert peer.returncode == 0, err
     assert got == list(range(n))
