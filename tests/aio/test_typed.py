@@ -43,7 +43,7 @@ async def test_typed_checks_match_sync(open_async: OpenAsync) -> None:
     q = await open_async(size=32)
     orders = q.typed(Order)
     with pytest.raises(unimq.MessageTooLarge, match="Order encodes to"):
-        await orders.send(Order(sku="x" * 64, qty=1))
+        await orders.send(Order(sku="x" * q.max_message_size, qty=1))
     with pytest.raises(unimq.QueueEmpty):
         await q.receive(timeout=0)  # nothing was sent
 
