@@ -16,8 +16,8 @@ cancelled receive took nothing and a cancelled send enqueued nothing.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Awaitable, Callable
 
 import anyio
 
@@ -36,8 +36,10 @@ class DescriptorWaiter:
     def __init__(self, handle: Queue, fd: int) -> None:
         self._h = handle
         self._fd = fd
-        self._receiving = anyio.Lock()
-        self._sending = anyio.Lock()
+        self._receiving = anyio.Lock(fast_acquire=True)
+        self._sending = anyio.Lock(fast_acquire=True)
+        #: asyncio: the future a waiting task sleeps on, per direction (True: writable).
+        self._futures: dict[bool, asyncio.Future[None]] = {}
 
     async def receive(self, mtype: int, timeout: float | None) -> Message:
         h = self._h
@@ -50,7 +52,7 @@ class DescriptorWaiter:
                     msg = attempt(mtype)
                     if msg is not None:
                         return msg
-                    await self._ready(anyio.wait_readable)
+                    await self._ready(False)
         raise h._empty_error(timeout)
 
     async def send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
@@ -63,19 +65,53 @@ class DescriptorWaiter:
                         raise h._closed_error()
                     if attempt(data, mtype, priority):
                         return
-                    await self._ready(anyio.wait_writable)
+                    await self._ready(True)
         raise h._full_error(timeout)
 
-    async def _ready(self, wait: Callable[[int], Awaitable[None]]) -> None:
+    async def _ready(self, writable: bool) -> None:
+        """Sleep until the descriptor is readable (writable); QueueClosed if the
+        handle is closed meanwhile."""
         try:
-            await wait(self._fd)
-        except anyio.ClosedResourceError:
-            raise self._h._closed_error() from None
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio (anyio's path is trio's own wait)
+            try:
+                await (anyio.wait_writable if writable else anyio.wait_readable)(self._fd)
+            except anyio.ClosedResourceError:
+                raise self._h._closed_error() from None
+            return
+        # asyncio: a reader/writer callback and a future, without anyio's extra
+        # trip through the loop per wait.
+        fd = self._fd
+        future: asyncio.Future[None] = loop.create_future()
+        if writable:
+            loop.add_writer(fd, _wake, future)
+        else:
+            loop.add_reader(fd, _wake, future)
+        self._futures[writable] = future
+        try:
+            await future
+        finally:
+            del self._futures[writable]
+            if writable:
+                loop.remove_writer(fd)
+            else:
+                loop.remove_reader(fd)
 
     def close(self) -> None:
         """Wake the tasks waiting on the descriptor (they see QueueClosed);
         called in the loop's thread before the handle closes the descriptor."""
-        anyio.notify_closing(self._fd)
+        for future in self._futures.values():
+            if not future.done():
+                future.set_exception(self._h._closed_error())
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            anyio.notify_closing(self._fd)
 
     async def aclose(self) -> None:
         """Nothing runs outside the event loop: nothing to wait for."""
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

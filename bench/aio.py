@@ -1,0 +1,240 @@
+"""The async layer's benchmark: unimq.aio against the sync handle and against
+``to_thread(receive)``, paired in one run (cases interleaved, medians).
+
+    python -m bench.aio [--quick] [--runs N] [--out bench-results]
+
+Throughput: a forked sender process (sync sends) and this process receiving,
+messages/s from the first to the last message. Ping-pong: round trip through
+an echo process over two queues. Idle: CPU used by this process while one
+receive waits on an empty queue, as a share of one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+import unimq
+import unimq.aio
+
+CTX = multiprocessing.get_context("fork")
+KINDS = ("posix", "sysv")
+SIZES = (16, 4096)
+
+
+def _url(kind: str) -> str:
+    tag = f"{os.getpid()}-{time.monotonic_ns() % 10**9}"
+    if kind == "posix":
+        return f"posix:///unimq-bench-aio-{tag}"
+    return f"sysv://{0x5C000000 + hash(tag) % 0xFFFFFF}"
+
+
+def _options(kind: str) -> dict[str, Any]:
+    return {"max_messages": 10, "max_message_size": 8192} if kind == "posix" else {}
+
+
+def _sender(url: str, size: int, count: int) -> None:
+    with unimq.open(url) as q:
+        payload = b"x" * size
+        for _ in range(count):
+            q.send(payload)
+
+
+def _echo(a: str, b: str, count: int) -> None:
+    with unimq.open(a) as qa, unimq.open(b) as qb:
+        for _ in range(count):
+            qb.send(qa.receive().data)
+
+
+# ------------------------------------------------------------------ receivers
+
+
+def _receive_sync(url: str, count: int) -> float:
+    with unimq.open(url) as q:
+        q.receive()
+        start = time.perf_counter()
+        for _ in range(count - 1):
+            q.receive()
+        return (count - 1) / (time.perf_counter() - start)
+
+
+async def _receive_async(url: str, count: int) -> float:
+    async with await unimq.aio.open(url) as q:
+        await q.receive()
+        start = time.perf_counter()
+        for _ in range(count - 1):
+            await q.receive()
+        return (count - 1) / (time.perf_counter() - start)
+
+
+async def _receive_to_thread(url: str, count: int) -> float:
+    with unimq.open(url) as q:
+        await anyio.to_thread.run_sync(q.receive)
+        start = time.perf_counter()
+        for _ in range(count - 1):
+            await anyio.to_thread.run_sync(q.receive)
+        return (count - 1) / (time.perf_counter() - start)
+
+
+def throughput(kind: str, mode: str, size: int, count: int) -> float:
+    url = _url(kind)
+    q = unimq.open(url, create=True, **_options(kind))
+    try:
+        child = CTX.Process(target=_sender, args=(url, size, count))
+        child.start()
+        try:
+            if mode == "sync":
+                return _receive_sync(url, count)
+            if mode == "to_thread":
+                return anyio.run(_receive_to_thread, url, count)
+            return anyio.run(_receive_async, url, count, backend=mode)
+        finally:
+            child.join()
+    finally:
+        q.remove()
+        q.close()
+
+
+# ------------------------------------------------------------------ ping-pong
+
+
+def _rtt_sync(a: str, b: str, count: int, size: int) -> list[float]:
+    payload = b"x" * size
+    out = []
+    with unimq.open(a) as qa, unimq.open(b) as qb:
+        for _ in range(count):
+            t = time.perf_counter()
+            qa.send(payload)
+            qb.receive()
+            out.append(time.perf_counter() - t)
+    return out
+
+
+async def _rtt_async(a: str, b: str, count: int, size: int) -> list[float]:
+    payload = b"x" * size
+    out = []
+    async with await unimq.aio.open(a) as qa, await unimq.aio.open(b) as qb:
+        for _ in range(count):
+            t = time.perf_counter()
+            await qa.send(payload)
+            await qb.receive()
+            out.append(time.perf_counter() - t)
+    return out
+
+
+def pingpong(kind: str, mode: str, count: int) -> float:
+    """Median round trip in microseconds (16-byte messages)."""
+    a, b = _url(kind), _url(kind)
+    qa = unimq.open(a, create=True, **_options(kind))
+    qb = unimq.open(b, create=True, **_options(kind))
+    try:
+        child = CTX.Process(target=_echo, args=(a, b, count))
+        child.start()
+        try:
+            if mode == "sync":
+                rtt = _rtt_sync(a, b, count, 16)
+            else:
+                rtt = anyio.run(_rtt_async, a, b, count, 16, backend=mode)
+        finally:
+            child.join()
+        return statistics.median(rtt) * 1e6
+    finally:
+        for q in (qa, qb):
+            q.remove()
+            q.close()
+
+
+# ------------------------------------------------------------------ idle waiter
+
+
+async def _idle_async(url: str, seconds: float, timeout: float | None) -> float:
+    async with await unimq.aio.open(url) as q:
+        with anyio.move_on_after(0.2):  # helper thread started and settled
+            await q.receive(timeout=timeout)
+        cpu, wall = time.process_time(), time.monotonic()
+        with anyio.move_on_after(seconds):
+            await q.receive(timeout=timeout)
+        return (time.process_time() - cpu) / (time.monotonic() - wall)
+
+
+def idle(kind: str, mode: str, seconds: float, timeout: float | None) -> float:
+    """Share of one core this process uses while one receive waits."""
+    url = _url(kind)
+    q = unimq.open(url, create=True, **_options(kind))
+    try:
+        return anyio.run(_idle_async, url, seconds, timeout, backend=mode)
+    finally:
+        q.remove()
+        q.close()
+
+
+# ------------------------------------------------------------------ driver
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="fewer messages and runs")
+    parser.add_argument("--runs", type=int, default=None)
+    parser.add_argument("--out", default="bench-results")
+    args = parser.parse_args(argv)
+    runs = args.runs or (1 if args.quick else 3)
+    scale = 0.1 if args.quick else 1.0
+    counts = {16: int(60_000 * scale), 4096: int(20_000 * scale)}
+    slow = int(4_000 * scale)
+
+    rates: dict[str, list[float]] = {}
+    for _ in range(runs):  # interleaved: every case once per round
+        for kind in KINDS:
+            for size in SIZES:
+                for mode in ("sync", "asyncio", "trio", "to_thread"):
+                    n = slow if mode == "to_thread" else counts[size]
+                    key = f"{kind} {size} B {mode}"
+                    rates.setdefault(key, []).append(throughput(kind, mode, size, n))
+            for mode in ("sync", "asyncio", "trio"):
+                key = f"{kind} round trip {mode}"
+                rates.setdefault(key, []).append(pingpong(kind, mode, int(5_000 * scale) or 50))
+    result: dict[str, Any] = {k: statistics.median(v) for k, v in rates.items()}
+    for kind in KINDS:
+        for mode in ("asyncio", "trio"):
+            for label, timeout in (("receive()", None), ("receive(timeout=60)", 60.0)):
+                key = f"{kind} idle {mode} {label}"
+                result[key] = idle(kind, mode, 1.0 if args.quick else 3.0, timeout)
+
+    print(f"unimq.aio benchmark ({runs} rounds, medians; sender in another process)")
+    for kind in KINDS:
+        for size in SIZES:
+            sync = result[f"{kind} {size} B sync"]
+            thread = result[f"{kind} {size} B to_thread"]
+            print(f"{kind} {size:>4} B  sync {sync / 1e3:8.1f}k msg/s  to_thread {thread / 1e3:6.1f}k")
+            for mode in ("asyncio", "trio"):
+                rate = result[f"{kind} {size} B {mode}"]
+                print(
+                    f"    {mode:8} {rate / 1e3:8.1f}k msg/s  {rate / sync:5.2f}x sync  "
+                    f"{rate / thread:6.1f}x to_thread"
+                )
+        sync_rtt = result[f"{kind} round trip sync"]
+        for mode in ("asyncio", "trio"):
+            rtt = result[f"{kind} round trip {mode}"]
+            print(f"{kind} round trip {mode:8} {rtt:7.1f} us  ({rtt / sync_rtt:4.2f}x sync {sync_rtt:.1f} us)")
+        for mode in ("asyncio", "trio"):
+            for label in ("receive()", "receive(timeout=60)"):
+                share = result[f"{kind} idle {mode} {label}"]
+                print(f"{kind} idle waiter {mode:8} {label:20} {share * 100:6.3f}% of a core")
+    out = Path(args.out)
+    out.mkdir(exist_ok=True)
+    (out / "aio.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    main()
