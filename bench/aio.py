@@ -17,7 +17,6 @@ import multiprocessing
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -215,7 +214,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for size in SIZES:
             sync = result[f"{kind} {size} B sync"]
             thread = result[f"{kind} {size} B to_thread"]
-            print(f"{kind} {size:>4} B  sync {sync / 1e3:8.1f}k msg/s  to_thread {thread / 1e3:6.1f}k")
+            print(
+                f"{kind} {size:>4} B  sync {sync / 1e3:8.1f}k msg/s  to_thread {thread / 1e3:.1f}k"
+            )
             for mode in ("asyncio", "trio"):
                 rate = result[f"{kind} {size} B {mode}"]
                 print(
@@ -225,7 +226,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         sync_rtt = result[f"{kind} round trip sync"]
         for mode in ("asyncio", "trio"):
             rtt = result[f"{kind} round trip {mode}"]
-            print(f"{kind} round trip {mode:8} {rtt:7.1f} us  ({rtt / sync_rtt:4.2f}x sync {sync_rtt:.1f} us)")
+            ratio = rtt / sync_rtt
+            print(
+                f"{kind} round trip {mode:8} {rtt:7.1f} us  ({ratio:4.2f}x sync {sync_rtt:.1f} us)"
+            )
         for mode in ("asyncio", "trio"):
             for label in ("receive()", "receive(timeout=60)"):
                 share = result[f"{kind} idle {mode} {label}"]
