@@ -1,20 +1,25 @@
 """Fixtures shared by every test: unique queue URLs that are always cleaned up,
-and a session-wide check that the suite leaves no queue behind."""
+and a session-wide check that no queue handed out to a test is left behind.
+
+Only URLs handed out here (``new_url``, ``new_posix_name``, ``new_sysv_key``
+and the fixtures built on them) are removed and checked: queues other
+programs (or other test runs) make are never touched or counted, whatever
+their names look like.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import os
 import random
 from collections.abc import Callable, Iterator
 
 import pytest
 
 import unimq
-from tests.helpers import list_posix_queues, list_sysv_keys
+from tests.helpers import list_sysv_keys
+from unimq.testing import QueueLedger, exists, unique_name
 
-_counter = itertools.count()
+#: pytester runs unimq.testing against backends from a fresh directory (tests/conformance).
+pytest_plugins = ["pytester"]
 
 
 def _importable(module: str) -> bool:
@@ -28,36 +33,36 @@ def _importable(module: str) -> bool:
 HAVE_POSIX = _importable("unimq_posix")
 HAVE_SYSV = _importable("unimq_sysv")
 
+#: Every URL handed out in this session: the scope of the leak check.
+HANDED_OUT = QueueLedger()
+_keys_handed_out: set[int] = set()
+
 
 def new_posix_name() -> str:
-    return f"/unimq-test-{os.getpid()}-{next(_counter)}-{random.randrange(1 << 30):x}"
-
-
-#: Every SysV key handed out to a test in this session (the leak check's scope).
-HANDED_OUT: set[int] = set()
-#: Key ranges of the demo (0x5D...) and the benchmarks (0x5B...), also ours.
-OWN_KEY_RANGES = ((0x5B000000, 0x5EFFFFFF),)
+    """A fresh POSIX queue name (``/unimq-test-...``), recorded for the leak check."""
+    name = "/" + unique_name()
+    HANDED_OUT.track(f"posix://{name}")
+    return name
 
 
 def new_sysv_key() -> int:
-    used = list_sysv_keys()
+    """A SysV key no queue has now and none was handed out before in this session."""
+    used = list_sysv_keys() | _keys_handed_out
     while True:
         key = random.randrange(0x10000000, 0x5AFFFFFF)
         if key not in used:
-            HANDED_OUT.add(key)
+            _keys_handed_out.add(key)
+            HANDED_OUT.track(f"sysv://{key}")
             return key
 
 
-def _ours_sysv(key: int) -> bool:
-    return key in HANDED_OUT or any(lo <= key <= hi for lo, hi in OWN_KEY_RANGES)
-
-
 def new_url(kind: str) -> str:
+    """A fresh URL of ``kind`` (posix, sysv or memory), recorded for the leak check."""
     if kind == "posix":
         return f"posix://{new_posix_name()}"
     if kind == "sysv":
         return f"sysv://{new_sysv_key()}"
-    return f"memory://test-{os.getpid()}-{next(_counter)}"
+    return HANDED_OUT.track(f"memory://{unique_name()}")
 
 
 UrlFactory = Callable[..., str]
@@ -65,18 +70,17 @@ UrlFactory = Callable[..., str]
 
 @pytest.fixture
 def make_url() -> Iterator[UrlFactory]:
-    """``make_url("posix")`` returns a fresh URL; the queue is removed at teardown."""
-    made: list[str] = []
+    """``make_url("posix")`` returns a fresh URL; the queue is removed at teardown,
+    and the test fails if it cannot be."""
+    ledger = QueueLedger()
 
     def factory(kind: str) -> str:
-        url = new_url(kind)
-        made.append(url)
-        return url
+        return ledger.track(new_url(kind))
 
     yield factory
-    for url in made:
-        with contextlib.suppress(unimq.UnimqError):
-            unimq.remove(url, missing_ok=True)
+    left = ledger.cleanup()
+    if left:
+        pytest.fail("queues the test made could not be removed: " + ", ".join(left))
 
 
 @pytest.fixture
@@ -104,27 +108,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-_before: tuple[set[int], set[str] | None] = (set(), None)
-
-
-def pytest_sessionstart(session: pytest.Session) -> None:
-    global _before
-    _before = (list_sysv_keys(), list_posix_queues())
-
-
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Fail the run if it left queues behind. Only queues this suite makes count
-    (keys it handed out, names starting with "unimq-"), and nothing is removed
-    here: another program's queues are never touched."""
-    sysv_before, posix_before = _before
-    leaked = [
-        f"sysv key 0x{k:08x}" for k in sorted(list_sysv_keys() - sysv_before) if _ours_sysv(k)
-    ]
-    posix_after = list_posix_queues()
-    if posix_before is not None and posix_after is not None:
-        leaked += [
-            f"posix /{n}" for n in sorted(posix_after - posix_before) if n.startswith("unimq-")
-        ]
+    """Fail the run if a queue at a URL handed out to a test still exists.
+
+    Nothing is removed here, and nothing else is looked at.
+    """
+    leaked = []
+    for url in HANDED_OUT.urls:
+        try:
+            if exists(url):
+                leaked.append(url)
+        except unimq.UnimqError as exc:
+            leaked.append(f"{url} ({exc})")
     if leaked:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         text = "the test suite leaked message queues: " + ", ".join(leaked)

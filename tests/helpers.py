@@ -1,17 +1,27 @@
 """Helpers for tests: listing queues, running code as another user or in a
-private IPC namespace, compiling C peers."""
+private IPC namespace, compiling C peers.
+
+Running a child as another user needs root (CAP_SETUID and CAP_SETGID for
+setpriv); without it, tests that need a second user skip, saying why.
+"""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 import textwrap
 from pathlib import Path
+
+import pytest
+
+import unimq.system
 
 ROOT = Path(__file__).resolve().parent.parent
 NOBODY = 65534
@@ -41,32 +51,121 @@ def can_unshare(*flags: str) -> str | None:
     return None
 
 
-def list_posix_queues() -> set[str] | None:
-    """Names of every POSIX queue in this IPC namespace, or None if they cannot be listed.
+def _setpriv(uid: int) -> list[str]:
+    return ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
 
-    Mounts an mqueue fs in a private *mount* namespace (same IPC namespace),
-    so the host's mounts are never touched.
+
+def _reachable(path: Path) -> bool:
+    return bool(path.stat().st_mode & 0o001)
+
+
+@functools.cache
+def _reveal() -> list[str] | str:
+    """A command prefix that lets another user run this venv's Python, or why none can.
+
+    The interpreter, the venv or this tree may sit below a directory other
+    users cannot enter (pyenv's Pythons under /root). Then the child runs in a
+    private mount namespace where each such directory is a fresh tmpfs (mode
+    0755) holding just those paths, bound back where they were: the host's
+    mounts are untouched, and the paths stay the same (scripts' #! lines work).
     """
-    if can_unshare("--mount", "--propagation", "private") is not None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        proc = subprocess.run(
-            [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                f"mount -t mqueue none {tmp} && ls -A {tmp}",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+    needed: list[Path] = []
+    for path in sorted({Path(p).resolve() for p in (sys.base_prefix, sys.prefix, ROOT)}):
+        if not any(path.is_relative_to(other) for other in needed):
+            needed.append(path)
+    hidden: dict[Path, list[Path]] = {}
+    for path in needed:
+        blocker = next((a for a in reversed(path.parents) if not _reachable(a)), None)
+        if blocker is None and not _reachable(path):
+            blocker = path
+        if blocker is not None:
+            hidden.setdefault(blocker, []).append(path)
+    if not hidden:
+        return []
+    if any(path in hidden for path in needed):
+        return f"other users cannot enter {', '.join(map(str, hidden))}"
+    reason = can_unshare("--mount", "--propagation", "private")
+    if reason is not None:
+        return f"other users cannot reach {', '.join(map(str, hidden))}, and {reason}"
+    stage = Path(tempfile.mkdtemp(prefix="unimq-reveal-"))
+    atexit.register(shutil.rmtree, stage, ignore_errors=True)
+    script = ["set -e"]
+    places = [path for paths in hidden.values() for path in paths]
+    for i, path in enumerate(places):
+        (stage / str(i)).mkdir()
+        script.append(f"mount --bind {shlex.quote(str(path))} {stage / str(i)}")
+    for blocker in hidden:
+        script.append(f"mount -t tmpfs -o mode=0755 unimq-reveal {shlex.quote(str(blocker))}")
+    for i, path in enumerate(places):
+        quoted = shlex.quote(str(path))
+        script += [f"mkdir -p {quoted}", f"mount --bind {stage / str(i)} {quoted}"]
+    script.append('exec "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", "\n".join(script), "sh"]
+
+
+@functools.cache
+def cannot_switch_user() -> str | None:
+    """None if this process can run this venv's Python as another user, else why not."""
+    if shutil.which("setpriv") is None:
+        return "setpriv (util-linux) is needed to run a child as another user"
+    proc = subprocess.run(
+        [*_setpriv(NOBODY), "true"], capture_output=True, text=True, check=False, timeout=60
+    )
     if proc.returncode != 0:
-        return None
-    return set(proc.stdout.split())
+        return (
+            "running a child as another user needs root (CAP_SETUID, CAP_SETGID), "
+            f"and uid {os.geteuid()} has not: {proc.stderr.strip()}"
+        )
+    reveal = _reveal()
+    if isinstance(reveal, str):
+        return f"uid {NOBODY} cannot run this Python: {reveal}"
+    probe = "import sys, unimq; print(sys.version)"
+    proc = subprocess.run(
+        [*reveal, *_setpriv(NOBODY), sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd="/",
+    )
+    if proc.returncode != 0 or proc.stdout.strip() != sys.version:
+        return (
+            f"uid {NOBODY} cannot run this Python ({sys.executable}) as itself: "
+            f"{(proc.stderr.strip() or proc.stdout.strip())[-300:]}"
+        )
+    return None
+
+
+def as_user(uid: int, cmd: list[str]) -> list[str]:
+    """``cmd`` run as ``uid``/``gid`` with no capabilities (setpriv); the calling
+    test is skipped when this process cannot run its Python as another user."""
+    reason = cannot_switch_user()
+    if reason is not None:
+        pytest.skip(reason)
+    reveal = _reveal()
+    assert isinstance(reveal, list)
+    return [*reveal, *_setpriv(uid), *cmd]
+
+
+def privileged() -> bool:
+    """Whether this process is root or has any capability."""
+    with open("/proc/self/status") as f:
+        caps = next((line.split()[1] for line in f if line.startswith("CapEff:")), "0")
+    return os.geteuid() == 0 or int(caps, 16) != 0
+
+
+def unprivileged(cmd: list[str]) -> list[str]:
+    """``cmd`` run without privileges: as is when this process has none, else as nobody."""
+    return as_user(NOBODY, cmd) if privileged() else cmd
+
+
+def over_msg_max() -> int:
+    """A ``max_messages`` one above what binds this process: fs.mqueue.msg_max, or
+    the kernel's hard ceiling (65536) for a process with CAP_SYS_RESOURCE."""
+    limits = unimq.system.limits()
+    if limits.cap_sys_resource or limits.msg_max is None:
+        return 65536 + 1
+    return limits.msg_max + 1
 
 
 def run_python(
@@ -86,9 +185,8 @@ def run_python(
     cmd: list[str] = []
     if namespace:
         cmd += ["unshare", "--ipc"]
-    if user is not None:
-        cmd += ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"]
-    cmd += [sys.executable, "-c", textwrap.dedent(code)]
+    python = [sys.executable, "-c", textwrap.dedent(code)]
+    cmd += python if user is None else as_user(user, python)
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     return subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, check=False, env=full_env, cwd=ROOT

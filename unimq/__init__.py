@@ -10,6 +10,8 @@ b'hello'
 
 from __future__ import annotations
 
+import logging as _logging
+
 from unimq._errors import (
     BackendNotInstalled,
     DecodeError,
@@ -74,6 +76,11 @@ __all__ = [
     "register_backend",
     "remove",
 ]
+
+# A library configures no logging: records go nowhere until the application
+# adds a handler (see docs/logging.md); NullHandler also keeps Python's
+# last-resort handler from printing unimq's warnings on stderr.
+_logging.getLogger("unimq").addHandler(_logging.NullHandler())
 
 # Tracebacks and reprs say unimq.QueueEmpty, not unimq._errors.QueueEmpty.
 for _name in __all__:

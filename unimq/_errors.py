@@ -186,6 +186,9 @@ class DecodeError(UnimqError, ValueError):
     """
 
     message: Message | None
+    #: From a typed ``receive_many``: every raw message of the batch, in order
+    #: (the decodable ones too, so that nothing taken is lost).
+    received: list[Message] | None = None
 
     def __init__(
         self,

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from unimq._errors import InvalidURL, QueueNotFound
+from unimq._names import sysv_id
 from unimq._options import merge_options, parse_access
 from unimq._queue import Queue
 from unimq._registry import get_backend
@@ -13,7 +14,7 @@ from unimq._url import QueueURL, parse_url
 
 __all__ = ["open", "remove"]
 
-_log = logging.getLogger("unimq")
+logger = logging.getLogger("unimq.queue")
 
 
 def _split(url: str | QueueURL | None) -> tuple[type[Queue], QueueURL, dict[str, str]]:
@@ -71,10 +72,29 @@ def open(
 def remove(url: str | QueueURL | None = None, *, missing_ok: bool = False) -> None:
     """Remove the queue at ``url`` without holding a handle on it.
 
+    The URL is checked as :func:`open` checks it: an unknown option, or a
+    value that does not parse, is :class:`InvalidURL` (options that only
+    matter when creating are accepted and ignored). ``sysv://id:N`` removes
+    the SysV queue whose identifier (msqid) is N, the one address a queue
+    created with IPC_PRIVATE has.
+
+    :raises InvalidURL: for a bad URL or option.
     :raises QueueNotFound: if it does not exist (unless ``missing_ok``).
     :raises PermissionDenied: if the caller may not remove it.
     """
-    cls, base, url_options = _split(url)
+    parsed = parse_url(url)
+    msqid = sysv_id(parsed.target) if parsed.scheme == "sysv" else None
+    if msqid is not None:
+        if parsed.query:
+            raise InvalidURL(
+                f"{parsed} takes no options: an identifier address names one existing queue",
+                url=str(parsed),
+            )
+        from unimq.system import _remove_sysv_id
+
+        _remove_sysv_id(msqid, missing_ok=missing_ok)
+        return
+    cls, base, url_options = _split(parsed)
     # The same option check as open(): an unknown or malformed option is an error
     # here too (the options themselves do not matter for removal).
     merge_options(base.scheme, url_options, {}, {**cls.options, "access": parse_access})
@@ -84,7 +104,7 @@ def remove(url: str | QueueURL | None = None, *, missing_ok: bool = False) -> No
         if not missing_ok:
             raise
     else:
-        _log.info("removed %s", base)
+        logger.info("removed %s", base)
 
 
 def _reopen(url: str) -> Queue:

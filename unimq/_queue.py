@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, overload
 
 from unimq._errors import (
+    LimitExceeded,
     MessageTooLarge,
     PermissionDenied,
     QueueClosed,
@@ -57,7 +58,7 @@ Op = Literal["open", "create", "send", "receive", "stat", "set", "remove", "noti
 WAIT_CHUNK = 3600.0
 _CREATE_RACE_TRIES = 100
 _monotonic = time.monotonic
-_log = logging.getLogger("unimq")
+_log = logging.getLogger("unimq.queue")
 
 #: Largest SysV message type unimq accepts (the kernel takes a long; C peers use int).
 MTYPE_MAX = 2**31 - 1
@@ -409,7 +410,8 @@ class Queue(abc.ABC):
         carries ``.sent`` as well, so how many went is never ambiguous.
 
         :raises QueueFull: if the batch could not be enqueued in time (``.sent``).
-        :raises MessageTooLarge, TypeError, ValueError: for a bad item (nothing sent).
+        :raises MessageTooLarge: for an item larger than the queue allows (nothing sent).
+        :raises TypeError: for an item that is not bytes-like or a Message (nothing sent).
         """
         if self._closed:
             raise self._closed_error()
@@ -589,7 +591,19 @@ class Queue(abc.ABC):
             handle = cls._open_existing(url, access=access, options=options)
             handle._warn_mismatch(options)
             return handle
-        cls._preflight(url, options)
+        try:
+            cls._preflight(url, options)
+        except LimitExceeded as limit:
+            # The limits bind creation only: an existing queue opens as it is
+            # (with the mismatch warning when its attributes differ).
+            if exclusive:
+                raise
+            try:
+                handle = cls._open_existing(url, access=access, options=options)
+            except QueueNotFound:
+                raise limit from None
+            handle._warn_mismatch(options)
+            return handle
         for _ in range(_CREATE_RACE_TRIES):
             try:
                 handle = cls._create(url, mode=mode, access=access, options=options)

@@ -37,14 +37,14 @@ def build_encoder(
     names: Sequence[str],
     strings: Sequence[tuple[int, int]],
     pack: Callable[..., bytes],
-    too_long: Callable[[str, int, int], Exception],
+    bad_string: Callable[[str, bytes, int], Exception],
     explain: Callable[[Exception, dict[str, Any]], Exception],
 ) -> Callable[[Any], bytes]:
     """``encode(value) -> bytes`` for ``model``.
 
     :param strings: ``(index, room)`` of each char[N] field, room = N - 1.
-    :param too_long: the error for field ``name`` encoding to ``n`` bytes
-        where ``room`` fit.
+    :param bad_string: the error for field ``name`` whose UTF-8 bytes do not
+        fit ``room`` bytes or hold a NUL (C would read the string as cut there).
     :param explain: turns an error from the field values (``value.__dict__``)
         into a ValueError naming the field.
     """
@@ -60,8 +60,8 @@ def build_encoder(
         if i in room:
             body += [
                 f"        v{i} = d[{name!r}].encode()",
-                f"        if len(v{i}) > {room[i]}:",
-                f"            raise too_long({name!r}, len(v{i}), {room[i]})",
+                f"        if len(v{i}) > {room[i]} or b'\\0' in v{i}:",
+                f"            raise bad_string({name!r}, v{i}, {room[i]})",
             ]
         else:
             body.append(f"        v{i} = d[{name!r}]")
@@ -77,7 +77,7 @@ def build_encoder(
     env = {
         "model": model,
         "pack": pack,
-        "too_long": too_long,
+        "bad_string": bad_string,
         "explain": explain,
         "struct": struct,
     }

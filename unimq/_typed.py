@@ -5,10 +5,23 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+import threading
+import time
+import types
+from collections.abc import Callable, Iterable, Mapping
+from typing import (
+    TYPE_CHECKING,
+    Annotated,
+    Any,
+    Generic,
+    TypeVar,
+    Union,
+    cast,
+    get_args,
+    get_origin,
+)
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from unimq._codecs import Codec, JSONCodec
 from unimq._errors import DecodeError, MessageTooLarge, QueueEmpty, UnsupportedOperation
@@ -22,6 +35,40 @@ __all__ = ["TypedQueue"]
 
 M = TypeVar("M")
 logger = logging.getLogger("unimq.typed")
+
+_clock = time.monotonic
+
+
+class _DeadLetterLog:
+    """Rate-limited WARNING records for dead letters, one state per (source, dlq)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: (source, dlq) -> (time of the last WARNING, dead letters not reported since)
+        self._state: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def record(self, source: str, dlq: str, reason: str, interval: float) -> None:
+        now = _clock()
+        key = (source, dlq)
+        with self._lock:
+            state = self._state.get(key)
+            due = state is None or now - state[0] >= interval
+            pending = 0 if state is None else state[1]
+            self._state[key] = (now, 0) if due or state is None else (state[0], pending + 1)
+        if not due:
+            logger.debug("dead-lettered an undecodable message from %s to %s", source, dlq)
+            return
+        more = (
+            f"; {pending} more since the last report (reported at most every {interval:g} s)"
+            if pending
+            else ""
+        )
+        logger.warning(
+            "dead-lettered an undecodable message from %s to %s: %s%s", source, dlq, reason, more
+        )
+
+
+_dead_letter_log = _DeadLetterLog()
 
 
 def _make_codec(tp: Any, codec: str | Codec[Any], queue: Queue) -> Codec[Any]:
@@ -49,6 +96,11 @@ class TypedQueue(Generic[M]):
     ``dead_letter``, it is forwarded there and the receive goes on.
     """
 
+    #: Seconds between two WARNING records (logger ``unimq.typed``) about dead
+    #: letters from one queue to one dead-letter queue; those in between are
+    #: logged at DEBUG and counted, and the next WARNING says how many.
+    dead_letter_log_interval: float = 60.0
+
     def __init__(
         self,
         queue: Queue,
@@ -62,6 +114,9 @@ class TypedQueue(Generic[M]):
         self._by_mtype: dict[int, Codec[Any]] = {}
         self._mtype_of: dict[type, int] = {}
         self._models: dict[int, Any] = {}
+        self._accepts: dict[int, Callable[[object], str | None]] = {}
+        #: How many undecodable messages this view forwarded to its dead-letter queue.
+        self.dead_lettered = 0
         if isinstance(model, Mapping):
             if not queue.capabilities & Capability.MTYPE:
                 raise UnsupportedOperation(
@@ -93,6 +148,7 @@ class TypedQueue(Generic[M]):
         made = _make_codec(tp, codec, self.queue)
         self._by_mtype[mtype] = made
         self._models[mtype] = tp
+        self._accepts[mtype] = _instance_check(tp)
         if isinstance(tp, type):
             self._mtype_of[tp] = mtype
         return made
@@ -109,18 +165,55 @@ class TypedQueue(Generic[M]):
     ) -> None:
         """Encode ``value`` and send it.
 
-        :raises TypeError: if ``value``'s type is not bound to this queue.
+        ``value`` must be an instance of the bound model (of one of the mapped
+        models, with a mapping): a dict, a JSON string or another model is a
+        ``TypeError``, never sent as whatever it happens to serialize to.
+        Validate such data into the model first (``Order.model_validate(d)``).
+        For a bound type that is not a class (a union, ``list[Order]``), the
+        value must pass pydantic's strict validation of that type.
+
+        :raises TypeError: if ``value`` is not an instance of the bound model.
+        :raises ValueError: if the value cannot be encoded faithfully: a
+            required field is missing (``model_construct``), a field holds the
+            wrong type, a NaN or infinity for JSON, a string too long for (or
+            holding a NUL in) its C field; or ``mtype`` differs from the one a
+            mapping binds to the value's model.
         :raises MessageTooLarge: if the encoded value is larger than the queue allows.
-        :raises ValueError: if the value cannot be encoded (e.g. a string too
-            long for its C field).
         Otherwise as :meth:`unimq.Queue.send`.
         """
-        codec = self._single
-        if codec is None or mtype is None:
-            tag = self._mtype_for(value) if codec is None else self._default_mtype
-            if codec is None:
-                codec = self._by_mtype[tag]
+        tag = self._tag_of(value)
+        if self._single is None and mtype is not None and mtype != tag:
+            raise ValueError(
+                f"{type(value).__name__} travels with mtype {tag} on this typed queue; "
+                f"sending it with mtype={mtype} would make receivers decode it as another "
+                "model: leave mtype out"
+            )
+        data = self._encode(value)
+        if mtype is None:
             mtype = tag
+        self.queue.send(data, mtype=mtype, priority=priority, timeout=timeout)
+
+    def send_many(self, values: Iterable[M], *, timeout: float | None = None) -> int:
+        """Encode and send several values in order, with one deadline for the batch.
+
+        Every value is checked and encoded before the first is sent, so a bad
+        value sends nothing (same errors as :meth:`send`). If the deadline
+        passes after k values, :class:`unimq.QueueFull` is raised with
+        ``.sent == k``; see :meth:`unimq.Queue.send_many`.
+        """
+        batch = [Message(self._encode(value), self._tag_of(value), 0) for value in values]
+        return self.queue.send_many(batch, timeout=timeout)
+
+    def _tag_of(self, value: object) -> int:
+        return self._default_mtype if self._single is not None else self._mtype_for(value)
+
+    def _encode(self, value: object) -> bytes:
+        """The checked encoding of one value (as :meth:`send` makes it)."""
+        tag = self._tag_of(value)
+        problem = self._accepts[tag](value)
+        if problem is not None:
+            raise TypeError(problem)
+        codec = self._single if self._single is not None else self._by_mtype[tag]
         data = codec.encode(value)
         if len(data) > self.queue.max_message_size:
             raise MessageTooLarge(
@@ -131,7 +224,7 @@ class TypedQueue(Generic[M]):
                 limit=self.queue.max_message_size,
                 url=self.queue.url,
             )
-        self.queue.send(data, mtype=mtype, priority=priority, timeout=timeout)
+        return data
 
     def _mtype_for(self, value: object) -> int:
         tag = self._mtype_of.get(type(value))
@@ -139,9 +232,10 @@ class TypedQueue(Generic[M]):
             for tp, candidate in self._mtype_of.items():
                 if isinstance(value, tp):
                     return candidate
-            bound = ", ".join(f"{t}: {m.__name__}" for t, m in self._models.items())
+            bound = ", ".join(f"{t}: {_type_name(m)}" for t, m in self._models.items())
             raise TypeError(
-                f"{type(value).__name__} is not bound to this typed queue ({{{bound}}})"
+                f"{type(value).__name__} is not one of the models bound to this typed queue "
+                f"({{{bound}}}){_hint(value, None)}"
             )
         return tag
 
@@ -166,23 +260,59 @@ class TypedQueue(Generic[M]):
             msg = self.queue.receive(mtype=select, timeout=timeout)
             return self._decode(msg), msg
         deadline = Deadline(timeout)
+        forwarded = 0
         while True:
-            msg = self.queue.receive(mtype=select, timeout=deadline.remaining())
+            # After a dead letter, messages already queued are still taken even once
+            # the deadline has passed (remaining() is then 0: take, never wait).
+            try:
+                msg = self.queue.receive(mtype=select, timeout=deadline.remaining())
+            except QueueEmpty:
+                if not forwarded:
+                    raise
+                raise QueueEmpty(
+                    f"no decodable message arrived in {self.queue.url} within {timeout} s; "
+                    f"{forwarded} undecodable one(s) went to the dead-letter queue",
+                    url=self.queue.url,
+                ) from None
             try:
                 return self._decode(msg), msg
             except DecodeError as exc:
                 self._forward(exc)
-                if deadline.expired():
-                    raise QueueEmpty(
-                        f"only undecodable messages arrived in {self.queue.url} within "
-                        f"{timeout} s (dead-lettered)",
-                        url=self.queue.url,
-                    ) from None
+                forwarded += 1
+
+    def receive_many(
+        self, max_messages: int, model: type[M] | None = None, *, timeout: float | None = None
+    ) -> list[M]:
+        """Wait (per ``timeout``) for the first value, then take what is already
+        queued, up to ``max_messages``, and decode them in order.
+
+        Nothing is lost to a payload that does not decode: with a dead-letter
+        queue it goes there and the others are returned (if every message
+        taken was undecodable, more are taken without waiting, as
+        :meth:`receive` does); without one, :class:`unimq.DecodeError` is
+        raised for the first bad payload, with ``.message`` that message and
+        ``.received`` every raw message of the batch, in order.
+        """
+        select = self._select if model is None else self._mtype_for_model(model)
+        deadline = Deadline(timeout)
+        while True:
+            msgs = self.queue.receive_many(max_messages, mtype=select, timeout=deadline.remaining())
+            values: list[M] = []
+            for msg in msgs:
+                try:
+                    values.append(self._decode(msg))
+                except DecodeError as exc:
+                    if self._dead_letter is None:
+                        exc.received = msgs
+                        raise
+                    self._forward(exc)
+            if values:
+                return values
 
     def _mtype_for_model(self, model: type[M]) -> int:
         tag = self._mtype_of.get(cast(type, model))
         if tag is None:
-            raise TypeError(f"{getattr(model, '__name__', model)} is not bound to this typed queue")
+            raise TypeError(f"{_type_name(model)} is not bound to this typed queue")
         return tag
 
     def _decode(self, msg: Message) -> M:
@@ -235,8 +365,12 @@ class TypedQueue(Generic[M]):
             )
         except Exception as exc:
             raise error from exc  # the DecodeError still carries the message: nothing lost
-        logger.warning(
-            "dead-lettered an undecodable message from %s to %s", self.queue.url, dlq.url
+        self.dead_lettered += 1
+        _dead_letter_log.record(
+            self.queue.url,
+            dlq.url,
+            _first_line(error.__cause__ or error),
+            self.dead_letter_log_interval,
         )
 
     # ------------------------------------------------------------------ queue.Queue spellings
@@ -281,6 +415,103 @@ class TypedQueue(Generic[M]):
         names = {t: getattr(m, "__name__", repr(m)) for t, m in self._models.items()}
         shown = next(iter(names.values())) if self._single is not None else names
         return f"<unimq.TypedQueue {self.queue.url!r} model={shown}>"
+
+
+def _type_name(tp: Any) -> str:
+    return tp.__name__ if isinstance(tp, type) else repr(tp)
+
+
+def _hint(value: object, model: Any) -> str:
+    name = model.__name__ if isinstance(model, type) else "the model"
+    if isinstance(value, Mapping):
+        return (
+            f"; a dict is not sent as it is: validate it into the model first, "
+            f"{name}.model_validate(data)"
+        )
+    if isinstance(value, str | bytes | bytearray):
+        return (
+            f"; to send JSON text, validate it into the model first, "
+            f"{name}.model_validate_json(text), or send raw bytes on the queue itself"
+        )
+    return ""
+
+
+def _member_classes(tp: Any) -> tuple[type, ...] | None:
+    """The classes a union (``A | B``, ``Optional[A]``, ``Annotated[A | B, ...]``)
+    is made of, or None if ``tp`` is not a union of plain classes."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        return _member_classes(get_args(tp)[0])
+    if origin is Union or origin is types.UnionType:
+        found: list[type] = []
+        for arg in get_args(tp):
+            members = _member_classes(arg)
+            if members is None:
+                return None
+            found += members
+        return tuple(found)
+    if tp is None:
+        return (type(None),)
+    if isinstance(tp, type) and origin is None:
+        return (tp,)
+    return None
+
+
+def _instance_check(tp: Any) -> Callable[[object], str | None]:
+    """A function that says why a value is not "an instance of" ``tp`` (None if it is).
+
+    A pydantic model: an instance of it (subclasses included) with every
+    required field set. Any other class, or a union of classes (``A | B``,
+    also inside ``Annotated``): an instance of one of them. Any other type
+    (``list[Order]``, ``dict[str, int]``): a value pydantic's strict
+    validation of ``tp`` accepts; models inside are checked when encoding.
+    """
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        required = {name for name, f in tp.model_fields.items() if f.is_required()}
+        count = len(tp.model_fields)
+
+        def check_model(value: object) -> str | None:
+            if not isinstance(value, tp):
+                return (
+                    f"this typed queue sends {tp.__name__} values, not "
+                    f"{type(value).__name__}{_hint(value, tp)}"
+                )
+            if len(value.__dict__) < count:
+                missing = sorted(required - value.__dict__.keys())
+                if missing:
+                    raise ValueError(
+                        f"{tp.__name__} value lacks required field(s) {', '.join(missing)} "
+                        "(built with model_construct()?); the receiver could not decode it"
+                    )
+            return None
+
+        return check_model
+    classes = _member_classes(tp)
+    if classes is not None:
+        names = " | ".join(c.__name__ for c in classes)
+
+        def check_union(value: object) -> str | None:
+            if isinstance(value, classes):
+                return None
+            return (
+                f"{type(value).__name__} value is not a {names}: this typed queue sends "
+                f"instances of {names}{_hint(value, None)}"
+            )
+
+        return check_union
+    adapter: TypeAdapter[Any] = TypeAdapter(tp)
+
+    def check_strict(value: object) -> str | None:
+        try:
+            adapter.validate_python(value, strict=True)
+        except ValidationError as exc:
+            return (
+                f"{type(value).__name__} value is not a {tp!r}: {_first_line(exc)}"
+                f"{_hint(value, None)}"
+            )
+        return None
+
+    return check_strict
 
 
 def _first_line(exc: BaseException) -> str:

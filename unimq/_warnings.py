@@ -22,16 +22,22 @@ class AttributeMismatchWarning(UserWarning):
     """
 
 
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_KIT = _PACKAGE + "testing" + os.sep  # the contract kit is a caller, like user code
+
+
 def _internal(filename: str) -> bool:
-    parts = filename.split(os.sep)
-    return any(p == "unimq" or p.startswith("unimq_") for p in parts[-3:-1])
+    """Whether a frame's file belongs to unimq or a backend package (unimq_*)."""
+    if filename.startswith(_PACKAGE):
+        return not filename.startswith(_KIT)
+    return os.path.basename(os.path.dirname(filename)).startswith("unimq_")
 
 
 def warn_user(message: str, category: type[Warning]) -> None:
     """Warn with the location of the first caller outside unimq and its backends."""
     level = 2  # warnings.warn counts warn_user itself as 1
     frame = sys._getframe(1)
-    while frame is not None and _internal(os.path.normpath(frame.f_code.co_filename)):
+    while frame is not None and _internal(os.path.abspath(frame.f_code.co_filename)):
         frame = frame.f_back  # type: ignore[assignment]
         level += 1
     warnings.warn(message, category, stacklevel=level)

@@ -19,9 +19,9 @@ mtype prefix.
 Layouts use native x86-64/aarch64 sizes and gcc's natural alignment, or no
 padding at all with ``packed=True`` (``__attribute__((packed))``). Strings are
 UTF-8, NUL-padded on send and cut at the first NUL on receive; a string must
-leave room for its terminating NUL, and an integer must fit its C type: both
-are validation errors when the model is built, and again at send time, never a
-silent cut. :meth:`CStructCodec.layout` shows sizes and offsets.
+leave room for its terminating NUL and hold no NUL of its own, and an integer
+must fit its C type: each is a validation error when the model is built, and
+again at send time, never a silent cut. :meth:`CStructCodec.layout` shows sizes and offsets.
 """
 
 from __future__ import annotations
@@ -78,6 +78,13 @@ class CType:
         """Validate ``value`` for this C type (fits, has room for its NUL); return it."""
         if self.is_string:
             raw = value.encode("utf-8")
+            if b"\0" in raw:
+                raise PydanticCustomError(
+                    "c_string_nul",
+                    "{ctype} cannot hold a NUL character (at byte {index}): a C string ends at "
+                    "its first NUL, so the peer would read it cut there",
+                    {"ctype": self.name, "index": raw.index(0)},
+                )
             if len(raw) > self.size - 1:
                 raise PydanticCustomError(
                     "c_string_too_long",
@@ -274,7 +281,7 @@ class CStructCodec(Generic[M]):
         # The encode and decode methods are straight-line functions compiled once for
         # this layout (see unimq._struct_code); the helpers below are their cold paths.
         self.encode = build_encoder(
-            model, names, strings, packer.pack, self._too_long, self._explain
+            model, names, strings, packer.pack, self._bad_string, self._explain
         )
         self.decode = build_decoder(
             model,
@@ -291,10 +298,15 @@ class CStructCodec(Generic[M]):
         """The struct layout: size, offsets, and :meth:`Layout.describe`."""
         return self._layout
 
-    def _too_long(self, name: str, length: int, room: int) -> Exception:
+    def _bad_string(self, name: str, raw: bytes, room: int) -> Exception:
+        if len(raw) > room:
+            return ValueError(
+                f"{self.model.__name__}.{name}: {len(raw)} bytes do not fit char[{room + 1}] "
+                f"(at most {room} bytes plus the NUL)"
+            )
         return ValueError(
-            f"{self.model.__name__}.{name}: {length} bytes do not fit char[{room + 1}] "
-            f"(at most {room} bytes plus the NUL)"
+            f"{self.model.__name__}.{name} holds a NUL character at byte {raw.index(0)}: a C "
+            "string ends at its first NUL, so the peer would read it cut there"
         )
 
     def _explain(self, exc: Exception, values: dict[str, Any]) -> Exception:

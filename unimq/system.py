@@ -7,15 +7,16 @@ module; opening queues goes through :func:`unimq.open`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno as E
 import logging
 import os
+import re
 import uuid
 import warnings
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -36,8 +37,9 @@ from unimq._limits import (
     rlimit_msgqueue,
 )
 from unimq._message import QueueStat
-from unimq._names import format_key
+from unimq._names import ID_PREFIX, format_key
 from unimq._sysvproc import sysv_msg_entries
+from unimq._url import QueueURL
 
 __all__ = [
     "CheckResult",
@@ -50,6 +52,7 @@ __all__ = [
     "mqueue_mount",
     "posix_queue_cost",
     "set_limit",
+    "sysv_queue_by_id",
     "umount",
 ]
 
@@ -148,17 +151,30 @@ def posix_queue_cost(max_messages: int, max_message_size: int) -> int:
 # ---------------------------------------------------------------------- mounts
 
 
-def _mqueue_mounts() -> list[str]:
-    found: list[str] = []
+_OCTAL = re.compile(r"\\([0-7]{3})")
+
+
+def _mount_points() -> dict[str, str]:
+    """Every mount point of this mount namespace and its filesystem type (the last
+    mount on a path wins, as it is the one that shows)."""
+    found: dict[str, str] = {}
     try:
-        with open("/proc/self/mountinfo") as f:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
             for line in f:
                 left, _, right = line.partition(" - ")
-                if right.split(" ", 1)[0] == "mqueue":
-                    found.append(left.split()[4].replace("\\040", " "))
+                fields = left.split()
+                if len(fields) < 5 or not right:
+                    continue
+                # mountinfo writes space, tab, newline and backslash as \ooo.
+                point = _OCTAL.sub(lambda m: chr(int(m.group(1), 8)), fields[4])
+                found[point] = right.split(" ", 1)[0]
     except OSError:
         pass
     return found
+
+
+def _mqueue_mounts() -> list[str]:
+    return [point for point, fstype in _mount_points().items() if fstype == "mqueue"]
 
 
 def mqueue_mount() -> str | None:
@@ -173,20 +189,66 @@ def _libc() -> ctypes.CDLL:
     return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
-def mount(path: str = DEFAULT_MOUNT) -> str:
+def _exists_error(message: str) -> FileExistsError:
+    err = FileExistsError(message)
+    err.errno = E.EEXIST
+    return err
+
+
+def mount(path: str = DEFAULT_MOUNT, *, force: bool = False) -> str:
     """Mount an mqueue filesystem at ``path`` (created if missing); return the path.
 
-    An existing mqueue mount at ``path`` is left alone. The mount shows the
-    POSIX queues of the caller's IPC namespace.
+    An mqueue mount already at ``path`` is left alone (and ``path`` returned).
+    Anything else that is there is never hidden unless ``force`` is true: a
+    mount of another filesystem, or a directory that is not empty. If the
+    mount fails, the directories this call created are removed again. The
+    mount shows the POSIX queues of the caller's IPC namespace.
 
+    :raises FileExistsError: if ``path`` is a mount point or a non-empty
+        directory and ``force`` is false (the message says which).
+    :raises NotADirectoryError: if ``path`` exists and is not a directory.
     :raises PermissionDenied: without CAP_SYS_ADMIN.
     """
     path = os.path.abspath(path)
-    if path in _mqueue_mounts():
+    points = _mount_points()
+    if points.get(path) == "mqueue":
         return path
-    Path(path).mkdir(parents=True, exist_ok=True)
+    if not force:
+        if path in points or os.path.ismount(path):
+            raise _exists_error(
+                f"{path} is already a mount point ({points.get(path, 'unknown')} filesystem); "
+                "mounting mqueue there would hide it: pick another directory, or pass "
+                "force=True (unimq mount --force) to mount over it"
+            )
+        if os.path.isdir(path) and os.listdir(path):
+            raise _exists_error(
+                f"{path} is not empty; mounting mqueue there would hide what it holds: pick "
+                "an empty or new directory, or pass force=True (unimq mount --force)"
+            )
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(E.ENOTDIR, f"{path} exists and is not a directory", path)
+    created: list[str] = []  # deepest first
+
+    def remove_created() -> None:
+        for directory in created:
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+
+    missing: list[str] = []
+    parent = path
+    while not os.path.lexists(parent):
+        missing.append(parent)
+        parent = os.path.dirname(parent)
+    try:
+        for directory in reversed(missing):
+            os.mkdir(directory)
+            created.insert(0, directory)
+    except OSError:
+        remove_created()
+        raise
     if _libc().mount(b"mqueue", os.fsencode(path), b"mqueue", 0, None) != 0:
         err = ctypes.get_errno()
+        remove_created()  # leave nothing behind
         if err in (E.EPERM, E.EACCES):
             raise PermissionDenied(
                 f"cannot mount the mqueue filesystem at {path}: mounting needs CAP_SYS_ADMIN "
@@ -253,7 +315,7 @@ def _sysv_queues() -> list[QueueStat]:
             key = row["key"]
             out.append(
                 QueueStat(
-                    url=f"sysv://{format_key(key)}" if key else f"sysv-private:{row['msqid']}",
+                    url=f"sysv://{format_key(key) if key else ID_PREFIX + str(row['msqid'])}",
                     kind="sysv",
                     key=key,
                     id=row["msqid"],
@@ -288,7 +350,7 @@ def _posix_queues(path: str) -> list[QueueStat]:
                 info = dict(item.split(":", 1) for item in f.read().split())
         except (OSError, ValueError):
             continue  # removed while listing, or unreadable
-        url = f"posix:///{entry}"
+        url = str(QueueURL("posix", f"/{entry}"))  # percent-encoded, as stat prints it
         extra: dict[str, Any] = {}
         try:
             with unimq.open(url, access="r") as q:
@@ -326,7 +388,10 @@ def list_queues(kind: str | None = None) -> list[QueueStat]:
     POSIX from the mounted mqueue filesystem.
 
     POSIX ``messages`` is -1 where the queue could not be opened read-only
-    (no permission, or the posix backend is not installed).
+    (no permission, or the posix backend is not installed). Each record's
+    ``url`` reopens the queue it describes: names are percent-encoded, and a
+    SysV queue without a key (IPC_PRIVATE) is ``sysv://id:N`` (see
+    :func:`sysv_queue_by_id`; :func:`unimq.remove` removes it).
 
     :param kind: ``"sysv"``, ``"posix"`` or None for both.
     :raises InvalidURL: for another kind.
@@ -350,6 +415,52 @@ def list_queues(kind: str | None = None) -> list[QueueStat]:
         else:
             result += _posix_queues(path)
     return result
+
+
+def sysv_queue_by_id(msqid: int) -> QueueStat:
+    """The SysV queue with identifier ``msqid``, as :func:`list_queues` shows it.
+
+    This is how a queue without a key (IPC_PRIVATE, listed as ``sysv://id:N``)
+    is looked at; the record comes from /proc/sysvipc/msg, which has no
+    ``max_bytes``.
+
+    :raises QueueNotFound: if no queue has that identifier.
+    """
+    for st in _sysv_queues():
+        if st.id == msqid:
+            return st
+    raise QueueNotFound(
+        f"no SysV queue has the identifier {msqid} (it was removed, or never existed); "
+        "'unimq ls --kind sysv' lists the queues there are",
+        errno=E.EINVAL,
+        url=f"sysv://{ID_PREFIX}{msqid}",
+    )
+
+
+_IPC_RMID = 0
+
+
+def _remove_sysv_id(msqid: int, *, missing_ok: bool = False) -> None:
+    """msgctl(msqid, IPC_RMID): remove a SysV queue by identifier (``sysv://id:N``)."""
+    url = f"sysv://{ID_PREFIX}{msqid}"
+    if msqid > 0x7FFFFFFF or _libc().msgctl(ctypes.c_int(msqid), _IPC_RMID, None) != 0:
+        err = E.EINVAL if msqid > 0x7FFFFFFF else ctypes.get_errno()
+        if err in (E.EINVAL, E.EIDRM):
+            if missing_ok:
+                return
+            raise QueueNotFound(
+                f"{url} does not exist (no SysV queue has the identifier {msqid})",
+                errno=err,
+                url=url,
+            )
+        if err in (E.EPERM, E.EACCES):
+            raise PermissionDenied(
+                f"cannot remove {url}: only its owner, its creator or root may (ipcrm -q {msqid})",
+                errno=err,
+                url=url,
+            )
+        raise OSError(err, f"msgctl(IPC_RMID) on {url} failed: {os.strerror(err)}")
+    logger.info("removed %s", url)
 
 
 # ---------------------------------------------------------------------- preflight

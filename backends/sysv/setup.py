@@ -12,6 +12,7 @@ setup(
         Extension(
             "unimq_sysv._fast",
             ["unimq_sysv/_fast.c"],
+            depends=["unimq_sysv/_wake.h"],
             extra_compile_args=["-O2"],
             optional=True,
         )

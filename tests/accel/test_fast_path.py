@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
-import threading
-import time
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -123,136 +120,6 @@ def test_errors_keep_their_meaning(kind: str, make_url: UrlFactory) -> None:
         else:  # an unlinked POSIX queue lives on while open
             q.send(b"x", timeout=0)
             assert q.receive(timeout=0).data == b"x"
-
-
-def sysv_channel(q: unimq.Queue) -> Any:
-    if not accelerated("sysv"):
-        pytest.skip("unimq_sysv._fast is not built (or UNIMQ_PURE_PYTHON is set)")
-    return q._mq_receive.__self__  # type: ignore[attr-defined]
-
-
-@pytest.mark.skipif(not HAVE_SYSV, reason="sysv backend not installed")
-def test_sysv_timed_waits_in_c(make_url: UrlFactory) -> None:
-    """SysV has no timed msgrcv/msgsnd: the C channel polls with backoff,
-    without the GIL, and keeps the deadline, mtype selection and errors."""
-    with unimq.open(make_url("sysv"), create=True, max_bytes=64) as q:
-        channel = sysv_channel(q)
-        start = time.monotonic()
-        assert channel.wait_receive(0, 0.05, 0.00005, 0.0015) is None
-        assert time.monotonic() - start >= 0.05
-        # Another thread runs while the wait sleeps (the GIL is released), and
-        # only the selected type is taken.
-        threading.Timer(0.05, q.send, args=(b"other",), kwargs={"mtype": 5}).start()
-        threading.Timer(0.1, q.send, args=(b"wanted",), kwargs={"mtype": 7}).start()
-        assert channel.wait_receive(7, 5.0, 0.00005, 0.0015) == unimq.Message(b"wanted", 7, 0)
-        assert q.receive(timeout=1) == unimq.Message(b"other", 5, 0)
-        # A full queue: False at the deadline, True once a reader makes room.
-        q.send(b"f" * 64)
-        assert channel.wait_send(b"g" * 64, 1, 0.05, 0.00005, 0.0015) is False
-        threading.Timer(0.1, q.receive, kwargs={"timeout": 1}).start()
-        assert channel.wait_send(b"g" * 64, 2, 5.0, 0.00005, 0.0015) is True
-        time.sleep(0.2)  # the timer's receive has run
-        assert q.receive(timeout=0) == unimq.Message(b"g" * 64, 2, 0)
-        for bad in [(-1.0, 0.001, 0.01), (1.0, 0.0, 0.01), (1.0, 0.01, 0.001)]:
-            with pytest.raises(ValueError, match="0 < start <= cap"):
-                channel.wait_receive(0, *bad)
-        with pytest.raises(TypeError):
-            channel.wait_send("text", 1, 1.0, 0.001, 0.01)
-        q.remove()
-        with pytest.raises(unimq.QueueRemoved):
-            q.receive(timeout=1)
-        with pytest.raises(unimq.QueueRemoved):
-            q.send(b"x", timeout=1)
-
-
-@pytest.mark.skipif(not HAVE_SYSV, reason="sysv backend not installed")
-def test_sysv_timed_waits_do_not_leak(make_url: UrlFactory) -> None:
-    with unimq.open(make_url("sysv"), create=True) as q:
-        channel = sysv_channel(q)
-        for _ in range(3):
-            q.send(b"w")
-            channel.wait_receive(0, 1.0, 0.00005, 0.0015)
-        tracemalloc.start()
-        try:
-            before = tracemalloc.get_traced_memory()[0]
-            for i in range(3000):
-                q.send(b"%d" % i, timeout=1.0)
-                assert channel.wait_receive(0, 1.0, 0.00005, 0.0015).data == b"%d" % i
-                assert channel.wait_receive(0, 0.0, 0.00005, 0.0015) is None
-            after = tracemalloc.get_traced_memory()[0]
-        finally:
-            tracemalloc.stop()
-        assert after - before < 64 * 1024, f"{after - before} bytes still allocated"
-
-
-def posix_channels(q: unimq.Queue) -> dict[str, Any]:
-    """The handle's own channel (waits on its blocking twin descriptor) and one
-    on the same descriptor without a twin (waits with poll())."""
-    if not accelerated("posix"):
-        pytest.skip("unimq_posix._fast is not built (or UNIMQ_PURE_PYTHON is set)")
-    from unimq_posix import _fast
-    from unimq_posix._queue import _BusyError, _Existential
-
-    mq = q._mq  # type: ignore[attr-defined]
-    assert q._twin is not None  # type: ignore[attr-defined]
-    polling = _fast.Channel(mq.mqd, mq.max_message_size, _BusyError, _Existential, unimq.Message)
-    return {"twin": q._mq_receive.__self__, "poll": polling}  # type: ignore[attr-defined]
-
-
-@pytest.mark.skipif(not HAVE_POSIX, reason="posix backend not installed")
-@pytest.mark.parametrize("how", ["twin", "poll"])
-def test_posix_blocking_waits_both_ways(how: str, make_url: UrlFactory) -> None:
-    """timeout=None waits without the GIL, on the blocking twin descriptor or
-    with poll(); signal handlers run during the wait and their exceptions
-    propagate without taking or enqueueing anything."""
-    with unimq.open(make_url("posix"), create=True, max_messages=1, max_message_size=32) as q:
-        channel = posix_channels(q)[how]
-        threading.Timer(0.1, q.send, args=(b"later",)).start()
-        assert channel.receive(True) == unimq.Message(b"later", 1, 0)
-        q.send(b"full")
-        threading.Timer(0.1, q.receive, kwargs={"timeout": 1}).start()
-        channel.send(b"room", True, 3)  # waits until the timer's receive made room
-        time.sleep(0.1)
-        assert q.receive(timeout=0) == unimq.Message(b"room", 1, 3)
-        calls: list[int] = []
-
-        def handler(signum: int, frame: object) -> None:
-            calls.append(signum)
-            if len(calls) == 3:
-                raise KeyboardInterrupt
-
-        old = signal.signal(signal.SIGALRM, handler)
-        try:
-            signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)
-            with pytest.raises(KeyboardInterrupt):
-                channel.receive(True)
-            q.send(b"full")
-            calls.clear()
-            with pytest.raises(KeyboardInterrupt):
-                channel.send(b"never", True, 0)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, old)
-        assert [m.data for m in q.drain()] == [b"full"]
-        q.remove()
-
-
-@pytest.mark.skipif(not HAVE_POSIX, reason="posix backend not installed")
-def test_posix_twin_only_for_the_same_queue(make_url: UrlFactory) -> None:
-    from unimq_posix._queue import _blocking_twin
-
-    url = make_url("posix")
-    name = url.removeprefix("posix://")
-    with unimq.open(url, create=True, max_messages=1, max_message_size=32) as q:
-        mq = q._mq  # type: ignore[attr-defined]
-        twin = _blocking_twin(name, mq, "rw")
-        assert twin is not None and twin.block and not mq.block
-        twin.close()
-        q.remove()
-        assert _blocking_twin(name, mq, "rw") is None  # unlinked
-        with unimq.open(url, create=True, max_messages=1, max_message_size=32) as other:
-            assert _blocking_twin(name, mq, "rw") is None  # another queue, same name
-            other.remove()
 
 
 @pytest.mark.parametrize("size", [8192 + 1, 60000])

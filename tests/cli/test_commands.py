@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 
 import unimq
 from tests.conftest import UrlFactory
+from tests.helpers import NOBODY, as_user, over_msg_max, unprivileged
 from unimq.cli import cli
 
 UNIMQ = Path(sys.executable).with_name("unimq")
@@ -117,7 +118,7 @@ def test_exit_codes(make_url: UrlFactory) -> None:
     # 6 exists
     assert run("create", sysv, "--exclusive").exit_code == 6
     # 7 limit exceeded
-    result = run("create", posix, "--max-messages", "50")
+    result = run("create", posix, "--max-messages", str(over_msg_max()))
     assert result.exit_code == 7
     assert "fs.mqueue.msg_max" in err_line(result)
     # 8 too large
@@ -131,16 +132,7 @@ def test_exit_code_5_permission(make_url: UrlFactory) -> None:
     url = make_url("sysv")
     with unimq.open(url, create=True, mode=0o600):
         proc = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=65534",
-                "--regid=65534",
-                "--clear-groups",
-                str(UNIMQ),
-                "send",
-                url,
-                "x",
-            ],
+            as_user(NOBODY, [str(UNIMQ), "send", url, "x"]),
             capture_output=True,
             text=True,
             timeout=60,
@@ -220,7 +212,9 @@ def test_limits_and_check() -> None:
     ok = run("check", "posix:///unimq-check-only", "--max-messages", "2")
     assert ok.exit_code == 0
     assert ok.stdout.startswith("ok:")
-    too_many = run("check", "posix:///unimq-check-only", "--max-messages", "50", "--json")
+    too_many = run(
+        "check", "posix:///unimq-check-only", "--max-messages", str(over_msg_max()), "--json"
+    )
     assert too_many.exit_code == 7
     assert json.loads(too_many.stdout)["limit"] == "fs.mqueue.msg_max"
     assert run("check", "sysv://notakey").exit_code == 2
@@ -230,17 +224,7 @@ def test_limits_and_check() -> None:
 
 def test_limits_set_unprivileged_is_permission_denied() -> None:
     proc = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            str(UNIMQ),
-            "limits",
-            "set",
-            "fs.mqueue.msg_max",
-            "20",
-        ],
+        unprivileged([str(UNIMQ), "limits", "set", "fs.mqueue.msg_max", "20"]),
         capture_output=True,
         text=True,
         timeout=60,
@@ -259,7 +243,10 @@ def test_watch_json_iterations(make_url: UrlFactory) -> None:
     ticks = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(ticks) == 2
     assert ticks[0][0]["messages"] == 1
-    assert ticks[1][0]["rate"] == 0.0
+    assert ticks[0][0]["depth_change_per_s"] is None  # no previous sample yet
+    assert ticks[1][0]["depth_change_per_s"] == 0.0
+    assert ticks[1][0]["seconds_since_previous_sample"] > 0
+    assert "rate" not in ticks[1][0]  # depth change is not throughput: never called a rate
 
 
 def test_demo_json() -> None:

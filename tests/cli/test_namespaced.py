@@ -4,8 +4,10 @@ IPC + mount namespace (never the host's mounts or sysctls)."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -97,3 +99,57 @@ def test_mount_of_another_ipc_namespace_is_detected(tmp_path: Path) -> None:
     """)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["True", "False"]
+
+
+def test_mount_never_hides_what_is_there(tmp_path: Path) -> None:
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine")
+    other = tmp_path / "other"
+    proc = in_namespace(f"""
+        unimq mount {full} || echo "non-empty exit $?"
+        cat {full}/keep.txt; echo
+        mkdir -p {other} && mount -t tmpfs none {other} && touch {other}/on-tmpfs
+        rm {other}/on-tmpfs
+        unimq mount {other} || echo "mount point exit $?"
+        grep -c " {other} " /proc/self/mountinfo
+        unimq mount {other} --force
+        grep " {other} " /proc/self/mountinfo | grep -c mqueue
+        unimq mount {full} --force
+        ls -A {full} | wc -l
+        umount {full}
+        cat {full}/keep.txt; echo
+    """)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[0] == "non-empty exit 6"
+    assert out[1] == "mine"  # still there, not hidden
+    assert out[2] == "mount point exit 6"
+    assert out[3] == "1"  # only the tmpfs: nothing was mounted over it
+    assert out[4] == f"mqueue mounted at {other}"
+    assert out[5] == "1"
+    assert out[6] == f"mqueue mounted at {full}"
+    assert out[7] == "0"  # --force: the mqueue fs (empty) now hides the file
+    assert out[8] == "mine"  # and it is back once unmounted
+    errors = proc.stderr.splitlines()
+    assert "is not empty" in errors[0] and "--force" in errors[0]
+    assert "already a mount point (tmpfs filesystem)" in errors[1]
+
+
+def test_failed_mount_removes_the_directories_it_made() -> None:
+    """Without CAP_SYS_ADMIN (as nobody) the mount fails: exit 5, and the
+    directories the command created for it are gone again."""
+    shared = Path(tempfile.mkdtemp(prefix="unimq-mount-test-", dir="/tmp"))
+    try:
+        shared.chmod(0o1777)  # nobody may create directories here
+        target = shared / "new" / "deeper"
+        proc = in_namespace(f"""
+            setpriv --reuid=65534 --regid=65534 --clear-groups unimq mount {target} \\
+                || echo "exit $?"
+            ls -A {shared} | wc -l
+        """)
+    finally:
+        shutil.rmtree(shared)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["exit 5", "0"]
+    assert "needs CAP_SYS_ADMIN" in proc.stderr

@@ -178,7 +178,124 @@ def test_fuzz_parse_url_only_raises_invalid_url(text: str) -> None:
         url = parse_url(text)
     except unimq.InvalidURL:
         return
-    assert parse_url(str(url)).scheme == url.scheme
+    assert parse_url(str(url)) == url
+    assert not any(c in text for c in CONTROL)
+
+
+@given(
+    st.sampled_from(["posix", "sysv", "memory"]),
+    st.text(min_size=1, max_size=60).filter(lambda t: "\x00" not in t and t.strip("/")),
+    st.booleans(),
+)
+def test_fuzz_every_target_round_trips_through_its_url(
+    scheme: str, target: str, path_form: bool
+) -> None:
+    """Whatever a name holds (markup, control characters, bytes that are not
+    UTF-8 as os.listdir returns them), its URL is printable ASCII and reads back
+    as the same target: what `ls` prints reopens the same queue."""
+    target = "/" + target if path_form else target
+    url = unimq.QueueURL(scheme, target)
+    text = str(url)
+    assert text.isascii() and text.isprintable()
+    assert not any(c in text for c in "[] \t")
+    assert parse_url(text) == url
+
+
+CONTROL = [chr(c) for c in [*range(0x20), 0x7F, *range(0x80, 0xA0)]]
+
+
+@pytest.mark.parametrize("char", CONTROL, ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize(
+    "template",
+    [
+        "posix:///a{}b",
+        "sysv://0x7ad0{}0013",
+        "memory://a{}b",
+        "posix:///a?max_messages=1{}0",
+        "{}posix:///a",
+        "posix:///a{}",
+    ],
+)
+def test_raw_control_characters_are_refused(char: str, template: str) -> None:
+    """urllib drops TAB, CR and LF silently (posix:///a\tb would be /ab): every
+    control character in the URL text is an InvalidURL, before any syscall."""
+    with pytest.raises(unimq.InvalidURL, match="control character"):
+        parse_url(template.format(char))
+    with pytest.raises(unimq.InvalidURL):
+        unimq.remove(template.format(char))
+
+
+def test_percent_encoded_control_characters_name_what_they_say() -> None:
+    url = parse_url("posix:///a%09b%1B%5Bred%5D")
+    assert url.target == "/a\tb\x1b[red]"
+    assert str(url) == "posix:///a%09b%1B%5Bred%5D"
+    assert parse_url("posix:///bad%FFbyte").target == "/bad\udcffbyte"  # as os.listdir says
+    with pytest.raises(unimq.InvalidURL, match="NUL"):
+        parse_url("posix:///a%00b")
+
+
+@pytest.mark.parametrize(
+    "text", ["memory:///", "memory:////", "memory://", "posix:///", "sysv:///", "sysv://"]
+)
+def test_urls_that_name_no_queue(text: str) -> None:
+    with pytest.raises(unimq.InvalidURL, match=r"names no queue|empty"):
+        unimq.open(text, create=True)
+
+
+def test_remove_checks_options_as_open_does(memory_url: str) -> None:
+    with pytest.raises(unimq.InvalidURL, match="unknown URL option 'bogus'"):
+        unimq.remove("posix:///x?bogus=1")
+    with pytest.raises(unimq.InvalidURL, match="max_messages"):
+        unimq.remove(memory_url + "?max_messages=-1")
+    unimq.open(memory_url, create=True).close()
+    unimq.remove(memory_url + "?max_messages=3")  # a valid option is accepted (and ignored)
+    with pytest.raises(unimq.QueueNotFound):
+        unimq.open(memory_url)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\u0663",
+        "1_000",
+        "+5",
+        " 5",
+        "5 ",
+        "0x",
+        "-0x5",
+        "0x 5",
+        "\uff15",
+        "0b101",
+        "0o17",
+        "1e3",
+    ],
+)
+def test_sysv_keys_are_ascii_decimal_or_hex_only(text: str) -> None:
+    with pytest.raises(unimq.InvalidKey, match="not a number"):
+        sysv_key(text)
+
+
+def test_leading_zeros_are_decimal() -> None:
+    assert sysv_key("0123") == 123
+    assert sysv_key("-2147483648") == 0x80000000
+
+
+@pytest.mark.parametrize("proj", ["\u0666\u0665", "6_5", " 65", "+65", "0o101"])
+def test_ftok_proj_is_ascii_too(proj: str) -> None:
+    with pytest.raises(unimq.InvalidKey, match="proj"):
+        sysv_key("/etc/hosts", proj)
+    assert sysv_key("/etc/hosts", "0x41") == sysv_key("/etc/hosts", "65")
+
+
+def test_identifier_addresses() -> None:
+    from unimq._names import sysv_id
+
+    url = parse_url("sysv://id:65538")
+    assert (url.target, str(url)) == ("id:65538", "sysv://id:65538")
+    assert sysv_id(url.target) == 65538
+    assert sysv_id("65538") is None and sysv_id("id:\u0663") is None
+    with pytest.raises(unimq.InvalidKey, match="identifier"):
+        sysv_key("id:65538")
 
 
 @given(st.text(max_size=40))

@@ -33,7 +33,13 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 EXPECTED = {
-    "unimq": {"unimq/__init__.py", "unimq/py.typed", "unimq/cli/__init__.py", "unimq/cstruct.py"},
+    "unimq": {
+        "unimq/__init__.py",
+        "unimq/py.typed",
+        "unimq/cli/__init__.py",
+        "unimq/cstruct.py",
+        "unimq/testing/__init__.py",
+    },
     "unimq_posix": {"unimq_posix/__init__.py", "unimq_posix/py.typed"},
     "unimq_sysv": {"unimq_sysv/__init__.py", "unimq_sysv/py.typed"},
 }
@@ -131,3 +137,47 @@ def test_fresh_install_runs_the_demo(dist: Path, tmp_path: Path) -> None:
             check=True,
         )
         assert fast.stdout.split() == ["True", "True"]
+
+
+def test_the_contract_kit_runs_from_the_wheel(dist: Path, tmp_path: Path) -> None:
+    """unimq[testing] installed from the wheel alone (no tests/ directory anywhere)
+    runs the queue contract against memory://."""
+    assert UV is not None
+    venv = tmp_path / "venv"
+    subprocess.run([UV, "venv", "--quiet", "--python", sys.executable, str(venv)], check=True)
+    python = venv / "bin" / "python"
+    (core,) = dist.glob("unimq-0*.whl")
+    subprocess.run(
+        [
+            UV,
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            f"unimq[testing] @ {core.as_uri()}",
+        ],
+        check=True,
+        timeout=300,
+    )
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "test_memory_contract.py").write_text(
+        "import pytest, unimq, unimq.testing\n"
+        "class TestMemory(unimq.testing.QueueContract):\n"
+        "    @pytest.fixture\n"
+        "    def backend(self):\n"
+        "        return unimq.testing.Backend(\n"
+        "            make_url=lambda: 'memory://' + unimq.testing.unique_name(),\n"
+        "            capabilities=unimq.Capability.MTYPE | unimq.Capability.PRIORITY\n"
+        "            | unimq.Capability.NATIVE_TIMEOUT)\n"
+    )
+    proc = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout and "failed" not in proc.stdout

@@ -142,7 +142,7 @@ def test_mapping_binds_models_to_mtypes(raw: unimq.Queue) -> None:
     first = mixed.receive(timeout=1)
     assert isinstance(first, Odd)
     assert first.n == 1
-    with pytest.raises(TypeError, match="not bound"):
+    with pytest.raises(TypeError, match="not one of the models bound"):
         mixed.send(Order(sku="x", qty=1))
     with pytest.raises(TypeError, match="not bound"):
         mixed.receive(Order, timeout=0)

@@ -1,33 +1,46 @@
-"""Queue commands: ls, stat, create, send, recv, rm, purge, watch, check."""
+"""Queue commands: ls, stat, create, send, recv, rm, purge, check."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import fnmatch
 import importlib
 import json
+import logging
+import os
+import signal
 import sys
-import time
 import warnings
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from pydantic import BaseModel, ValidationError
-from rich.live import Live
-from rich.progress import Progress
 from rich.table import Table
 
 import unimq
 from unimq import system
-from unimq.cli._app import cli, console, emit, fail, json_option
+from unimq._names import sysv_id
+from unimq._options import check_timeout
+from unimq._waiting import Deadline
+from unimq.cli._app import (
+    OutputClosed,
+    cli,
+    emit,
+    error_text,
+    exit_code,
+    fail,
+    json_option,
+    out,
+    render,
+)
+from unimq.cli._display import cell, url_column, visible
+from unimq.cli._keep import Stopper, Terminated, keep_message, output_problem
 
+__all__ = ["stat_of"]
 
-def _progress(total: int, label: str) -> Progress | None:
-    """A progress bar for bulk work, only on a terminal."""
-    if total < 50 or not sys.stderr.isatty():
-        return None
-    return Progress(transient=True)
+logger = logging.getLogger("unimq.cli")
 
 
 def _stat_row(st: unimq.QueueStat) -> dict[str, Any]:
@@ -38,11 +51,49 @@ def _owner(st: unimq.QueueStat) -> str:
     return "" if st.uid is None else str(st.uid)
 
 
+def shown_url(url: str) -> str:
+    """The queue's URL as every message shows it: parsed and percent-encoded."""
+    return str(unimq.parse_url(url))
+
+
+def _by_id(url: str) -> int | None:
+    """The msqid of a ``sysv://id:N`` address, or None for any other URL."""
+    parsed = unimq.parse_url(url)
+    return sysv_id(parsed.target) if parsed.scheme == "sysv" else None
+
+
+def stat_of(url: str) -> unimq.QueueStat:
+    """One queue's state, by any address ``ls`` prints (``sysv://id:N`` included)."""
+    msqid = _by_id(url)
+    if msqid is not None:
+        return system.sysv_queue_by_id(msqid)
+    with unimq.open(url, access="r") as q:
+        return q.stat()
+
+
+def _partial(as_json: bool, record: dict[str, Any], message: str, exc: BaseException) -> NoReturn:
+    """Report a command that did part of its work, then exit with the error's code."""
+    if isinstance(exc, Terminated):
+        code = 128 + exc.signum
+        reason = f"interrupted ({signal.Signals(exc.signum).name})"
+    else:
+        code = exit_code(exc)
+        reason = error_text(exc)
+    if as_json:
+        with contextlib.suppress(OutputClosed):  # the stderr line below says it all
+            out(json.dumps({**record, "error": reason, "exit_code": code}))
+    fail(f"{message}: {reason}", code)
+
+
 @cli.command("ls")
 @click.option("--kind", type=click.Choice(["sysv", "posix"]), help="Only this kind.")
 @json_option
 def ls_command(kind: str | None, as_json: bool) -> None:
     """List every queue of both kinds visible here (like ipcs -q plus the mqueue fs).
+
+    Each URL is printed as stat prints it (percent-encoded where the name needs
+    it), so it reopens the same queue; a SysV queue without a key (IPC_PRIVATE)
+    is listed as sysv://id:N, which stat, watch and rm take.
 
     \b
     Examples:
@@ -52,18 +103,26 @@ def ls_command(kind: str | None, as_json: bool) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", system.MqueueNotMountedWarning)
         queues = system.list_queues(kind)
-    notes = [
-        str(w.message) for w in caught if issubclass(w.category, system.MqueueNotMountedWarning)
-    ]
-    for note in notes:
-        click.echo(f"unimq: note: {note}", err=True)
+    for w in caught:
+        if issubclass(w.category, system.MqueueNotMountedWarning):
+            click.echo(f"unimq: note: {visible(str(w.message))}", err=True)
 
     def human() -> None:
-        table = Table("KIND", "URL", "KEY", "ID", "OWNER", "MODE", "MESSAGES", "BYTES", box=None)
+        table = Table(
+            "KIND",
+            url_column(st.url for st in queues),
+            "KEY",
+            "ID",
+            "OWNER",
+            "MODE",
+            "MESSAGES",
+            "BYTES",
+            box=None,
+        )
         for st in queues:
             table.add_row(
                 st.kind,
-                st.url,
+                cell(st.url),
                 "" if st.key is None else f"0x{st.key:08x}",
                 "" if st.id is None else str(st.id),
                 _owner(st),
@@ -71,7 +130,7 @@ def ls_command(kind: str | None, as_json: bool) -> None:
                 "?" if st.messages < 0 else str(st.messages),
                 "" if st.bytes is None else str(st.bytes),
             )
-        console.print(table)
+        render(table)
 
     emit(as_json, [_stat_row(st) for st in queues], human)
 
@@ -83,18 +142,18 @@ def stat_command(url: str, as_json: bool) -> None:
     """Show one queue's state: counts, limits, owner, mode, times.
 
     \b
-    Example:
+    Examples:
       unimq stat posix:///orders
+      unimq stat sysv://id:65538         a queue without a key, as ls lists it
     """
-    with unimq.open(url, access="r") as q:
-        st = q.stat()
+    st = stat_of(url)
 
     def human() -> None:
         table = Table(box=None, show_header=False)
         for key, value in st.model_dump().items():
             if value is not None:
-                table.add_row(key, f"{value:o}" if key == "mode" else str(value))
-        console.print(table)
+                table.add_row(key, cell(f"{value:o}" if key == "mode" else str(value)))
+        render(table)
 
     emit(as_json, _stat_row(st), human)
 
@@ -118,6 +177,9 @@ def create_command(
 ) -> None:
     """Create a queue (or open it if it exists, unless --exclusive).
 
+    Prints "created URL", or "exists URL" when the queue was there already
+    (its attributes are then left as they are, with a warning if they differ).
+
     \b
     Examples:
       unimq create posix:///orders --max-messages 10 --max-message-size 1024
@@ -127,7 +189,7 @@ def create_command(
         mode_bits = int(mode, 8)
     except ValueError:
         raise click.BadParameter(f"{mode!r} is not an octal mode", param_hint="--mode") from None
-    options = {
+    options: dict[str, Any] = {
         k: v
         for k, v in (
             ("max_messages", max_messages),
@@ -136,21 +198,44 @@ def create_command(
         )
         if v is not None
     }
-    with unimq.open(url, create=True, exclusive=exclusive, mode=mode_bits, **options) as q:
+    try:
+        q = unimq.open(url, create=True, exclusive=True, mode=mode_bits, **options)
+        created = True
+    except unimq.QueueExists:
+        if exclusive:
+            raise
+        q = unimq.open(url, create=True, mode=mode_bits, **options)
+        created = False
+    with q:
         st = q.stat()
-    emit(as_json, _stat_row(st), lambda: click.echo(f"ready: {st.url}"))
+    logger.info("%s %s", "created" if created else "opened the existing queue", st.url)
+    emit(
+        as_json,
+        {**_stat_row(st), "created": created},
+        lambda: out(f"{'created' if created else 'exists'} {visible(st.url)}"),
+    )
 
 
 def _load_model(ref: str) -> type[BaseModel]:
     module_name, _, attr = ref.partition(":")
-    if not attr:
-        raise click.BadParameter("use module:Class", param_hint="--model")
+    if not module_name or not attr:
+        raise click.BadParameter(f"{ref!r}: use module:Class", param_hint="--model")
+    # As `python -m` does: modules in the current directory can be imported.
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
-        model = getattr(importlib.import_module(module_name), attr)
+        model = importlib.import_module(module_name)
+        for part in attr.split("."):
+            model = getattr(model, part)
     except (ImportError, AttributeError) as exc:
-        raise click.BadParameter(f"cannot load {ref}: {exc}", param_hint="--model") from None
+        raise click.BadParameter(
+            f"cannot load {ref}: {exc} (modules are looked up in the current directory "
+            f"{cwd} and on PYTHONPATH)",
+            param_hint="--model",
+        ) from None
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise click.BadParameter(f"{ref} is not a pydantic model", param_hint="--model")
+        raise click.BadParameter(f"{ref} is not a pydantic model class", param_hint="--model")
     return model
 
 
@@ -159,7 +244,7 @@ def _payloads(data: str | None, file: Any, lines: bool) -> list[bytes]:
         if data is not None:
             raise click.UsageError("give DATA or --file, not both")
         raw: bytes = file.read()
-    elif data == "-" or (data is None and not sys.stdin.isatty()):
+    elif data == "-" or (data is None and sys.stdin is not None and not sys.stdin.isatty()):
         raw = sys.stdin.buffer.read()
     elif data is not None:
         raw = data.encode()
@@ -175,10 +260,17 @@ def _payloads(data: str | None, file: Any, lines: bool) -> list[bytes]:
 @click.argument("data", required=False)
 @click.option("--mtype", type=int, default=1, show_default=True, help="SysV/memory message type.")
 @click.option("--priority", type=int, default=0, show_default=True, help="POSIX/memory priority.")
-@click.option("--model", "model_ref", help="Validate each message as JSON of module:Class first.")
-@click.option("--lines", is_flag=True, help="One message per input line.")
+@click.option(
+    "--model",
+    "model_ref",
+    help="Validate each message as JSON of module:Class first (the current directory "
+    "is importable, as with python -m).",
+)
+@click.option("--lines", is_flag=True, help="One message per input line (empty lines skipped).")
 @click.option("--file", type=click.File("rb"), help="Read the message from a file.")
-@click.option("--timeout", type=float, help="Seconds to wait while the queue is full.")
+@click.option(
+    "--timeout", type=float, help="Seconds each message may wait while the queue is full."
+)
 @json_option
 def send_command(
     url: str,
@@ -193,6 +285,11 @@ def send_command(
 ) -> None:
     """Send DATA (or standard input, or a file) to the queue at URL.
 
+    With --model every message is validated before the first is sent: one
+    invalid message means none is sent (exit 1). If sending stops part way
+    (the queue stayed full past --timeout: exit 3), the error says how many
+    went, and --json prints {"sent": K, "total": N, ...}: resend only the rest.
+
     \b
     Examples:
       unimq send sysv://51234 "hello" --mtype 3
@@ -200,6 +297,7 @@ def send_command(
       unimq send posix:///orders '{"sku": "A1", "qty": 2}' --model shop.models:Order
     """
     payloads = _payloads(data, file, lines)
+    total = len(payloads)
     if model_ref:
         model = _load_model(model_ref)
         for i, payload in enumerate(payloads):
@@ -208,26 +306,78 @@ def send_command(
             except ValidationError as exc:
                 first = exc.errors()[0]
                 fail(
-                    f"message {i + 1} is not a valid {model.__name__}: {first['msg']} "
-                    f"at {'.'.join(map(str, first['loc'])) or 'top level'}; nothing was sent",
+                    f"message {i + 1} of {total} is not a valid {model.__name__}: "
+                    f"{first['msg']} at {'.'.join(map(str, first['loc'])) or 'top level'}; "
+                    "nothing was sent",
                     1,
                 )
-    with unimq.open(url, access="w") as q:
-        bar = _progress(len(payloads), "sending")
-        if bar is None:
+    if timeout is not None:
+        timeout = check_timeout(timeout)
+    sent = 0
+    shown = shown_url(url)
+    with unimq.open(url, access="w") as q, Stopper() as stop:
+        try:
             for payload in payloads:
-                q.send(payload, mtype=mtype, priority=priority, timeout=timeout)
-        else:
-            with bar:
-                task = bar.add_task("sending", total=len(payloads))
-                for payload in payloads:
-                    q.send(payload, mtype=mtype, priority=priority, timeout=timeout)
-                    bar.advance(task)
+                stop.check()
+                _send_one(q, payload, mtype, priority, timeout, stop)
+                sent += 1
+        except (unimq.UnimqError, OSError, ValueError, Terminated) as exc:
+            if sent:
+                logger.info("sent %d of %d message(s) to %s", sent, total, shown)
+            _partial(
+                as_json,
+                {"url": shown, "sent": sent, "total": total},
+                f"sent {sent} of {total} message(s) to {shown}, then stopped"
+                + (f" (messages {sent + 1}..{total} were not sent)" if total > 1 else ""),
+                exc,
+            )
+    logger.info("sent %d message(s) to %s", sent, shown)
     emit(
         as_json,
-        {"url": url, "sent": len(payloads)},
-        lambda: click.echo(f"sent {len(payloads)} message(s) to {url}"),
+        {"url": shown, "sent": sent, "total": total},
+        lambda: out(f"sent {sent} message(s) to {visible(shown)}"),
     )
+
+
+#: The longest a CLI wait lasts before it looks at a pending SIGINT/SIGTERM.
+WAIT_SLICE = 0.1
+
+
+def _send_one(
+    q: unimq.Queue,
+    payload: bytes,
+    mtype: int,
+    priority: int,
+    timeout: float | None,
+    stop: Stopper,
+) -> None:
+    """Send one message, waiting at most ``timeout`` for room in slices, so that
+    a signal never lands inside a send and leaves the count of sent messages
+    in doubt."""
+    deadline = Deadline(timeout)
+    while True:
+        left = deadline.remaining()
+        try:
+            q.send(
+                payload,
+                mtype=mtype,
+                priority=priority,
+                timeout=WAIT_SLICE if left is None else min(left, WAIT_SLICE),
+            )
+            return
+        except unimq.QueueFull:
+            if left is not None and (left <= WAIT_SLICE or deadline.expired()):
+                raise unimq.QueueFull(
+                    f"{shown_url(q.url)} stayed full for {timeout:g} s", url=q.url
+                ) from None
+            stop.check()
+
+
+def _stdout_is_terminal() -> bool:
+    try:
+        return sys.stdout is not None and sys.stdout.isatty()
+    except (OSError, ValueError):
+        return False
 
 
 def _message_json(msg: unimq.Message) -> dict[str, Any]:
@@ -270,7 +420,12 @@ def recv_command(
 ) -> None:
     """Receive messages and print them (text if UTF-8, else base64).
 
-    Exits 3 if fewer than --count messages arrived in time.
+    On a terminal, control characters in the text are shown escaped (\\x1b);
+    into a pipe or file the text is written as it is. Exits 3 if fewer than
+    --count messages arrived in time. No message is
+    lost: standard output is checked before each message is taken (closed,
+    read-only, or a pipe nobody reads: exit 1, nothing taken), and a message
+    that still cannot be written is saved to a file named on stderr (exit 1).
 
     \b
     Examples:
@@ -280,27 +435,72 @@ def recv_command(
     """
     if count < 1:
         raise click.BadParameter("must be at least 1", param_hint="--count")
+    if timeout is not None:
+        timeout = check_timeout(timeout)
     received = 0
-    with unimq.open(url, access="r") as q:
+    shown = shown_url(url)
+    with unimq.open(url, access="r") as q, Stopper() as stop:
         try:
             while follow or received < count:
-                msg = q.receive(mtype=mtype, timeout=timeout)
+                stop.check()
+                problem = output_problem()
+                if problem is not None:
+                    before = f" ({received} received and written before)" if received else ""
+                    fail(f"{problem}; no message was taken from {shown}{before}", 1)
+                try:
+                    with stop.waiting():
+                        msg = q.receive(mtype=mtype, timeout=timeout)
+                except unimq.QueueEmpty:
+                    fail(
+                        f"received {received} of {count} message(s) from {shown} "
+                        "before the timeout",
+                        3,
+                    )
+                # From here until it is written, a signal cannot lose the message.
+                _write_or_keep(msg, as_json, show_tags, received, shown, q, stop)
                 received += 1
-                if as_json:
-                    click.echo(_json_line(_message_json(msg)))
-                elif show_tags:
-                    click.echo(f"[mtype={msg.mtype} priority={msg.priority}] {_message_text(msg)}")
-                else:
-                    click.echo(_message_text(msg))
-        except unimq.QueueEmpty:
-            fail(f"received {received} of {count} message(s) from {url} before the timeout", 3)
-        except KeyboardInterrupt:
-            if not follow:
-                raise
+                logger.debug("received a message of %d bytes from %s", len(msg.data), shown)
+        except Terminated as exc:
+            logger.info("received %d message(s) from %s", received, shown)
+            if follow and exc.signum == signal.SIGINT:
+                return  # Ctrl-C is how --follow ends
+            _partial(False, {}, f"received and wrote {received} message(s) from {shown}", exc)
+    logger.info("received %d message(s) from %s", received, shown)
 
 
-def _json_line(data: Any) -> str:
-    return json.dumps(data)
+def _write_or_keep(
+    msg: unimq.Message,
+    as_json: bool,
+    show_tags: bool,
+    received: int,
+    shown: str,
+    q: unimq.Queue,
+    stop: Stopper,
+) -> None:
+    """Write a received message out, or save it and exit saying where it is."""
+    if as_json:
+        line = json.dumps(_message_json(msg))
+    else:
+        text = _message_text(msg)
+        if _stdout_is_terminal():
+            # Whoever may send to the queue chooses these bytes: on a terminal, show
+            # control characters (escape sequences) instead of handing them to it.
+            text = visible(text)
+        line = f"[mtype={msg.mtype} priority={msg.priority}] {text}" if show_tags else text
+    try:
+        with stop.waiting():  # a write into a full pipe may block: interruptible
+            out(line)
+    except (OutputClosed, Terminated) as exc:
+        if isinstance(exc, OutputClosed):
+            reason, code = exc.reason, 1
+        else:
+            reason = f"interrupted ({signal.Signals(exc.signum).name})"
+            code = 128 + exc.signum
+        fail(
+            f"{reason} while writing message {received + 1} taken from {shown}; "
+            + keep_message(msg, shown, q.capabilities),
+            code,
+        )
 
 
 def _matching(pattern: str) -> Iterator[str]:
@@ -315,7 +515,9 @@ def _matching(pattern: str) -> Iterator[str]:
 
 @cli.command("rm")
 @click.argument("urls", nargs=-1)
-@click.option("--all-matching", "pattern", help="Remove every queue whose URL matches this glob.")
+@click.option(
+    "--all-matching", "pattern", help="Remove every queue whose URL (or name) matches this glob."
+)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--missing-ok", is_flag=True, help="A queue that does not exist is not an error.")
 @json_option
@@ -324,29 +526,50 @@ def rm_command(
 ) -> None:
     """Remove queues (SysV IPC_RMID, POSIX mq_unlink): messages are lost.
 
+    Like rm(1), every queue is tried: one that cannot be removed is reported
+    on stderr and the others are still removed; the exit code is that of the
+    first failure. A queue matched by --all-matching that is gone by the time
+    it is removed is not an error.
+
     \b
     Examples:
       unimq rm sysv://51234 posix:///orders
+      unimq rm sysv://id:65538           a queue without a key, as ls lists it
       unimq rm --all-matching 'posix:///test-*' --yes
     """
-    targets = list(urls)
+    targets = [(url, missing_ok) for url in urls]
     if pattern:
         matched = list(_matching(pattern))
         if matched and not yes:
-            if not sys.stdin.isatty():
+            if sys.stdin is None or not sys.stdin.isatty():
                 fail(f"{len(matched)} queue(s) match {pattern!r}; add --yes to remove them", 2)
-            click.echo("\n".join(matched))
+            click.echo("\n".join(visible(m) for m in matched))
             click.confirm(f"remove these {len(matched)} queue(s)?", abort=True)
-        targets += matched
+        targets += [(url, True) for url in matched]
     if not targets:
         raise click.UsageError("give at least one URL, or --all-matching PATTERN")
-    for url in targets:
-        unimq.remove(url, missing_ok=missing_ok)
-    emit(
-        as_json,
-        {"removed": targets},
-        lambda: click.echo("\n".join(f"removed {u}" for u in targets)),
-    )
+    removed: list[str] = []
+    failed: list[dict[str, Any]] = []
+    for url, ok_if_missing in targets:
+        try:
+            unimq.remove(url, missing_ok=ok_if_missing)
+        except (unimq.UnimqError, OSError, ValueError) as exc:
+            code = exit_code(exc)
+            failed.append({"url": url, "error": error_text(exc), "exit_code": code})
+            click.echo(f"unimq: error: {visible(error_text(exc))}", err=True)
+            continue
+        removed.append(url)
+        logger.info("removed %s", url)
+        if not as_json:
+            out(f"removed {visible(url)}")
+    if as_json:
+        out(json.dumps({"removed": removed, "failed": failed}))
+    if failed:
+        fail(
+            f"removed {len(removed)} of {len(targets)} queue(s); {len(failed)} could not be "
+            "removed (see above)",
+            failed[0]["exit_code"],
+        )
 
 
 @cli.command("purge")
@@ -355,14 +578,33 @@ def rm_command(
 def purge_command(url: str, as_json: bool) -> None:
     """Receive and discard every message queued now; the queue stays.
 
+    If it stops part way (interrupted, the queue removed), the error says how
+    many messages were discarded before.
+
     \b
     Example:
       unimq purge posix:///orders
     """
-    with unimq.open(url, access="r") as q:
-        n = sum(1 for _ in q.drain())
+    n = 0
+    shown = shown_url(url)
+    with unimq.open(url, access="r") as q, Stopper() as stop:
+        try:
+            for _ in q.drain():
+                n += 1
+                stop.check()
+        except (unimq.UnimqError, OSError, ValueError, Terminated) as exc:
+            logger.info("purged %d message(s) from %s", n, shown)
+            _partial(
+                as_json,
+                {"url": shown, "purged": n},
+                f"purged {n} message(s) from {shown}, then stopped",
+                exc,
+            )
+    logger.info("purged %d message(s) from %s", n, shown)
     emit(
-        as_json, {"url": url, "purged": n}, lambda: click.echo(f"purged {n} message(s) from {url}")
+        as_json,
+        {"url": shown, "purged": n},
+        lambda: out(f"purged {n} message(s) from {visible(shown)}"),
     )
 
 
@@ -401,73 +643,11 @@ def check_command(
 
     def human() -> None:
         if result.ok:
-            click.echo(f"ok: {result.url}: " + "; ".join(result.notes))
+            out(f"ok: {visible(result.url)}: " + visible("; ".join(result.notes)))
         else:
-            click.echo(f"no: {result.problem}")
+            out(f"no: {visible(result.problem or '')}")
 
     emit(as_json, result.model_dump(), human)
     if not result.ok:
         code = 7 if result.limit else 5 if result.exists else 2 if result.exists is None else 1
         sys.exit(code)
-
-
-@cli.command("watch")
-@click.argument("url", required=False)
-@click.option("--interval", type=float, default=1.0, show_default=True)
-@click.option("--iterations", type=int, help="Stop after this many refreshes.")
-@json_option
-def watch_command(url: str | None, interval: float, iterations: int | None, as_json: bool) -> None:
-    """Live view of queue depth and rates (one queue, or every queue).
-
-    \b
-    Examples:
-      unimq watch posix:///orders
-      unimq watch --iterations 3 --json
-    """
-    previous: dict[str, tuple[float, int]] = {}
-
-    def snapshot() -> list[dict[str, Any]]:
-        if url is not None:
-            with unimq.open(url, access="r") as q:
-                stats = [q.stat()]
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", system.MqueueNotMountedWarning)
-                stats = system.list_queues()
-        now = time.monotonic()
-        rows = []
-        for st in stats:
-            before = previous.get(st.url)
-            rate = None
-            if before is not None and now > before[0] and st.messages >= 0:
-                rate = (st.messages - before[1]) / (now - before[0])
-            previous[st.url] = (now, st.messages)
-            rows.append({"url": st.url, "messages": st.messages, "bytes": st.bytes, "rate": rate})
-        return rows
-
-    def table(rows: list[dict[str, Any]]) -> Table:
-        t = Table("URL", "MESSAGES", "BYTES", "NET MSG/S", title="unimq watch", box=None)
-        for r in rows:
-            rate = "" if r["rate"] is None else f"{r['rate']:+.1f}"
-            t.add_row(
-                r["url"], str(r["messages"]), "" if r["bytes"] is None else str(r["bytes"]), rate
-            )
-        return t
-
-    tick = 0
-    if as_json or not sys.stdout.isatty():
-        while iterations is None or tick < iterations:
-            rows = snapshot()
-            if as_json:
-                click.echo(_json_line(rows))
-            else:
-                console.print(table(rows))
-            tick += 1
-            if iterations is None or tick < iterations:
-                time.sleep(interval)
-        return
-    with Live(table(snapshot()), console=console, refresh_per_second=4) as live:
-        while iterations is None or tick < iterations:
-            time.sleep(interval)
-            live.update(table(snapshot()))
-            tick += 1

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 from rich.table import Table
 
 from unimq import system
 from unimq._demo import run_demo
-from unimq.cli._app import cli, console, emit, fail, json_option
+from unimq.cli._app import cli, emit, fail, json_option, out, render
+from unimq.cli._display import visible
+
+logger = logging.getLogger("unimq.cli")
 
 HINTS = {
     "msg_max": "most messages per POSIX queue (without CAP_SYS_RESOURCE)",
@@ -45,7 +50,7 @@ def limits_command(ctx: click.Context, as_json: bool) -> None:
         table.add_row(
             "CAP_SYS_RESOURCE", "yes" if lim.cap_sys_resource else "no", "lifts the POSIX caps"
         )
-        console.print(table)
+        render(table)
 
     emit(as_json, lim.model_dump(), human)
 
@@ -57,16 +62,26 @@ def limits_command(ctx: click.Context, as_json: bool) -> None:
 def limits_set_command(name: str, value: int, as_json: bool) -> None:
     """Write a queue sysctl, e.g. fs.mqueue.msg_max or kernel.msgmnb (needs root)."""
     system.set_limit(name, value)
-    emit(as_json, {"name": name, "value": value}, lambda: click.echo(f"{name} = {value}"))
+    emit(as_json, {"name": name, "value": value}, lambda: out(f"{visible(name)} = {value}"))
 
 
 @cli.command("mount")
 @click.argument("path", default=system.DEFAULT_MOUNT)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Mount even over a mount point or a non-empty directory (hiding what is there).",
+)
 @json_option
-def mount_command(path: str, as_json: bool) -> None:
-    """Mount the mqueue filesystem (default /dev/mqueue); an existing mount is left alone."""
-    where = system.mount(path)
-    emit(as_json, {"mounted": where}, lambda: click.echo(f"mqueue mounted at {where}"))
+def mount_command(path: str, force: bool, as_json: bool) -> None:
+    """Mount the mqueue filesystem (default /dev/mqueue); an existing mqueue mount is left alone.
+
+    A directory that is already a mount point, or is not empty, is refused
+    (exit 6) unless --force: mounting there would hide what it holds. A
+    directory this command created is removed again if the mount fails.
+    """
+    where = system.mount(path, force=force)
+    emit(as_json, {"mounted": where}, lambda: out(f"mqueue mounted at {visible(where)}"))
 
 
 @cli.command("umount")
@@ -75,7 +90,7 @@ def mount_command(path: str, as_json: bool) -> None:
 def umount_command(path: str, as_json: bool) -> None:
     """Unmount the mqueue filesystem at PATH (the queues themselves stay)."""
     system.umount(path)
-    emit(as_json, {"unmounted": path}, lambda: click.echo(f"unmounted {path}"))
+    emit(as_json, {"unmounted": path}, lambda: out(f"unmounted {visible(path)}"))
 
 
 @cli.command("demo")
@@ -86,7 +101,7 @@ def demo_command(as_json: bool) -> None:
     Creates a small uniquely named queue per backend and removes it again.
     """
     lines: list[str] = []
-    outcome = run_demo(lines.append if as_json else click.echo)
+    outcome = run_demo(lines.append if as_json else out)
     emit(as_json, {"backends": outcome, "log": lines}, lambda: None)
     failed = [s for s, o in outcome.items() if o not in ("ok", "not installed")]
     if failed:

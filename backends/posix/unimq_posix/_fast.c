@@ -1,71 +1,230 @@
 /*
- * unimq_posix._fast: the send/receive hot path of PosixQueue in C (optional).
+ * unimq_posix._fast: the C channel of PosixQueue (optional).
  *
- * PosixQueue keeps its descriptor non-blocking and waits with poll(), so the
- * hot path is one mq_send/mq_receive that does not sleep: a Channel bound to
- * the descriptor makes that call holding the GIL, with positional fast-call
- * arguments, into a stack buffer (no malloc per message), and raises the
- * posix_ipc exception classes posix_ipc raises for the same errno values, so
- * the backend keeps one error mapping whichever path runs.  With block=True
- * (timeout=None) the channel also does the waiting, without the GIL: on a
- * second, blocking descriptor of the same queue when the backend gives one
- * (a blocked mq_receive gets the message handed over by mq_send, one syscall
- * and one wake-up), else poll() on the main descriptor and the call again.  A
- * signal runs the Python handlers (whose exception propagates) and the wait
- * resumes.  Timed waits stay in Python.  Without a
- * C compiler the package still installs and the backend calls posix_ipc
- * (pure-Python fallback, same behaviour).
+ * A Channel owns one POSIX message queue descriptor: it opens it itself
+ * (mq_open + mq_getattr here, so every failure carries the real errno) and
+ * closes it exactly once.  Descriptors:
+ *
+ *   - the queue descriptor (always non-blocking), from open until close;
+ *   - an eventfd, created by the first wait on the handle (so a handle that
+ *     never waits holds one descriptor), used by close() to wake waiters.
+ *
+ * The non-blocking attempts (send_nowait/receive_nowait) hold the GIL for the
+ * whole call, so close() (which also holds the GIL) cannot run in between.
+ * The waits (send_wait/receive_wait) poll the queue descriptor and the eventfd
+ * without the GIL; they count themselves "in flight" first.  close() with no
+ * call in flight closes the descriptors at once; otherwise it marks the channel
+ * closing and writes the eventfd, every waiter wakes, sees the state, leaves,
+ * and the last one to leave closes the descriptors.  So no call ever uses a
+ * descriptor number after close (the kernel reuses numbers at once).
+ *
+ * Failures raise OSError with the real errno (the backend has one table that
+ * maps them).  EINTR runs the Python signal handlers (their exceptions
+ * propagate) and the call resumes with the remaining time, measured on
+ * CLOCK_MONOTONIC.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pythread.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <math.h>
 #include <mqueue.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 
 #define STACK_BUF 8192
+/* Waits longer than this (seconds) are treated as "no limit". */
+#define WAIT_FOREVER 1e9
 
-typedef struct {
+enum { ST_CLOSED = 0, ST_OPEN = 1, ST_CLOSING = 2 };
+
+typedef struct Channel {
     PyObject_HEAD
-    mqd_t mqd;
-    mqd_t wait_mqd;        /* a blocking descriptor of the same queue, or -1 */
-    Py_ssize_t msgsize;    /* mq_msgsize: receive buffers must be at least this large */
-    PyObject *busy;        /* posix_ipc.BusyError: EAGAIN */
-    PyObject *existential; /* posix_ipc.ExistentialError: EBADF, EINVAL */
+    mqd_t mqd;            /* -1 when closed */
+    int wakefd;           /* eventfd, -1 until the first wait */
+    int state;            /* ST_OPEN, ST_CLOSING (waiters still in flight), ST_CLOSED */
+    Py_ssize_t inflight;  /* calls that released the GIL with the descriptors in use */
+    long maxmsg;          /* mq_maxmsg */
+    Py_ssize_t msgsize;   /* mq_msgsize: receive buffers are this large */
     PyTypeObject *message; /* unimq.Message, a 3-tuple subclass (data, mtype, priority) */
+    struct Channel *prev, *next; /* the open channels, for fork (under the GIL) */
+    /* One poller per direction (0: receive, 1: send): the other waiters of that
+     * direction wait for this lock, so a ready queue wakes one thread, not all. */
+    PyThread_type_lock pollers[2];
 } Channel;
 
+/* Every initialized channel, so that a forked child can reset them: in the
+ * child only the forking thread exists (no call is in flight), and the
+ * eventfd is shared with the parent (a close() there must not wake the
+ * child's waits, nor the child's the parent's), so the child drops its copy
+ * and creates its own at its first wait. */
+static Channel *live = NULL;
+
+static void release(Channel *self);
+
+static void
+after_fork_child(void)
+{
+    for (Channel *c = live; c != NULL; c = c->next) {
+        if (c->wakefd != -1)
+            close(c->wakefd);
+        c->wakefd = -1;
+        c->inflight = 0;
+        for (int i = 0; i < 2; i++) /* a parent's thread may have held them */
+            if (c->pollers[i] != NULL)
+                c->pollers[i] = PyThread_allocate_lock(); /* the old one leaks, once */
+        if (c->state == ST_CLOSING)
+            release(c);
+    }
+}
+
+static void
+link_live(Channel *self)
+{
+    self->prev = NULL;
+    self->next = live;
+    if (live != NULL)
+        live->prev = self;
+    live = self;
+}
+
+static void
+unlink_live(Channel *self)
+{
+    if (self->prev != NULL)
+        self->prev->next = self->next;
+    else if (live == self)
+        live = self->next;
+    if (self->next != NULL)
+        self->next->prev = self->prev;
+    self->prev = self->next = NULL;
+}
+
+static PyObject *
+Channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    Channel *self = (Channel *)type->tp_alloc(type, 0);
+    if (self != NULL) {
+        self->mqd = (mqd_t)-1;
+        self->wakefd = -1;
+        self->state = ST_CLOSED;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *
+set_errno(int err)
+{
+    errno = err;
+    return PyErr_SetFromErrno(PyExc_OSError);
+}
+
+/* Channel(name, oflag, mode, max_messages, max_message_size, message)
+ * oflag: O_RDONLY / O_WRONLY / O_RDWR, with O_CREAT | O_EXCL to create (then
+ * with exactly ``mode``, whatever the umask, and the two attributes). */
 static int
 Channel_init(Channel *self, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"mqd",     "msgsize",  "busy", "existential",
-                             "message", "wait_mqd", NULL};
-    int mqd, wait_mqd = -1;
-    PyObject *busy, *existential, *message;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "inOOO!|i", kwlist, &mqd, &self->msgsize, &busy,
-                                     &existential, &PyType_Type, &message, &wait_mqd))
+    static char *kwlist[] = {"name", "oflag", "mode", "max_messages", "max_message_size",
+                             "message", NULL};
+    PyObject *name_bytes = NULL, *message;
+    int oflag, mode;
+    long maxmsg, msgsize;
+    if (self->state != ST_CLOSED || self->message != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Channel is already initialized");
+        return -1;
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O&iillO!", kwlist, PyUnicode_FSConverter,
+                                     &name_bytes, &oflag, &mode, &maxmsg, &msgsize, &PyType_Type,
+                                     &message))
         return -1;
     if (!PyType_IsSubtype((PyTypeObject *)message, &PyTuple_Type)) {
+        Py_DECREF(name_bytes);
         PyErr_SetString(PyExc_TypeError, "message must be a tuple subclass");
         return -1;
     }
-    Py_XSETREF(self->message, (PyTypeObject *)Py_NewRef(message));
-    if (self->msgsize < 0) {
-        PyErr_SetString(PyExc_ValueError, "msgsize must be >= 0");
+    const char *name = PyBytes_AS_STRING(name_bytes);
+    mqd_t mqd;
+    int err = 0;
+    if (oflag & O_CREAT) {
+        struct mq_attr attr;
+        memset(&attr, 0, sizeof attr);
+        attr.mq_maxmsg = maxmsg;
+        attr.mq_msgsize = msgsize;
+        mqd = mq_open(name, oflag | O_NONBLOCK | O_CLOEXEC, (mode_t)mode, &attr);
+        if (mqd == (mqd_t)-1)
+            err = errno;
+        /* The exact mode, as SysV applies it, instead of filtered by the umask. */
+        else if (fchmod((int)mqd, (mode_t)mode) == -1) {
+            err = errno;
+            mq_close(mqd);
+            mq_unlink(name);
+            mqd = (mqd_t)-1;
+        }
+    }
+    else {
+        mqd = mq_open(name, (oflag & ~(O_CREAT | O_EXCL)) | O_NONBLOCK | O_CLOEXEC);
+        if (mqd == (mqd_t)-1)
+            err = errno;
+    }
+    Py_DECREF(name_bytes);
+    if (mqd == (mqd_t)-1) {
+        set_errno(err);
         return -1;
     }
-    self->mqd = (mqd_t)mqd;
-    self->wait_mqd = (mqd_t)wait_mqd;
-    Py_XSETREF(self->busy, Py_NewRef(busy));
-    Py_XSETREF(self->existential, Py_NewRef(existential));
+    struct mq_attr got;
+    if (mq_getattr(mqd, &got) == -1) {
+        err = errno;
+        mq_close(mqd);
+        set_errno(err);
+        return -1;
+    }
+    self->mqd = mqd;
+    self->maxmsg = got.mq_maxmsg;
+    self->msgsize = (Py_ssize_t)got.mq_msgsize;
+    for (int i = 0; i < 2; i++) {
+        self->pollers[i] = PyThread_allocate_lock();
+        if (self->pollers[i] == NULL) {
+            if (i == 1)
+                PyThread_free_lock(self->pollers[0]);
+            self->pollers[0] = NULL;
+            mq_close(mqd);
+            self->mqd = (mqd_t)-1;
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    self->message = (PyTypeObject *)Py_NewRef(message);
+    self->state = ST_OPEN;
+    link_live(self);
     return 0;
+}
+
+/* Close the descriptors now (no call may be in flight). */
+static void
+release(Channel *self)
+{
+    if (self->mqd != (mqd_t)-1)
+        mq_close(self->mqd);
+    if (self->wakefd != -1)
+        close(self->wakefd);
+    self->mqd = (mqd_t)-1;
+    self->wakefd = -1;
+    self->state = ST_CLOSED;
 }
 
 static int
 Channel_traverse(Channel *self, visitproc visit, void *arg)
 {
-    Py_VISIT(self->busy);
-    Py_VISIT(self->existential);
     Py_VISIT(self->message);
     return 0;
 }
@@ -73,8 +232,6 @@ Channel_traverse(Channel *self, visitproc visit, void *arg)
 static int
 Channel_clear(Channel *self)
 {
-    Py_CLEAR(self->busy);
-    Py_CLEAR(self->existential);
     Py_CLEAR(self->message);
     return 0;
 }
@@ -83,140 +240,101 @@ static void
 Channel_dealloc(Channel *self)
 {
     PyObject_GC_UnTrack(self);
+    /* A call in flight holds a reference, so none is in flight here. */
+    release(self);
+    unlink_live(self);
+    for (int i = 0; i < 2; i++)
+        if (self->pollers[i] != NULL)
+            PyThread_free_lock(self->pollers[i]);
     Channel_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
 static PyObject *
-raise_errno(Channel *self, int err, const char *busy_text)
+closed_error(void)
 {
-    switch (err) {
-    case EAGAIN:
-        PyErr_SetString(self->busy, busy_text);
-        return NULL;
-    case EBADF:
-    case EINVAL:
-        PyErr_SetString(self->existential, "The queue does not exist");
-        return NULL;
-    case EMSGSIZE:
-        PyErr_SetString(PyExc_ValueError, "The message is too long");
-        return NULL;
-    }
-    errno = err;
-    return PyErr_SetFromErrno(PyExc_OSError);
+    return set_errno(EBADF);
 }
 
-/* Wait without the GIL until the descriptor is ready for `events`.
- * 0: try the call again; -1: an exception is set (a signal handler raised,
- * or the descriptor was closed under the wait). */
-static int
-wait_ready(Channel *self, short events)
-{
-    struct pollfd pfd = {.fd = (int)self->mqd, .events = events, .revents = 0};
-    int rc, err;
-    Py_BEGIN_ALLOW_THREADS
-    rc = poll(&pfd, 1, -1);
-    err = errno;
-    Py_END_ALLOW_THREADS
-    if (rc == -1) {
-        if (err == EINTR)
-            return PyErr_CheckSignals(); /* run handlers; resume unless one raised */
-        errno = err;
-        PyErr_SetFromErrno(PyExc_OSError);
-        return -1;
-    }
-    if (pfd.revents & POLLNVAL) {
-        raise_errno(self, EBADF, "");
-        return -1;
-    }
-    return 0;
-}
+/* ---------------------------------------------------------------- lifetime */
 
-/* The blocking waits on wait_mqd, without the GIL: the kernel hands a message
- * straight to a blocked mq_receive. A signal runs the Python handlers and the
- * call resumes, unless a handler raised. -1: an exception is set. */
-static int
-send_blocking(Channel *self, const char *data, size_t len, unsigned int priority)
-{
-    for (;;) {
-        int rc, err;
-        Py_BEGIN_ALLOW_THREADS
-        rc = mq_send(self->wait_mqd, data, len, priority);
-        err = errno;
-        Py_END_ALLOW_THREADS
-        if (rc == 0)
-            return 0;
-        if (err != EINTR) {
-            raise_errno(self, err, "The queue is full");
-            return -1;
-        }
-        if (PyErr_CheckSignals() < 0)
-            return -1;
-    }
-}
-
-static ssize_t
-receive_blocking(Channel *self, char *buf, unsigned int *priority)
-{
-    for (;;) {
-        ssize_t got;
-        int err;
-        Py_BEGIN_ALLOW_THREADS
-        got = mq_receive(self->wait_mqd, buf, (size_t)self->msgsize, priority);
-        err = errno;
-        Py_END_ALLOW_THREADS
-        if (got != -1)
-            return got;
-        if (err != EINTR) {
-            raise_errno(self, err, "The queue is empty");
-            return -1;
-        }
-        if (PyErr_CheckSignals() < 0)
-            return -1;
-    }
-}
-
-/* send(message: bytes, block: bool, priority: int) -> None */
+/* close(): release now, or wake the waiters and let the last one release. */
 static PyObject *
-Channel_send(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+Channel_close(Channel *self, PyObject *unused)
 {
-    if (nargs != 3 || !PyBytes_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "send(message: bytes, block: bool, priority: int)");
-        return NULL;
+    if (self->state != ST_OPEN)
+        Py_RETURN_NONE;
+    if (self->inflight == 0) {
+        release(self);
+        Py_RETURN_NONE;
     }
-    int block = PyObject_IsTrue(args[1]);
-    if (block < 0)
-        return NULL;
-    unsigned long priority = PyLong_AsUnsignedLong(args[2]);
-    if (priority == (unsigned long)-1 && PyErr_Occurred())
-        return NULL;
-    const char *data = PyBytes_AS_STRING(args[0]); /* immutable, kept alive by args */
-    size_t len = (size_t)PyBytes_GET_SIZE(args[0]);
-    while (mq_send(self->mqd, data, len, (unsigned int)priority) == -1) {
-        if (errno != EAGAIN || !block)
-            return raise_errno(self, errno, "The queue is full");
-        if (self->wait_mqd != (mqd_t)-1) {
-            if (send_blocking(self, data, len, (unsigned int)priority) < 0)
-                return NULL;
-            Py_RETURN_NONE;
-        }
-        if (wait_ready(self, POLLOUT) < 0)
-            return NULL;
+    self->state = ST_CLOSING;
+    uint64_t one = 1;
+    /* Cannot fail short of a full counter (2**64 - 2 closes). */
+    if (write(self->wakefd, &one, sizeof one) == -1) {
+        /* nothing better to do: waiters also see the state on their next wake-up */
     }
     Py_RETURN_NONE;
 }
 
-/* receive(block: bool) -> Message(data, 1, priority) */
-static PyObject *
-Channel_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+static void
+leave(Channel *self)
 {
-    if (nargs != 1) {
-        PyErr_SetString(PyExc_TypeError, "receive(block: bool)");
+    if (--self->inflight == 0 && self->state == ST_CLOSING)
+        release(self);
+}
+
+/* ---------------------------------------------------------------- one attempt */
+
+/* 1: sent; 0: full (EAGAIN); -1: an exception is set. GIL held. */
+static int
+try_send(Channel *self, const char *data, size_t len, unsigned int priority)
+{
+    for (;;) {
+        if (mq_send(self->mqd, data, len, priority) == 0)
+            return 1;
+        if (errno == EAGAIN)
+            return 0;
+        if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+    }
+}
+
+static PyObject *
+build_message(Channel *self, const char *buf, Py_ssize_t got, unsigned int priority)
+{
+    PyObject *data = PyBytes_FromStringAndSize(buf, got);
+    PyObject *mtype = PyLong_FromLong(1);
+    PyObject *prio = PyLong_FromUnsignedLong(priority);
+    PyObject *result = NULL;
+    if (data != NULL && mtype != NULL && prio != NULL)
+        result = self->message->tp_alloc(self->message, 3);
+    if (result == NULL) {
+        Py_XDECREF(data);
+        Py_XDECREF(mtype);
+        Py_XDECREF(prio);
         return NULL;
     }
-    int block = PyObject_IsTrue(args[0]);
-    if (block < 0)
-        return NULL;
+    /* As tuple.__new__(Message, (data, 1, priority)) builds it: tp_alloc zeroes
+     * the object, but tuples that cache their hash (3.14+) mark "not computed"
+     * with -1, which tuple's own constructors set. */
+#if PY_VERSION_HEX >= 0x030E0000
+    ((PyTupleObject *)result)->ob_hash = -1;
+#endif
+    PyTuple_SET_ITEM(result, 0, data);
+    PyTuple_SET_ITEM(result, 1, mtype);
+    PyTuple_SET_ITEM(result, 2, prio);
+    return result;
+}
+
+/* A Message, Py_None when empty (EAGAIN), or NULL with an exception. GIL held. */
+static PyObject *
+try_receive(Channel *self)
+{
     char stack[STACK_BUF];
     char *buf = stack;
     if (self->msgsize > STACK_BUF) {
@@ -224,71 +342,553 @@ Channel_receive(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         if (buf == NULL)
             return PyErr_NoMemory();
     }
-    unsigned int priority = 0;
-    ssize_t got;
     PyObject *result = NULL;
-    while ((got = mq_receive(self->mqd, buf, (size_t)self->msgsize, &priority)) == -1) {
-        if (errno != EAGAIN || !block) {
-            raise_errno(self, errno, "The queue is empty");
+    unsigned int priority = 0;
+    for (;;) {
+        ssize_t got = mq_receive(self->mqd, buf, (size_t)self->msgsize, &priority);
+        if (got >= 0) {
+            result = build_message(self, buf, (Py_ssize_t)got, priority);
             break;
         }
-        if (self->wait_mqd != (mqd_t)-1) {
-            got = receive_blocking(self, buf, &priority); /* a message, or an exception */
+        if (errno == EAGAIN) {
+            result = Py_NewRef(Py_None);
             break;
         }
-        if (wait_ready(self, POLLIN) < 0)
+        if (errno != EINTR) {
+            PyErr_SetFromErrno(PyExc_OSError);
             break;
-    }
-    if (got != -1) {
-        PyObject *data = PyBytes_FromStringAndSize(buf, got);
-        PyObject *mtype = PyLong_FromLong(1);
-        PyObject *prio = PyLong_FromUnsignedLong(priority);
-        if (data != NULL && mtype != NULL && prio != NULL)
-            result = self->message->tp_alloc(self->message, 3);
-        if (result == NULL) {
-            Py_XDECREF(data);
-            Py_XDECREF(mtype);
-            Py_XDECREF(prio);
         }
-        else { /* as tuple.__new__(Message, (data, 1, priority)) builds it */
-            PyTuple_SET_ITEM(result, 0, data);
-            PyTuple_SET_ITEM(result, 1, mtype);
-            PyTuple_SET_ITEM(result, 2, prio);
-        }
+        if (PyErr_CheckSignals() < 0)
+            break;
     }
     if (buf != stack)
         PyMem_Free(buf);
     return result;
 }
 
+/* ---------------------------------------------------------------- waiting */
+
+/* timeout: None (no limit) or seconds >= 0. 0 on success, -1 with an exception. */
+static int
+parse_timeout(PyObject *obj, int *forever, struct timespec *deadline)
+{
+    *forever = 1;
+    if (obj == Py_None)
+        return 0;
+    double t = PyFloat_AsDouble(obj);
+    if (t == -1.0 && PyErr_Occurred())
+        return -1;
+    if (!(t >= 0.0)) {
+        PyErr_SetString(PyExc_ValueError, "timeout must be None or a number >= 0");
+        return -1;
+    }
+    if (t >= WAIT_FOREVER)
+        return 0;
+    *forever = 0;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double whole = floor(t);
+    deadline->tv_sec = now.tv_sec + (time_t)whole;
+    deadline->tv_nsec = now.tv_nsec + (long)((t - whole) * 1e9);
+    if (deadline->tv_nsec >= 1000000000L) {
+        deadline->tv_sec += 1;
+        deadline->tv_nsec -= 1000000000L;
+    }
+    return 0;
+}
+
+static int
+ensure_wakefd(Channel *self)
+{
+    if (self->wakefd == -1) {
+        int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (fd == -1) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        self->wakefd = fd;
+    }
+    return 0;
+}
+
+/* What a wait does once the queue is ready: one non-blocking mq_send or
+ * mq_receive, made without the GIL (the call is in flight, so the descriptor
+ * stays open), so a woken waiter takes its message before it competes for the
+ * GIL. */
+typedef struct {
+    int sending;
+    const char *data; /* send */
+    size_t len;
+    char *buf; /* receive */
+    size_t size;
+    unsigned int priority; /* send: given; receive: received */
+    ssize_t got;
+} Attempt;
+
+enum { W_DONE = 1, W_TIMEOUT = 0, W_ERROR = -1, W_CLOSED = 2, W_SIGNAL = 3 };
+
+/* Without the GIL: poll the queue and the eventfd until the attempt succeeds,
+ * the deadline passes, close() writes the eventfd, or a signal arrives (the
+ * caller runs the handlers with the GIL and calls again). *err: the errno for
+ * W_ERROR. */
+static int
+wait_nogil(mqd_t mqd, int wakefd, Attempt *a, int forever, const struct timespec *deadline,
+           int *err)
+{
+    struct pollfd fds[2] = {
+        {.fd = (int)mqd, .events = a->sending ? POLLOUT : POLLIN, .revents = 0},
+        {.fd = wakefd, .events = POLLIN, .revents = 0},
+    };
+    for (;;) {
+        struct timespec left, *timeout = NULL;
+        if (!forever) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            left.tv_sec = deadline->tv_sec - now.tv_sec;
+            left.tv_nsec = deadline->tv_nsec - now.tv_nsec;
+            if (left.tv_nsec < 0) {
+                left.tv_sec -= 1;
+                left.tv_nsec += 1000000000L;
+            }
+            if (left.tv_sec < 0)
+                return W_TIMEOUT;
+            timeout = &left;
+        }
+        fds[0].revents = fds[1].revents = 0;
+        int rc = ppoll(fds, 2, timeout, NULL);
+        if (rc == -1) {
+            if (errno == EINTR)
+                return W_SIGNAL;
+            *err = errno;
+            return W_ERROR;
+        }
+        if (fds[1].revents)
+            return W_CLOSED;
+        if (rc == 0)
+            return W_TIMEOUT;
+        if (fds[0].revents & POLLNVAL) {
+            *err = EBADF;
+            return W_ERROR;
+        }
+        int ok;
+        if (a->sending)
+            ok = mq_send(mqd, a->data, a->len, a->priority) == 0;
+        else {
+            a->got = mq_receive(mqd, a->buf, a->size, &a->priority);
+            ok = a->got >= 0;
+        }
+        if (ok)
+            return W_DONE;
+        if (errno == EINTR)
+            return W_SIGNAL;
+        if (errno != EAGAIN) {
+            *err = errno;
+            return W_ERROR;
+        }
+        /* another thread or process got there first: wait again */
+    }
+}
+
+/* In flight, with the GIL: wait (see wait_nogil), running signal handlers
+ * between waits. W_DONE, W_TIMEOUT, W_CLOSED, or W_ERROR with an exception. */
+static int take_poller(Channel *self, PyThread_type_lock poller, int forever,
+                       const struct timespec *deadline);
+static int poll_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline);
+
+static int
+wait_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline)
+{
+    PyThread_type_lock poller = self->pollers[a->sending];
+    int w = take_poller(self, poller, forever, deadline);
+    if (w != W_DONE)
+        return w;
+    w = poll_attempt(self, a, forever, deadline);
+    PyThread_release_lock(poller);
+    return w;
+}
+
+/* Wait, without the GIL, to become the direction's poller: W_DONE (the lock
+ * is held), W_TIMEOUT, W_CLOSED (close() woke the poller, which let the lock
+ * go), or W_ERROR (a signal handler raised). */
+static int
+take_poller(Channel *self, PyThread_type_lock poller, int forever,
+            const struct timespec *deadline)
+{
+    for (;;) {
+        PY_TIMEOUT_T us = -1;
+        if (!forever) {
+            struct timespec now;
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            double left = (double)(deadline->tv_sec - now.tv_sec) +
+                          (double)(deadline->tv_nsec - now.tv_nsec) / 1e9;
+            if (left <= 0)
+                return W_TIMEOUT;
+            double limit = (double)PY_TIMEOUT_MAX / 1e6;
+            us = (PY_TIMEOUT_T)((left < limit ? left : limit) * 1e6);
+        }
+        PyLockStatus got;
+        Py_BEGIN_ALLOW_THREADS
+        got = PyThread_acquire_lock_timed(poller, us, 1);
+        Py_END_ALLOW_THREADS
+        if (got == PY_LOCK_ACQUIRED) {
+            if (self->state == ST_OPEN)
+                return W_DONE;
+            PyThread_release_lock(poller);
+            return W_CLOSED;
+        }
+        if (self->state != ST_OPEN)
+            return W_CLOSED;
+        if (got == PY_LOCK_FAILURE)
+            return W_TIMEOUT;
+        if (PyErr_CheckSignals() < 0) /* PY_LOCK_INTR: a signal; a handler may raise */
+            return W_ERROR;
+    }
+}
+
+/* As the direction's poller: poll and attempt until done, timed out or closed. */
+static int
+poll_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline)
+{
+    for (;;) {
+        int w, err = 0;
+        mqd_t mqd = self->mqd;
+        int wakefd = self->wakefd;
+        Py_BEGIN_ALLOW_THREADS
+        w = wait_nogil(mqd, wakefd, a, forever, deadline, &err);
+        Py_END_ALLOW_THREADS
+        if (w == W_DONE || w == W_TIMEOUT)
+            return w;
+        if (self->state != ST_OPEN)
+            return W_CLOSED;
+        if (w == W_CLOSED) { /* readable while open: not our close(); drain it */
+            uint64_t count;
+            if (read(wakefd, &count, sizeof count) == -1) {
+                /* EAGAIN: another waiter drained it first */
+            }
+            continue;
+        }
+        if (w == W_ERROR) {
+            set_errno(err);
+            return W_ERROR;
+        }
+        if (PyErr_CheckSignals() < 0) /* a handler raised: nothing was taken or sent */
+            return W_ERROR;
+        if (self->state != ST_OPEN) /* a handler closed the handle */
+            return W_CLOSED;
+    }
+}
+
+static int
+check_send_args(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, unsigned int *priority)
+{
+    if (nargs != want || !PyBytes_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        want == 3 ? "send_nowait(data: bytes, mtype: int, priority: int)"
+                                  : "send_wait(data: bytes, mtype: int, priority: int, timeout)");
+        return -1;
+    }
+    unsigned long value = PyLong_AsUnsignedLong(args[2]);
+    if (value == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    if (value > UINT32_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "priority out of range");
+        return -1;
+    }
+    *priority = (unsigned int)value;
+    return 0;
+}
+
+/* send_nowait(data: bytes, mtype: int, priority: int) -> bool */
+static PyObject *
+Channel_send_nowait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned int priority;
+    if (check_send_args(args, nargs, 3, &priority) < 0)
+        return NULL;
+    if (self->state != ST_OPEN)
+        return closed_error();
+    int rc = try_send(self, PyBytes_AS_STRING(args[0]), (size_t)PyBytes_GET_SIZE(args[0]),
+                      priority);
+    if (rc < 0)
+        return NULL;
+    return PyBool_FromLong(rc);
+}
+
+/* receive_nowait(mtype: int) -> Message | None */
+static PyObject *
+Channel_receive_nowait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "receive_nowait(mtype: int)");
+        return NULL;
+    }
+    if (self->state != ST_OPEN)
+        return closed_error();
+    return try_receive(self);
+}
+
+/* send_wait(data, mtype, priority, timeout: float | None) -> bool
+ * False when the time ran out or close() woke the call. */
+static PyObject *
+Channel_send_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    unsigned int priority;
+    int forever;
+    struct timespec deadline;
+    if (check_send_args(args, nargs, 4, &priority) < 0 ||
+        parse_timeout(args[3], &forever, &deadline) < 0)
+        return NULL;
+    if (self->state != ST_OPEN)
+        Py_RETURN_FALSE;
+    Attempt a = {.sending = 1,
+                 .data = PyBytes_AS_STRING(args[0]), /* immutable, kept alive by args */
+                 .len = (size_t)PyBytes_GET_SIZE(args[0]),
+                 .priority = priority};
+    /* No attempt first: the core made one (send_nowait) just before; the
+     * poll returns at once if there is room now. */
+    if (ensure_wakefd(self) < 0)
+        return NULL;
+    self->inflight++;
+    int w = wait_attempt(self, &a, forever, &deadline);
+    leave(self);
+    if (w == W_ERROR)
+        return NULL;
+    return PyBool_FromLong(w == W_DONE);
+}
+
+/* receive_wait(mtype, timeout: float | None) -> Message | None
+ * None when the time ran out or close() woke the call. */
+static PyObject *
+Channel_receive_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    int forever;
+    struct timespec deadline;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "receive_wait(mtype: int, timeout: float | None)");
+        return NULL;
+    }
+    if (parse_timeout(args[1], &forever, &deadline) < 0)
+        return NULL;
+    if (self->state != ST_OPEN)
+        Py_RETURN_NONE;
+    PyObject *result;
+    /* No attempt first: the core made one (receive_nowait) just before; the
+     * poll returns at once if a message is waiting. */
+    if (ensure_wakefd(self) < 0)
+        return NULL;
+    char stack[STACK_BUF];
+    Attempt a = {.sending = 0, .buf = stack, .size = (size_t)self->msgsize};
+    if (self->msgsize > STACK_BUF) {
+        a.buf = PyMem_Malloc((size_t)self->msgsize);
+        if (a.buf == NULL)
+            return PyErr_NoMemory();
+    }
+    self->inflight++;
+    int w = wait_attempt(self, &a, forever, &deadline);
+    leave(self);
+    if (w == W_DONE)
+        result = build_message(self, a.buf, (Py_ssize_t)a.got, a.priority);
+    else
+        result = w == W_ERROR ? NULL : Py_NewRef(Py_None);
+    if (a.buf != stack)
+        PyMem_Free(a.buf);
+    return result;
+}
+
+/* ---------------------------------------------------------------- state */
+
+/* fileno() -> int: the queue descriptor (valid until close). */
+static PyObject *
+Channel_fileno(Channel *self, PyObject *unused)
+{
+    if (self->state != ST_OPEN)
+        return closed_error();
+    return PyLong_FromLong((long)self->mqd);
+}
+
+/* stat() -> (curmsgs, st_mode, st_uid, st_gid, qsize or -1) */
+static PyObject *
+Channel_stat(Channel *self, PyObject *unused)
+{
+    if (self->state != ST_OPEN)
+        return closed_error();
+    struct mq_attr attr;
+    struct stat st;
+    if (mq_getattr(self->mqd, &attr) == -1 || fstat((int)self->mqd, &st) == -1)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    long long qsize = -1;
+    char line[129];
+    ssize_t n = pread((int)self->mqd, line, sizeof line - 1, 0); /* EBADF when write-only */
+    if (n > 0) {
+        line[n] = '\0';
+        const char *at = strstr(line, "QSIZE:");
+        char *end;
+        if (at != NULL) {
+            long long value = strtoll(at + 6, &end, 10);
+            if (end != at + 6)
+                qsize = value;
+        }
+    }
+    return Py_BuildValue("(lIIIL)", (long)attr.mq_curmsgs, (unsigned int)st.st_mode,
+                         (unsigned int)st.st_uid, (unsigned int)st.st_gid, qsize);
+}
+
+/* ---------------------------------------------------------------- notify */
+
+static void
+notify_thread(union sigval value)
+{
+    PyObject *callback = (PyObject *)value.sival_ptr;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (Py_IsFinalizing())
+        return;
+#else
+    if (_Py_IsFinalizing())
+        return;
+#endif
+    PyGILState_STATE gil = PyGILState_Ensure();
+    PyObject *result = PyObject_CallNoArgs(callback);
+    if (result == NULL)
+        PyErr_WriteUnraisable(callback);
+    else
+        Py_DECREF(result);
+    Py_DECREF(callback); /* the reference the registration took */
+    PyGILState_Release(gil);
+}
+
+/* notify(None | signal number | callable): mq_notify. A callable runs once,
+ * with no arguments, in a new thread; a registration that is cancelled or
+ * replaced before it fires keeps its reference to the callable. */
+static PyObject *
+Channel_notify(Channel *self, PyObject *arg)
+{
+    if (self->state != ST_OPEN)
+        return closed_error();
+    struct sigevent ev;
+    memset(&ev, 0, sizeof ev);
+    /* This process's own registration is replaced: cancel it first (the
+     * kernel would say EBUSY). Another process's stays, and EBUSY follows. */
+    if (mq_notify(self->mqd, NULL) == -1)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    if (arg == Py_None)
+        Py_RETURN_NONE;
+    if (PyLong_Check(arg)) {
+        long signo = PyLong_AsLong(arg);
+        if (signo == -1 && PyErr_Occurred())
+            return NULL;
+        if (signo < 1 || signo >= NSIG) {
+            PyErr_Format(PyExc_ValueError, "signal must be 1..%d", NSIG - 1);
+            return NULL;
+        }
+        ev.sigev_notify = SIGEV_SIGNAL;
+        ev.sigev_signo = (int)signo;
+        if (mq_notify(self->mqd, &ev) == -1)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        Py_RETURN_NONE;
+    }
+    if (!PyCallable_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "notify() takes None, a signal number or a callable");
+        return NULL;
+    }
+    ev.sigev_notify = SIGEV_THREAD;
+    ev.sigev_notify_function = notify_thread;
+    ev.sigev_value.sival_ptr = Py_NewRef(arg);
+    if (mq_notify(self->mqd, &ev) == -1) {
+        int err = errno;
+        Py_DECREF(arg);
+        return set_errno(err);
+    }
+    Py_RETURN_NONE;
+}
+
+/* ---------------------------------------------------------------- type */
+
+static PyObject *
+Channel_get_max_messages(Channel *self, void *closure)
+{
+    return PyLong_FromLong(self->maxmsg);
+}
+
+static PyObject *
+Channel_get_max_message_size(Channel *self, void *closure)
+{
+    return PyLong_FromSsize_t(self->msgsize);
+}
+
+static PyObject *
+Channel_get_closed(Channel *self, void *closure)
+{
+    return PyBool_FromLong(self->state != ST_OPEN);
+}
+
+static PyGetSetDef Channel_getset[] = {
+    {"max_messages", (getter)Channel_get_max_messages, NULL, "mq_maxmsg", NULL},
+    {"max_message_size", (getter)Channel_get_max_message_size, NULL, "mq_msgsize", NULL},
+    {"closed", (getter)Channel_get_closed, NULL, "whether close() was called", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyMethodDef Channel_methods[] = {
-    {"send", (PyCFunction)(void (*)(void))Channel_send, METH_FASTCALL,
-     "send(message, block, priority): mq_send; with block, wait until there is room."},
-    {"receive", (PyCFunction)(void (*)(void))Channel_receive, METH_FASTCALL,
-     "receive(block) -> Message: mq_receive; with block, wait until a message arrives."},
+    {"send_nowait", (PyCFunction)(void (*)(void))Channel_send_nowait, METH_FASTCALL,
+     "send_nowait(data, mtype, priority) -> bool: one non-blocking mq_send."},
+    {"receive_nowait", (PyCFunction)(void (*)(void))Channel_receive_nowait, METH_FASTCALL,
+     "receive_nowait(mtype) -> Message | None: one non-blocking mq_receive."},
+    {"send_wait", (PyCFunction)(void (*)(void))Channel_send_wait, METH_FASTCALL,
+     "send_wait(data, mtype, priority, timeout) -> bool: wait for room, then send."},
+    {"receive_wait", (PyCFunction)(void (*)(void))Channel_receive_wait, METH_FASTCALL,
+     "receive_wait(mtype, timeout) -> Message | None: wait for a message, then take it."},
+    {"close", (PyCFunction)Channel_close, METH_NOARGS,
+     "close(): release the descriptors; wakes waiters, the last one to leave releases."},
+    {"fileno", (PyCFunction)Channel_fileno, METH_NOARGS, "The queue descriptor."},
+    {"stat", (PyCFunction)Channel_stat, METH_NOARGS,
+     "stat() -> (curmsgs, st_mode, st_uid, st_gid, qsize or -1)."},
+    {"notify", (PyCFunction)Channel_notify, METH_O,
+     "notify(None | signal | callable): mq_notify."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyTypeObject ChannelType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "unimq_posix._fast.Channel",
-    .tp_doc = "mq_send/mq_receive on one non-blocking descriptor, with posix_ipc's "
-              "exception classes.",
+    .tp_doc = "One POSIX message queue descriptor, owned: non-blocking attempts, waits that "
+              "close() wakes, and OSError with the real errno.",
     .tp_basicsize = sizeof(Channel),
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
+    .tp_new = Channel_new,
     .tp_init = (initproc)Channel_init,
     .tp_dealloc = (destructor)Channel_dealloc,
     .tp_traverse = (traverseproc)Channel_traverse,
     .tp_clear = (inquiry)Channel_clear,
     .tp_methods = Channel_methods,
+    .tp_getset = Channel_getset,
+};
+
+/* unlink(name): mq_unlink, OSError with the real errno. */
+static PyObject *
+fast_unlink(PyObject *module, PyObject *arg)
+{
+    PyObject *name_bytes = NULL;
+    if (!PyUnicode_FSConverter(arg, &name_bytes))
+        return NULL;
+    int rc = mq_unlink(PyBytes_AS_STRING(name_bytes));
+    int err = errno;
+    Py_DECREF(name_bytes);
+    if (rc == -1)
+        return set_errno(err);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef fast_functions[] = {
+    {"unlink", (PyCFunction)fast_unlink, METH_O, "unlink(name): mq_unlink."},
+    {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef fast_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "unimq_posix._fast",
-    .m_doc = "Optional C hot path for unimq's POSIX backend.",
+    .m_doc = "Optional C channel for unimq's POSIX backend.",
     .m_size = -1,
+    .m_methods = fast_functions,
 };
 
 PyMODINIT_FUNC
@@ -296,6 +896,10 @@ PyInit__fast(void)
 {
     if (PyType_Ready(&ChannelType) < 0)
         return NULL;
+    if (pthread_atfork(NULL, NULL, after_fork_child) != 0) {
+        PyErr_SetString(PyExc_ImportError, "pthread_atfork failed");
+        return NULL;
+    }
     PyObject *m = PyModule_Create(&fast_module);
     if (m == NULL)
         return NULL;

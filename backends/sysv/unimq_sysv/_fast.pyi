@@ -1,23 +1,26 @@
+from typing import Final, Literal
+
 from unimq._message import Message
 
-class Channel:
-    """msgsnd/msgrcv on one msqid, raising sysv_ipc's exception classes."""
+#: The real-time signal close() uses to wake blocked waiters (0: none free; waits poll).
+WAKE_SIGNAL: Final[int]
+#: Messages up to this many bytes are sent and received through a stack buffer.
+STACK_BUF: Final[int]
 
-    def __init__(
-        self,
-        msqid: int,
-        bufsize: int,
-        busy: type[BaseException],
-        existential: type[BaseException],
-        permissions: type[BaseException],
-        base: type[BaseException],
-        message: type[Message],
-    ) -> None: ...
-    def send(self, message: bytes, block: bool, mtype: int, /) -> None: ...
-    def receive(self, block: bool, mtype: int, /) -> Message: ...
-    def wait_send(
-        self, message: bytes, mtype: int, timeout: float, start: float, cap: float, /
+class Channel:
+    """msgsnd/msgrcv on one msqid: the SysV backend's primitives; OSError with errno."""
+
+    def __init__(self, msqid: int, bufsize: int, message: type[Message]) -> None: ...
+    def send_nowait(self, data: bytes, mtype: int, priority: int, /) -> bool: ...
+    def receive_nowait(self, mtype: int, /) -> Message | None: ...
+    def send_wait(
+        self, data: bytes, mtype: int, priority: int, timeout: float | None, /
     ) -> bool: ...
-    def wait_receive(
-        self, mtype: int, timeout: float, start: float, cap: float, /
-    ) -> Message | None: ...
+    def receive_wait(self, mtype: int, timeout: float | None, /) -> Message | None: ...
+    def close(self) -> None: ...
+    @property
+    def state(self) -> Literal["open", "closing", "closed"]: ...
+    @property
+    def waiters(self) -> int: ...
+    @property
+    def bufsize(self) -> int: ...

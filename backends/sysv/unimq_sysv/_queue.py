@@ -1,9 +1,19 @@
-"""``sysv://KEY`` and ``sysv:///path?proj=N``: System V message queues through sysv_ipc."""
+"""``sysv://KEY`` and ``sysv:///path?proj=N``: System V message queues.
+
+Control operations (msgget, msgctl) go through sysv_ipc. Send and receive go
+through the C channel (``unimq_sysv._fast``) where it was built, else through
+sysv_ipc with the same semantics (``UNIMQ_PURE_PYTHON=1`` forces that).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import errno as E
-import warnings
+import functools
+import operator
+import os
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
@@ -11,33 +21,37 @@ from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 import sysv_ipc
 
 from unimq._accel import load_channel
-from unimq._errors import LimitExceeded, MessageTooLarge, PermissionDenied, QueueEmpty, QueueFull
-from unimq._limits import has_cap_sys_resource, msgmax, read_sysctl, sysctl_hint
+from unimq._errors import LimitExceeded, MessageTooLarge, UnimqError
+from unimq._limits import msgmax, read_sysctl, sysctl_hint
 from unimq._message import Capability, Message, QueueStat, new_message
 from unimq._names import format_key, sysv_key
-from unimq._options import Access, OptionParser, positive_int
-from unimq._queue import Queue
+from unimq._options import OPTION_MAX, Access, OptionParser, positive_int
+from unimq._queue import Op, Queue
+from unimq._sysvproc import sysv_msg_entries, sysv_msg_entry
 from unimq._url import QueueURL
-from unimq._waiting import Backoff, Deadline
-from unimq._warnings import AttributeMismatchWarning
-from unimq_sysv._errors import Op, is_eintr, map_error, proc_entry
+from unimq._waiting import Backoff
+from unimq_sysv._errors import Context, driver_oserror, msgmnb_error, sysv_error
 
 if TYPE_CHECKING:
     from unimq_sysv._fast import Channel
 
 __all__ = ["ACCELERATED", "SysVQueue"]
 
-#: The C hot path, or None: then sysv_ipc's own calls are used.
+#: The C primitives, or None: then sysv_ipc's own calls are used.
 _Channel: type[Channel] | None = load_channel("unimq_sysv._fast")
 
-#: True when send/receive run through the C hot path (unimq_sysv._fast).
+#: True when send/receive run through the C primitives (unimq_sysv._fast).
 ACCELERATED = _Channel is not None
 
 #: The permission bits msgget() is asked for, by access (kernel-facts S3 / pitfall 11).
 ROLE_BITS = {"r": 0o400, "w": 0o200, "rw": 0o600}
+#: Largest uid/gid IPC_SET accepts: (uid_t)-1 = 2**32-1 means "unchanged" to the kernel.
+ID_MAX = 2**32 - 2
 
 _BusyError = sysv_ipc.BusyError
 _SysvError = sysv_ipc.Error
+_monotonic = time.monotonic
+T = TypeVar("T")
 
 
 def _signed(key: int) -> int:
@@ -53,33 +67,45 @@ def _time(value: float) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value else None
 
 
-T = TypeVar("T")
+def _driver_call(op: Op, ctx: Context, call: Callable[[], T]) -> T:
+    """A sysv_ipc control call, its failure as the table's unimq error."""
+    try:
+        return call()
+    except (_SysvError, OSError) as exc:
+        oserr = driver_oserror(op, exc)
+        if oserr is None:
+            raise
+        raise sysv_error(op, oserr, ctx) from exc
 
 
-def _poll(attempt: Callable[[], T], timeout: float, start: float, cap: float) -> T | None:
-    """The pure-Python twin of the C channel's wait_send/wait_receive: call the
-    non-blocking ``attempt`` until it stops raising BusyError, sleeping with
-    backoff between tries; None once ``timeout`` seconds have passed."""
-    deadline = Deadline(timeout)
-    backoff = Backoff(start, cap)
-    while True:
-        try:
-            return attempt()
-        except _BusyError:
-            pass
-        if deadline.expired():
-            return None
-        backoff.sleep(deadline)  # runs signal handlers; their exceptions propagate
+def _int_setting(name: str, value: object, low: int, high: int) -> int:
+    """An int argument of set(): bool and non-integers refused (TypeError), then range."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, not bool")
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}") from None
+    if not low <= number <= high:
+        bounds = f"0..0o{high:o}" if name == "mode" else f"{low}..{high}"
+        raise ValueError(f"{name} must be {bounds}, got {number!r}")
+    return int(number)
 
 
 class SysVQueue(Queue):
     """A System V message queue: message types, capacity in bytes (msg_qbytes).
 
-    The kernel has no timed wait for SysV queues: a finite timeout polls
-    with IPC_NOWAIT, starting at 50 us and doubling to a 1.5 ms cap, so a
-    message arriving mid-wait is seen within about 1.5 ms (0.75 ms on
-    average), and an idle waiter costs about 1.5% of a core. ``timeout=None``
-    blocks in the kernel; ``timeout=0`` never waits.
+    On the C path every wait blocks in the kernel (msgrcv/msgsnd). The kernel
+    has no timed wait for SysV queues, so a finite timeout arms a POSIX timer
+    that interrupts the call at the deadline; :meth:`close` interrupts it the
+    same way. Both use a thread-directed real-time signal with a no-op handler
+    (``unimq_sysv._fast.WAKE_SIGNAL``: the first one from SIGRTMIN+8 that
+    nobody else handles when unimq_sysv is imported). Where that signal cannot
+    be used (none free, another handler installed on it later, or the waiting
+    thread blocks it), and on the pure-Python path, waits poll with
+    IPC_NOWAIT instead, starting at 50 us and doubling to a 1.5 ms cap: a
+    message arriving mid-wait is then seen within about 1.5 ms, and an idle
+    waiter costs about 1.5% of a core. ``timeout=0`` never waits.
 
     Removing the queue wakes blocked senders and receivers of every process
     with :class:`unimq.QueueRemoved`.
@@ -91,72 +117,42 @@ class SysVQueue(Queue):
     )
     options: ClassVar[dict[str, OptionParser]] = {"max_bytes": positive_int}
     address_keys: ClassVar[frozenset[str]] = frozenset({"proj"})
+    attribute_options: ClassVar[frozenset[str]] = frozenset({"max_bytes"})
+    _driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sysv_ipc.Error,)
 
     def __init__(self, url: QueueURL, access: Access, mq: sysv_ipc.MessageQueue, key: int) -> None:
         self._mq = mq
         self._key = key
-        self._id = mq.id
+        self._id: int = mq.id
         self._qbytes: int | None = None
-        super().__init__(url, access, self._size_limit())
-        # The kernel checks permissions per call, not per handle; a handle opened
-        # for one direction refuses the other itself, at no cost on the hot path.
-        send: Callable[[bytes, bool, int], None] = mq.send
-        receive: Callable[[bool, int], Message]
-        # Timed waits (SysV has no timed msgsnd/msgrcv): IPC_NOWAIT attempts with
-        # backoff sleeps, in C without the GIL, or in Python on the fallback path.
-        wait_send: Callable[[bytes, int, float, float, float], bool]
-        wait_receive: Callable[[int, float, float, float], Message | None]
+        self._ctx = Context(str(url), key, self._id, access)
+        limit = msgmax()
+        self._buffer = limit  # sysv_ipc's receive buffer and send check (pure path)
+        super().__init__(url, access, self._size_limit(limit))
+        self._channel: Channel | None = None
         if _Channel is not None:
-            channel = _Channel(
-                mq.id,
-                msgmax(),  # the receive buffer, as for sysv_ipc: never E2BIG
-                sysv_ipc.BusyError,
-                sysv_ipc.ExistentialError,
-                sysv_ipc.PermissionsError,
-                sysv_ipc.Error,
-                Message,
+            channel = _Channel(self._id, limit, Message)
+            self._channel = channel
+            self._install(
+                channel.send_nowait, channel.receive_nowait, channel.send_wait, channel.receive_wait
             )
-            send, receive = channel.send, channel.receive
-            wait_send, wait_receive = channel.wait_send, channel.wait_receive
         else:
+            self._wait_lock = threading.Condition()
+            self._waiting: dict[int, int] = {}  # thread id -> waits in progress
+            self._pid = os.getpid()  # a forked child has none of these threads
+            self._install(
+                self._py_send_nowait,
+                self._py_receive_nowait,
+                self._py_send_wait,
+                self._py_receive_wait,
+            )
 
-            def receive(block: bool, mtype: int, _receive: Any = mq.receive) -> Message:
-                data, got = _receive(block, mtype)
-                return new_message((data, got, 0))
-
-            def wait_send(
-                data: bytes, mtype: int, timeout: float, start: float, cap: float
-            ) -> bool:
-                def attempt() -> bool:
-                    send(data, False, mtype)
-                    return True
-
-                return _poll(attempt, timeout, start, cap) is not None
-
-            def wait_receive(
-                mtype: int, timeout: float, start: float, cap: float
-            ) -> Message | None:
-                return _poll(lambda: receive(False, mtype), timeout, start, cap)
-
-        self._mq_send = send if access != "r" else self._refuse
-        self._mq_receive = receive if access != "w" else self._refuse
-        self._wait_send = wait_send if access != "r" else self._refuse
-        self._wait_receive = wait_receive if access != "w" else self._refuse
-
-    def _refuse(self, *args: object) -> Any:
-        op = "send" if self._access == "r" else "receive"
-        raise PermissionDenied(
-            f"cannot {op} on {self._url_text}: this handle was opened with "
-            f"access={self._access!r}; open another handle with access='rw'",
-            url=self._url_text,
-        )
-
-    def _size_limit(self) -> int:
+    def _size_limit(self, limit: int) -> int:
+        """min(kernel.msgmax, msg_qbytes), both read now (msg_qbytes where readable)."""
         try:
             self._qbytes = self._mq.max_size
         except _SysvError:
             self._qbytes = None  # no read permission: only kernel.msgmax is known
-        limit = msgmax()
         return limit if self._qbytes is None else min(limit, self._qbytes)
 
     # ------------------------------------------------------------------ opening
@@ -166,146 +162,217 @@ class SysVQueue(Queue):
         _key_of(url)
 
     @classmethod
-    def _open(
-        cls,
-        url: QueueURL,
-        *,
-        create: bool,
-        exclusive: bool,
-        mode: int,
-        access: Access,
-        options: dict[str, Any],
-    ) -> Self:
-        text = str(url)
+    def _open_existing(cls, url: QueueURL, *, access: Access, options: dict[str, Any]) -> Self:
         key = _key_of(url)
-        max_bytes: int | None = options.get("max_bytes")
-        if create and max_bytes is not None:
-            _check_qbytes(text, max_bytes)
-        buffer = msgmax()  # receive buffer = largest possible message: never E2BIG
-
-        def attempt(flags: int, bits: int, op: Op) -> sysv_ipc.MessageQueue:
-            try:
-                return sysv_ipc.MessageQueue(_signed(key), flags, bits, buffer)
-            except (_SysvError, OSError) as exc:
-                raise map_error(exc, text, op, key=key, access=access) from exc
-
-        if not create:
-            return cls(url, access, attempt(0, ROLE_BITS[access], "open"), key)
-        while True:
-            try:
-                mq = attempt(sysv_ipc.IPC_CREX, mode, "create")
-            except FileExistsError:
-                if exclusive:
-                    raise
-            else:
-                if max_bytes is not None:
-                    try:
-                        mq.max_size = max_bytes
-                    except (_SysvError, OSError) as exc:
-                        mq.remove()  # do not leave a half-configured queue behind
-                        raise map_error(exc, text, "set", key=key) from exc
-                return cls(url, access, mq, key)
-            try:
-                mq = attempt(0, ROLE_BITS[access], "open")
-            except FileNotFoundError:
-                continue  # removed between the two calls: create it again
-            handle = cls(url, access, mq, key)
-            if max_bytes is not None and handle._qbytes not in (None, max_bytes):
-                warnings.warn(
-                    f"{text} already exists with max_bytes={handle._qbytes}, not the "
-                    f"{max_bytes} asked for; the existing value applies. Change it with "
-                    "SysVQueue.set(max_bytes=...) or remove and recreate the queue",
-                    AttributeMismatchWarning,
-                    stacklevel=4,
-                )
-            return handle
+        ctx = Context(str(url), key, access=access)
+        mq = _driver_call(
+            "open", ctx, lambda: sysv_ipc.MessageQueue(_signed(key), 0, ROLE_BITS[access], msgmax())
+        )
+        return cls(url, access, mq, key)
 
     @classmethod
-    def _remove_url(cls, url: QueueURL, *, missing_ok: bool) -> None:
-        text = str(url)
+    def _create(cls, url: QueueURL, *, mode: int, access: Access, options: dict[str, Any]) -> Self:
         key = _key_of(url)
-        try:
-            mq = sysv_ipc.MessageQueue(_signed(key), 0, 0)
-            mq.remove()
-        except (_SysvError, OSError) as exc:
-            err = map_error(exc, text, "remove", key=key)
-            if missing_ok and isinstance(err, FileNotFoundError):
-                return
-            raise err from exc
-
-    # ------------------------------------------------------------------ send / receive
-
-    def _send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:
-        try:
-            self._mq_send(data, timeout is None, mtype)
-            return
-        except _BusyError:
-            if timeout == 0:
-                raise QueueFull(
-                    f"{self._url_text} is full", errno=E.EAGAIN, url=self._url_text
-                ) from None
-        except (_SysvError, OSError) as exc:
-            if not is_eintr(exc):
-                raise self._map(exc, "send") from exc
-        try:
-            if timeout is None:
-                while True:  # the backward jump runs pending signal handlers (PEP 475 style)
-                    try:
-                        self._mq_send(data, True, mtype)
-                        return
-                    except (_SysvError, OSError) as exc:
-                        if not is_eintr(exc):
-                            raise
-            if self._wait_send(data, mtype, timeout, Backoff.START, Backoff.CAP):
-                return
-        except (_SysvError, OSError) as exc:
-            raise self._map(exc, "send") from exc
-        raise QueueFull(
-            f"{self._url_text} stayed full for {timeout} s", errno=E.EAGAIN, url=self._url_text
+        ctx = Context(str(url), key, access=access)
+        mq = _driver_call(
+            "create",
+            ctx,
+            lambda: sysv_ipc.MessageQueue(_signed(key), sysv_ipc.IPC_CREX, mode, msgmax()),
         )
+        max_bytes: int | None = options.get("max_bytes")
+        if max_bytes is not None:
+            set_ctx = Context(str(url), key, mq.id, access, max_bytes)
+            try:
+                _driver_call("set", set_ctx, lambda: setattr(mq, "max_size", max_bytes))
+            except BaseException:
+                # Never leave a half-configured queue behind.
+                with contextlib.suppress(UnimqError):
+                    _driver_call("remove", set_ctx, mq.remove)
+                raise
+        return cls(url, access, mq, key)
 
-    def _receive(self, mtype: int, timeout: float | None) -> Message:
-        try:
-            return self._mq_receive(timeout is None, mtype)
-        except _BusyError:
-            if timeout == 0:
-                raise QueueEmpty(
-                    f"no matching message in {self._url_text}", errno=E.ENOMSG, url=self._url_text
-                ) from None
-        except (_SysvError, OSError) as exc:
-            if not is_eintr(exc):
-                raise self._map(exc, "receive") from exc
-        try:
-            if timeout is None:
-                while True:  # the backward jump runs pending signal handlers (PEP 475 style)
-                    try:
-                        return self._mq_receive(True, mtype)
-                    except (_SysvError, OSError) as exc:
-                        if not is_eintr(exc):
-                            raise
-            msg = self._wait_receive(mtype, timeout, Backoff.START, Backoff.CAP)
-        except (_SysvError, OSError) as exc:
-            raise self._map(exc, "receive") from exc
-        if msg is None:
-            raise QueueEmpty(
-                f"no matching message in {self._url_text} within {timeout} s",
-                errno=E.ENOMSG,
-                url=self._url_text,
+    @classmethod
+    def _remove_url(cls, url: QueueURL) -> None:
+        key = _key_of(url)
+        ctx = Context(str(url), key)
+        mq = _driver_call("remove", ctx, lambda: sysv_ipc.MessageQueue(_signed(key), 0, 0))
+        _driver_call("remove", Context(str(url), key, mq.id), mq.remove)
+
+    @classmethod
+    def _preflight(cls, url: QueueURL, options: dict[str, Any]) -> list[str]:
+        """kernel.msgmnb against max_bytes (without CAP_SYS_RESOURCE) and
+        kernel.msgmni against the queues that exist, read now."""
+        notes: list[str] = []
+        text = str(url)
+        max_bytes: int | None = options.get("max_bytes")
+        if max_bytes is not None:
+            too_big = msgmnb_error(text, max_bytes)
+            if too_big is not None:
+                raise too_big
+            notes.append(
+                f"max_bytes={max_bytes} is within kernel.msgmnb "
+                f"({read_sysctl('kernel.msgmnb')}) or CAP_SYS_RESOURCE lifts it"
             )
-        return msg
+        msgmni = read_sysctl("kernel.msgmni")
+        if msgmni is not None:
+            rows = sysv_msg_entries()
+            key = _key_of(url)
+            if all(row.get("key") != key for row in rows) and len(rows) >= msgmni:
+                raise LimitExceeded(
+                    f"cannot create {text}: this IPC namespace already has kernel.msgmni "
+                    f"({msgmni}) SysV queues; remove unused queues (unimq ls / unimq rm, or "
+                    "ipcrm) or " + sysctl_hint("kernel.msgmni", msgmni + 1),
+                    limit="kernel.msgmni",
+                    errno=E.ENOSPC,
+                    url=text,
+                )
+            notes.append(f"kernel.msgmni: {len(rows)} of {msgmni} SysV queues in use")
+        return notes
 
-    def _map(self, exc: BaseException, op: Op) -> BaseException:
-        return map_error(
-            exc, self._url_text, op, msqid=self._id, key=self._key, access=self._access
+    def _attributes(self) -> dict[str, int]:
+        self._size_limit(msgmax())
+        return {} if self._qbytes is None else {"max_bytes": self._qbytes}
+
+    def _mismatch_hint(self) -> str:
+        return ", or change max_bytes with SysVQueue.set(max_bytes=...)"
+
+    # ------------------------------------------------------------------ errors and limits
+
+    def _error(self, op: Op, exc: OSError) -> BaseException:
+        if exc.errno == E.EBADF and self._closed:
+            return self._closed_error()
+        err = sysv_error(op, exc, self._ctx)
+        if isinstance(err, MessageTooLarge):  # kernel.msgmax was lowered: learn it
+            self._refresh_limit()
+        return err
+
+    def _refresh_limit(self) -> None:
+        """Read kernel.msgmax and msg_qbytes now; on the pure-Python path also
+        let sysv_ipc's own size check and receive buffer follow."""
+        limit = msgmax()
+        self._max_size = self._size_limit(limit)
+        if self._channel is None and self._max_size > self._buffer:
+            self._grow(limit)
+
+    def _check_size(self, size: int) -> None:
+        # kernel.msgmax and msg_qbytes may have been raised since: read them now.
+        self._refresh_limit()
+        if size > self._max_size:
+            raise self._too_large(size)
+
+    def _too_large(self, size: int) -> MessageTooLarge:
+        limit = self._max_size
+        if self._qbytes is not None and self._qbytes < msgmax():
+            why = (
+                f"the queue's msg_qbytes ({self._qbytes}): it could never fit and would block "
+                "forever; raise it with set(max_bytes=...) (up to kernel.msgmnb)"
+            )
+        else:
+            why = f"kernel.msgmax ({limit}); send less, or " + sysctl_hint("kernel.msgmax", size)
+        return MessageTooLarge(
+            f"message of {size} bytes for {self._url_text} exceeds {why}",
+            size=size,
+            limit=limit,
+            errno=E.EINVAL,
+            url=self._url_text,
         )
+
+    # ------------------------------------------------------------------ pure-Python primitives
+    #
+    # sysv_ipc has no way to wake a blocked msgrcv from another thread without
+    # process-wide signals, so every wait polls with IPC_NOWAIT and backoff
+    # (also timeout=None) and checks ``closed`` on each wake-up; close() waits
+    # until the waiters have left.
+
+    def _grow(self, size: int) -> None:
+        """A sysv_ipc object on the same msqid with a larger receive buffer/send limit."""
+        mq = _driver_call(
+            "receive", self._ctx, lambda: sysv_ipc.MessageQueue(_signed(self._key), 0, 0, size)
+        )
+        if mq.id != self._id:
+            raise OSError(E.EIDRM, "the key now names another queue")
+        self._mq = mq
+        self._buffer = size
+
+    def _py_send_nowait(self, data: bytes, mtype: int, priority: int) -> bool:
+        try:
+            self._mq.send(data, False, mtype)
+        except _BusyError:
+            return False
+        except _SysvError as exc:
+            oserr = driver_oserror("send", exc)
+            if oserr is None:
+                raise  # not one sysv_ipc stands for an errno: the core wraps it
+            raise oserr from exc
+        return True
+
+    def _py_receive_nowait(self, mtype: int) -> Message | None:
+        while True:
+            try:
+                data, got = self._mq.receive(False, mtype)
+            except _BusyError:
+                return None
+            except OSError as exc:
+                if exc.errno != E.E2BIG or self._buffer >= OPTION_MAX:
+                    raise
+                # A larger message (kernel.msgmax was raised): grow and take it.
+                self._grow(min(max(msgmax(), self._buffer * 2), OPTION_MAX))
+                continue
+            except _SysvError as exc:
+                oserr = driver_oserror("receive", exc)
+                if oserr is None:
+                    raise  # not one sysv_ipc stands for an errno: the core wraps it
+                raise oserr from exc
+            return new_message((data, got, 0))
+
+    def _poll(self, attempt: Callable[[], T | None], timeout: float | None) -> T | None:
+        me = threading.get_ident()
+        cond = self._wait_lock
+        with cond:
+            if self._closed:
+                return None
+            self._waiting[me] = self._waiting.get(me, 0) + 1
+        try:
+            deadline = None if timeout is None else _monotonic() + timeout
+            delay = Backoff.START
+            while not self._closed:
+                result = attempt()
+                if result is not None:
+                    return result
+                if deadline is not None:
+                    left = deadline - _monotonic()
+                    if left <= 0:
+                        return None
+                    if left < delay:
+                        delay = left
+                time.sleep(delay)  # runs signal handlers; their exceptions propagate
+                delay = min(delay * 2, Backoff.CAP)
+            return None
+        finally:
+            with cond:
+                if self._waiting[me] == 1:
+                    del self._waiting[me]
+                else:
+                    self._waiting[me] -= 1
+                cond.notify_all()
+
+    def _py_send_wait(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> bool:
+        def attempt() -> bool | None:
+            return True if self._py_send_nowait(data, mtype, priority) else None
+
+        return self._poll(attempt, timeout) is not None
+
+    def _py_receive_wait(self, mtype: int, timeout: float | None) -> Message | None:
+        return self._poll(lambda: self._py_receive_nowait(mtype), timeout)
 
     # ------------------------------------------------------------------ state
 
     def _stat(self) -> QueueStat:
         mq = self._mq
-        try:
+
+        def read() -> QueueStat:
             qbytes = mq.max_size
-            entry = proc_entry(self._id)
+            entry = sysv_msg_entry(msqid=self._id)
             return QueueStat(
                 url=str(self._url),
                 kind="sysv",
@@ -327,38 +394,23 @@ class SysVQueue(Queue):
                 last_send_pid=mq.last_send_pid or None,
                 last_receive_pid=mq.last_receive_pid or None,
             )
-        except (_SysvError, OSError) as exc:
-            raise self._map(exc, "stat") from exc
+
+        return _driver_call("stat", self._ctx, read)
 
     def _close(self) -> None:
-        # A msqid is a plain number: there is nothing to release in the kernel.
-        pass
+        # A msqid is a plain number: nothing to release in the kernel; wake the waiters.
+        if self._channel is not None:
+            self._channel.close()
+            return
+        if os.getpid() != self._pid:
+            return  # forked: the waiting threads stayed in the parent
+        me = threading.get_ident()
+        with self._wait_lock:
+            while any(t != me for t in self._waiting):
+                self._wait_lock.wait()
 
-    def _remove(self, missing_ok: bool) -> None:
-        try:
-            self._mq.remove()
-        except (_SysvError, OSError) as exc:
-            err = self._map(exc, "remove")
-            if missing_ok and isinstance(err, FileNotFoundError):
-                return
-            raise err from exc
-
-    def _too_large(self, size: int) -> MessageTooLarge:
-        limit = self._max_size
-        if self._qbytes is not None and self._qbytes < msgmax():
-            why = (
-                f"the queue's msg_qbytes ({self._qbytes}): it could never fit and would block "
-                "forever; raise it with set(max_bytes=...) (up to kernel.msgmnb)"
-            )
-        else:
-            why = f"kernel.msgmax ({limit}); send less, or " + sysctl_hint("kernel.msgmax", size)
-        return MessageTooLarge(
-            f"message of {size} bytes for {self._url_text} exceeds {why}",
-            size=size,
-            limit=limit,
-            errno=E.EINVAL,
-            url=self._url_text,
-        )
+    def _remove(self) -> None:
+        _driver_call("remove", self._ctx, self._mq.remove)
 
     # ------------------------------------------------------------------ SysV extras
 
@@ -382,50 +434,39 @@ class SysVQueue(Queue):
     ) -> None:
         """Change the queue's attributes (msgctl IPC_SET).
 
+        Every value is checked before any change: ``mode`` 0..0o777, ``uid`` and
+        ``gid`` 0..2**32-2, ``max_bytes`` 1..2**31-1 (bool is refused).
+
+        :raises TypeError: for a value that is not an int.
+        :raises ValueError: for a value out of range.
         :raises PermissionDenied: unless the caller owns or created the queue.
         :raises LimitExceeded: for ``max_bytes`` above kernel.msgmnb without
             CAP_SYS_RESOURCE.
-        :raises ValueError: for values out of range.
         """
         if self._closed:
             raise self._closed_error()
-        if mode is not None and not 0 <= mode <= 0o777:
-            raise ValueError(f"mode must be permission bits 0..0o777, got {mode!r}")
-        for name, value in (("uid", uid), ("gid", gid), ("max_bytes", max_bytes)):
-            if value is not None and value < (1 if name == "max_bytes" else 0):
-                raise ValueError(f"{name} out of range: {value}")
+        changes: list[tuple[str, int]] = []
+        if mode is not None:
+            changes.append(("mode", _int_setting("mode", mode, 0, 0o777)))
+        if uid is not None:
+            changes.append(("uid", _int_setting("uid", uid, 0, ID_MAX)))
+        if gid is not None:
+            changes.append(("gid", _int_setting("gid", gid, 0, ID_MAX)))
         if max_bytes is not None:
-            _check_qbytes(self._url_text, max_bytes)
-        try:
-            if mode is not None:
-                self._mq.mode = mode
-            if uid is not None:
-                self._mq.uid = uid
-            if gid is not None:
-                self._mq.gid = gid
-            if max_bytes is not None:
-                self._mq.max_size = max_bytes
-        except (_SysvError, OSError) as exc:
-            raise self._map(exc, "set") from exc
-        self._max_size = self._size_limit()
+            max_bytes = _int_setting("max_bytes", max_bytes, 1, OPTION_MAX)
+            too_big = msgmnb_error(self._url_text, max_bytes)
+            if too_big is not None:
+                raise too_big
+            changes.append(("max_size", max_bytes))
+        ctx = Context(self._url_text, self._key, self._id, self._access, max_bytes)
+        mq = self._mq
+        for name, value in changes:
+            _driver_call("set", ctx, functools.partial(setattr, mq, name, value))
+        self._refresh_limit()
 
     def __repr__(self) -> str:
         state = " [closed]" if self._closed else ""
         return (
             f"<unimq_sysv.SysVQueue {self._url_text!r} key={format_key(self._key)} "
             f"id={self._id}{state}>"
-        )
-
-
-def _check_qbytes(url: str, max_bytes: int) -> None:
-    """Raising msg_qbytes above kernel.msgmnb needs CAP_SYS_RESOURCE (else EPERM, S22)."""
-    msgmnb = read_sysctl("kernel.msgmnb")
-    if msgmnb is not None and max_bytes > msgmnb and not has_cap_sys_resource():
-        raise LimitExceeded(
-            f"max_bytes={max_bytes} for {url} exceeds kernel.msgmnb ({msgmnb}), which binds "
-            f"processes without CAP_SYS_RESOURCE; ask for max_bytes <= {msgmnb}, or "
-            + sysctl_hint("kernel.msgmnb", max_bytes),
-            limit="kernel.msgmnb",
-            errno=E.EPERM,
-            url=url,
         )
