@@ -108,8 +108,10 @@ class DescriptorWaiter:
         except RuntimeError:
             anyio.notify_closing(self._fd)
 
-    async def aclose(self) -> None:
-        """Nothing runs outside the event loop: nothing to wait for."""
+    async def aclose(self, close_handle: bool) -> None:
+        """Close the handle (after :meth:`close`); closing a descriptor never blocks."""
+        if close_handle:
+            self._h.close()
 
 
 def _wake(future: asyncio.Future[None]) -> None:

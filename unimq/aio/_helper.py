@@ -427,8 +427,12 @@ class HelperWaiter:
                 if tid:
                     self._interrupt(tid)
 
-    async def aclose(self) -> None:
-        """Wait until every helper thread has ended (they were told to quit)."""
+    async def aclose(self, close_handle: bool) -> None:
+        """Close the handle (after :meth:`close`) and wait until every helper
+        thread has ended. The handle's close() waits until its waiting threads
+        have left their primitive, so it runs in a worker thread."""
+        if close_handle:
+            await anyio.to_thread.run_sync(self._h.close)
         with self._lock:
             threads = list(self._threads)
             self._threads.clear()

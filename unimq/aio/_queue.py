@@ -43,7 +43,7 @@ class _Waiter(Protocol):
     async def receive(self, mtype: int, timeout: float | None) -> Message: ...
     async def send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None: ...
     def close(self) -> None: ...
-    async def aclose(self) -> None: ...
+    async def aclose(self, close_handle: bool) -> None: ...
 
 
 def _waiter_for(handle: Queue, stash: Stash) -> _Waiter:
@@ -294,11 +294,11 @@ class AsyncQueue:
     async def aclose(self) -> None:
         """Close the handle (idempotent). Tasks waiting on it raise
         :class:`unimq.QueueClosed`; helper threads have ended when this returns."""
-        if not self._h.closed:
-            self._waiter.close()
-            self._h.close()
+        first = not self._h.closed
+        if first:
+            self._waiter.close()  # wakes the tasks that wait in the event loop
         with anyio.CancelScope(shield=True):
-            await self._waiter.aclose()
+            await self._waiter.aclose(first)
 
     # ------------------------------------------------------------------ typed layer
 
