@@ -5,7 +5,8 @@
 
 Throughput: a forked sender process (sync sends) and this process receiving,
 messages/s from the first to the last message. Ping-pong: round trip through
-an echo process over two queues. Idle: CPU used by this process while one
+an echo process over two queues, sync and async alternating in blocks of 100
+in the same run. Idle: CPU used by this process while one
 receive waits on an empty queue, as a share of one core.
 """
 
@@ -107,46 +108,47 @@ def throughput(kind: str, mode: str, size: int, count: int) -> float:
 # ------------------------------------------------------------------ ping-pong
 
 
-def _rtt_sync(a: str, b: str, count: int, size: int) -> list[float]:
-    payload = b"x" * size
-    out = []
-    with unimq.open(a) as qa, unimq.open(b) as qb:
-        for _ in range(count):
-            t = time.perf_counter()
-            qa.send(payload)
-            qb.receive()
-            out.append(time.perf_counter() - t)
-    return out
+async def _rtt_paired(
+    a: str, b: str, blocks: int, per: int, backend: str
+) -> tuple[list[float], list[float]]:
+    """Round trips alternating between the sync handles and the async ones in
+    blocks of ``per``, so both see the same scheduling (cores, other load)."""
+    payload = b"x" * 16
+    sync_rtt: list[float] = []
+    async_rtt: list[float] = []
+    perf = time.perf_counter
+    with unimq.open(a) as sa, unimq.open(b) as sb:
+        async with await unimq.aio.open(a) as qa, await unimq.aio.open(b) as qb:
+            for _ in range(blocks):
+                for _ in range(per):
+                    t = perf()
+                    sa.send(payload)
+                    sb.receive()
+                    sync_rtt.append(perf() - t)
+                for _ in range(per):
+                    t = perf()
+                    await qa.send(payload)
+                    await qb.receive()
+                    async_rtt.append(perf() - t)
+    return sync_rtt, async_rtt
 
 
-async def _rtt_async(a: str, b: str, count: int, size: int) -> list[float]:
-    payload = b"x" * size
-    out = []
-    async with await unimq.aio.open(a) as qa, await unimq.aio.open(b) as qb:
-        for _ in range(count):
-            t = time.perf_counter()
-            await qa.send(payload)
-            await qb.receive()
-            out.append(time.perf_counter() - t)
-    return out
-
-
-def pingpong(kind: str, mode: str, count: int) -> float:
-    """Median round trip in microseconds (16-byte messages)."""
+def pingpong(kind: str, mode: str, count: int) -> tuple[float, float]:
+    """Median round trips in microseconds (16-byte messages), (sync, async on
+    ``mode``), through one echo process."""
     a, b = _url(kind), _url(kind)
     qa = unimq.open(a, create=True, **_options(kind))
     qb = unimq.open(b, create=True, **_options(kind))
+    per = 100
+    blocks = max(1, count // per)
     try:
-        child = CTX.Process(target=_echo, args=(a, b, count))
+        child = CTX.Process(target=_echo, args=(a, b, 2 * blocks * per))
         child.start()
         try:
-            if mode == "sync":
-                rtt = _rtt_sync(a, b, count, 16)
-            else:
-                rtt = anyio.run(_rtt_async, a, b, count, 16, backend=mode)
+            sync_rtt, async_rtt = anyio.run(_rtt_paired, a, b, blocks, per, mode, backend=mode)
         finally:
             child.join()
-        return statistics.median(rtt) * 1e6
+        return statistics.median(sync_rtt) * 1e6, statistics.median(async_rtt) * 1e6
     finally:
         for q in (qa, qb):
             q.remove()
@@ -199,9 +201,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     n = slow if mode == "to_thread" else counts[size]
                     key = f"{kind} {size} B {mode}"
                     rates.setdefault(key, []).append(throughput(kind, mode, size, n))
-            for mode in ("sync", "asyncio", "trio"):
-                key = f"{kind} round trip {mode}"
-                rates.setdefault(key, []).append(pingpong(kind, mode, int(5_000 * scale) or 50))
+            for mode in ("asyncio", "trio"):
+                sync_us, async_us = pingpong(kind, mode, int(5_000 * scale) or 100)
+                rates.setdefault(f"{kind} round trip sync ({mode} run)", []).append(sync_us)
+                rates.setdefault(f"{kind} round trip {mode}", []).append(async_us)
     result: dict[str, Any] = {k: statistics.median(v) for k, v in rates.items()}
     for kind in KINDS:
         for mode in ("asyncio", "trio"):
@@ -223,8 +226,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"    {mode:8} {rate / 1e3:8.1f}k msg/s  {rate / sync:5.2f}x sync  "
                     f"{rate / thread:6.1f}x to_thread"
                 )
-        sync_rtt = result[f"{kind} round trip sync"]
         for mode in ("asyncio", "trio"):
+            sync_rtt = result[f"{kind} round trip sync ({mode} run)"]
             rtt = result[f"{kind} round trip {mode}"]
             ratio = rtt / sync_rtt
             print(
