@@ -86,7 +86,14 @@ async def _receive_to_thread(url: str, count: int) -> float:
         return (count - 1) / (time.perf_counter() - start)
 
 
-def throughput(kind: str, mode: str, size: int, count: int) -> float:
+def throughput(kind: str, mode: str, size: int, count: int) -> tuple[float, float]:
+    """(messages/s, receiver CPU microseconds per message: this process, threads included)."""
+    cpu = time.process_time()
+    rate = _throughput(kind, mode, size, count)
+    return rate, (time.process_time() - cpu) / count * 1e6
+
+
+def _throughput(kind: str, mode: str, size: int, count: int) -> float:
     url = _url(kind)
     q = unimq.open(url, create=True, **_options(kind))
     try:
@@ -200,7 +207,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for mode in ("sync", "asyncio", "trio", "to_thread"):
                     n = slow if mode == "to_thread" else counts[size]
                     key = f"{kind} {size} B {mode}"
-                    rates.setdefault(key, []).append(throughput(kind, mode, size, n))
+                    rate, cpu = throughput(kind, mode, size, n)
+                    rates.setdefault(key, []).append(rate)
+                    rates.setdefault(f"{key} cpu us/msg", []).append(cpu)
             for mode in ("asyncio", "trio"):
                 sync_us, async_us = pingpong(kind, mode, int(5_000 * scale) or 100)
                 rates.setdefault(f"{kind} round trip sync ({mode} run)", []).append(sync_us)

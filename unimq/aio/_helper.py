@@ -197,6 +197,8 @@ class HelperWaiter:
         self._threads: set[_Helper] = set()
         self._running: set[_Job[Any]] = set()
         self._orphans: dict[int, list[_Job[Message]]] = {}
+        #: Truthy while a cancelled receive's helper still waits (see _receive_blocking).
+        self.orphans = self._orphans
         self._closed = False
         interrupt: Callable[[int], None] | None = getattr(handle, "_interrupt_wait", None)
         self._interrupt = interrupt
@@ -208,6 +210,16 @@ class HelperWaiter:
 
     async def receive(self, mtype: int, timeout: float | None) -> Message:
         h = self._h
+        asked = timeout
+        if self.orphans:  # an earlier receive's message may be on its way: take it first
+            end = None if timeout is None else _monotonic() + timeout
+            msg = await self._adopt_orphans(mtype, end)
+            if msg is not None:
+                return msg
+            if end is not None:
+                timeout = end - _monotonic()
+                if timeout <= 0:
+                    raise h._empty_error(asked)
         if timeout is None and self._interrupt is None:
             return await self._receive_blocking(mtype)
         wait = h._receive_wait
@@ -242,9 +254,9 @@ class HelperWaiter:
             raise job.error
         if job.result is not None:
             return job.result
-        if h._closed:
+        if h._closed or self._closed:
             raise h._closed_error()
-        raise h._empty_error(timeout)
+        raise h._empty_error(asked)
 
     async def _receive_blocking(self, mtype: int) -> Message:
         """An untimed receive when waits cannot be interrupted: the helper blocks
@@ -253,15 +265,6 @@ class HelperWaiter:
         adopts it, and a message the orphan takes before that is stashed."""
         h = self._h
         stash = self._stash
-        while True:
-            job = self._adopt(mtype)
-            if job is None:
-                break
-            if not job.done:
-                return await self._await_blocking(job)
-            msg = stash.take(mtype)  # the orphan finished: its message was stashed
-            if msg is not None:
-                return msg
         wait = h._receive_wait
 
         def work(job: _Job[Message]) -> Message | None:
@@ -277,6 +280,25 @@ class HelperWaiter:
         job = _Job(work, mtype)
         self._submit(job)
         return await self._await_blocking(job)
+
+    async def _adopt_orphans(self, mtype: int, end: float | None) -> Message | None:
+        """Take over the orphaned receives with this selection, oldest first,
+        until one yields a message (None: none left, or the time ran out)."""
+        while True:
+            job = self._adopt(mtype)
+            if job is None:
+                return None
+            if job.done:
+                msg = self._stash.take(mtype)  # it finished: its message was stashed
+                if msg is not None:
+                    return msg
+                continue
+            if end is None:
+                return await self._await_blocking(job)
+            left = end - _monotonic()
+            with anyio.move_on_after(left if left > 0 else 0):
+                return await self._await_blocking(job)
+            return None  # timed out: the job is an orphan again
 
     async def _await_blocking(self, job: _Job[Message]) -> Message:
         try:
@@ -347,7 +369,7 @@ class HelperWaiter:
             raise job.error
         if job.result:
             return
-        if h._closed:
+        if h._closed or self._closed:
             raise h._closed_error()
         raise h._full_error(timeout)
 

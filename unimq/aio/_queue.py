@@ -39,6 +39,7 @@ YIELD_EVERY = 16
 
 class _Waiter(Protocol):
     name: str
+    orphans: dict[int, Any]
 
     async def receive(self, mtype: int, timeout: float | None) -> Message: ...
     async def send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None: ...
@@ -69,6 +70,8 @@ class AsyncQueue:
         self._stash = Stash()
         self._stashed = self._stash._items  # truthy when a cancelled receive left messages
         self._waiter = _waiter_for(handle, self._stash)
+        #: Truthy while a cancelled receive's helper still waits for its message.
+        self._orphans = self._waiter.orphans
         self._calls = 0
 
     # ------------------------------------------------------------------ identity
@@ -179,6 +182,8 @@ class AsyncQueue:
         try:
             msg = self._stash.take(mtype) if self._stashed else None
             if msg is None:
+                if self._orphans and timeout != 0:  # a cancelled receive's message first
+                    return await self._waiter.receive(mtype, timeout)
                 msg = h._receive_nowait(mtype)
             if msg is not None:
                 return msg
