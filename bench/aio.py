@@ -226,14 +226,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         for size in SIZES:
             sync = result[f"{kind} {size} B sync"]
             thread = result[f"{kind} {size} B to_thread"]
+            base = f"{kind} {size} B"
+
+            def per_msg(mode: str, base: str = base) -> float:
+                return float(result[f"{base} {mode} cpu us/msg"])
+
             print(
-                f"{kind} {size:>4} B  sync {sync / 1e3:8.1f}k msg/s  to_thread {thread / 1e3:.1f}k"
+                f"{base:>11}  sync {sync / 1e3:7.1f}k msg/s ({per_msg('sync'):.2f} us CPU/msg)  "
+                f"to_thread {thread / 1e3:.1f}k ({per_msg('to_thread'):.1f} us CPU/msg)"
             )
             for mode in ("asyncio", "trio"):
-                rate = result[f"{kind} {size} B {mode}"]
+                rate = result[f"{base} {mode}"]
                 print(
-                    f"    {mode:8} {rate / 1e3:8.1f}k msg/s  {rate / sync:5.2f}x sync  "
-                    f"{rate / thread:6.1f}x to_thread"
+                    f"    {mode:8} {rate / 1e3:7.1f}k msg/s  {rate / sync:5.2f}x sync  "
+                    f"{rate / thread:6.1f}x to_thread  ({per_msg(mode):.2f} us CPU/msg)"
                 )
         for mode in ("asyncio", "trio"):
             sync_rtt = result[f"{kind} round trip sync ({mode} run)"]
