@@ -62,7 +62,7 @@ class AsyncQueue:
     coroutines that never block the event loop. ``async with`` closes the
     handle (never removes the queue); ``async for`` receives until the handle
     is closed. Cancelling an operation never loses a message: see
-    :doc:`async <../async>`.
+    the "Async" page of the documentation.
     """
 
     def __init__(self, handle: Queue) -> None:
