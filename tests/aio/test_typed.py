@@ -42,6 +42,8 @@ async def test_models_round_trip_as_their_own_json(open_async: OpenAsync) -> Non
 async def test_typed_checks_match_sync(open_async: OpenAsync) -> None:
     q = await open_async(size=32)
     orders = q.typed(Order)
+    with pytest.raises(TypeError, match="sends Order values, not Odd"):
+        await orders.send(Odd(n=1))  # type: ignore[arg-type]
     with pytest.raises(unimq.MessageTooLarge, match="Order encodes to"):
         await orders.send(Order(sku="x" * q.max_message_size, qty=1))
     with pytest.raises(unimq.QueueEmpty):
@@ -64,13 +66,15 @@ async def test_batches_of_models(open_async: OpenAsync) -> None:
     assert await orders.send_many([Order(sku=f"S{i}", qty=i) for i in range(3)]) == 3
     await q.send(b"not json")
     await orders.send(Order(sku="S9", qty=9))
-    # Decoded in order; the undecodable one stops the batch and stays for the
-    # next receive, which raises with it; nothing is lost.
-    assert [o.sku for o in await orders.receive_many(10, timeout=1)] == ["S0", "S1", "S2"]
+    # As the sync layer: the first bad payload raises, carrying every raw
+    # message of the batch (nothing is lost).
     with pytest.raises(unimq.DecodeError) as err:
         await orders.receive_many(10, timeout=1)
     assert err.value.message is not None and err.value.message.data == b"not json"
-    assert [o.sku for o in await orders.receive_many(10, timeout=1)] == ["S9"]
+    assert err.value.received is not None
+    assert [m.data for m in err.value.received][3:] == [b"not json", b'{"sku":"S9","qty":9}']
+    with pytest.raises(unimq.QueueEmpty):
+        await q.receive(timeout=0)
 
 
 async def test_mapping_selects_by_mtype(open_async: OpenAsync) -> None:

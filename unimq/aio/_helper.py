@@ -80,11 +80,6 @@ class Stash:
         with self._lock:
             self._items.append(msg)
 
-    def put_front(self, msgs: list[Message]) -> None:
-        """Put ``msgs`` (in order) before every stashed message."""
-        with self._lock:
-            self._items.extendleft(reversed(msgs))
-
     def take(self, mtype: int) -> Message | None:
         """The oldest stashed message this selection matches, or None."""
         if not self._items:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 import anyio.to_thread
 
-from unimq._errors import DecodeError, MessageTooLarge, QueueEmpty
-from unimq._message import Message, new_message
+from unimq._errors import DecodeError, QueueEmpty
+from unimq._message import Message
 from unimq._typed import TypedQueue
 from unimq._waiting import Deadline
 
@@ -51,28 +51,6 @@ class AsyncTypedQueue(Generic[M]):
             queue._h, model, codec=codec, mtype=mtype, dead_letter=dead_letter
         )
 
-    def _encode(self, value: M, mtype: int | None) -> tuple[bytes, int]:
-        """The payload and mtype of ``value``, checked as the sync layer does."""
-        t = self._sync
-        codec = t._single
-        if codec is None or mtype is None:
-            tag = t._mtype_for(value) if codec is None else t._default_mtype
-            if codec is None:
-                codec = t._by_mtype[tag]
-            mtype = tag
-        data = codec.encode(value)
-        limit = self.queue.max_message_size
-        if len(data) > limit:
-            raise MessageTooLarge(
-                f"{type(value).__name__} encodes to {len(data)} bytes, more than the "
-                f"{limit} bytes {self.queue.url} accepts; send a smaller value or use a "
-                "queue with a larger max_message_size",
-                size=len(data),
-                limit=limit,
-                url=self.queue.url,
-            )
-        return data, mtype
-
     async def send(
         self,
         value: M,
@@ -82,13 +60,24 @@ class AsyncTypedQueue(Generic[M]):
         timeout: float | None = None,
     ) -> None:
         """Encode ``value`` and send it; as :meth:`unimq.TypedQueue.send`."""
-        data, tag = self._encode(value, mtype)
-        await self.queue.send(data, mtype=tag, priority=priority, timeout=timeout)
+        t = self._sync
+        tag = t._tag_of(value)
+        if t._single is None and mtype is not None and mtype != tag:
+            raise ValueError(
+                f"{type(value).__name__} travels with mtype {tag} on this typed queue; "
+                f"sending it with mtype={mtype} would make receivers decode it as another "
+                "model: leave mtype out"
+            )
+        data = t._encode(value)
+        await self.queue.send(
+            data, mtype=tag if mtype is None else mtype, priority=priority, timeout=timeout
+        )
 
     async def send_many(self, values: Iterable[M], *, timeout: float | None = None) -> int:
         """Encode every value first (a bad one sends nothing), then send them in
-        order; as :meth:`AsyncQueue.send_many` (``QueueFull.sent``)."""
-        batch = [new_message((*self._encode(v, None), 0)) for v in values]
+        order; as :meth:`unimq.TypedQueue.send_many` (``QueueFull.sent``)."""
+        t = self._sync
+        batch = [Message(t._encode(value), t._tag_of(value), 0) for value in values]
         return await self.queue.send_many(batch, timeout=timeout)
 
     async def receive(self, model: type[M] | None = None, *, timeout: float | None = None) -> M:
@@ -121,31 +110,29 @@ class AsyncTypedQueue(Generic[M]):
     async def receive_many(
         self, max_messages: int, model: type[M] | None = None, *, timeout: float | None = None
     ) -> list[M]:
-        """Receive up to ``max_messages`` values (waiting only for the first).
-
-        Messages are decoded in order; at the first that does not decode, the
-        values before it are returned and the rest stay with this handle for
-        its next receive (so the undecodable one raises then, nothing lost).
-        """
+        """Wait (per ``timeout``) for the first value, then take what is already
+        queued, up to ``max_messages``; as :meth:`unimq.TypedQueue.receive_many`
+        (an undecodable payload raises :class:`unimq.DecodeError` with
+        ``.received`` every raw message of the batch, or goes to the
+        dead-letter queue)."""
         t = self._sync
         select = t._select if model is None else t._mtype_for_model(model)
+        deadline = Deadline(timeout)
         while True:
-            msgs = await self.queue.receive_many(max_messages, mtype=select, timeout=timeout)
-            out: list[M] = []
-            for i, msg in enumerate(msgs):
+            msgs = await self.queue.receive_many(
+                max_messages, mtype=select, timeout=deadline.remaining()
+            )
+            values: list[M] = []
+            for msg in msgs:
                 try:
-                    out.append(t._decode(msg))
+                    values.append(t._decode(msg))
                 except DecodeError as exc:
-                    if out:
-                        self.queue._stash.put_front(msgs[i:])
-                        return out
-                    self.queue._stash.put_front(msgs[1:])
                     if t._dead_letter is None:
+                        exc.received = msgs
                         raise
                     await self._forward(exc)
-                    break
-            else:
-                return out
+            if values:
+                return values
 
     async def _forward(self, error: DecodeError) -> None:
         # The dead-letter queue is a sync handle (or URL): its send may wait.
