@@ -82,25 +82,20 @@ async def test_the_detector_sees_a_blocking_step(slow_steps: _Slow) -> None:
     assert slow_steps.steps, "asyncio debug mode did not report a blocking step"
 
 
-async def test_sends_and_receives_never_block_the_loop(
-    open_async: OpenAsync, url: str, kind: str, make_url: Callable[[str], str], slow_steps: _Slow
+async def _workload(
+    q: unimq.aio.AsyncQueue, back: unimq.aio.AsyncQueue, url: str, back_url: str, n: int
 ) -> None:
-    n = 1500
-    q = await open_async(capacity=4, size=16)
-    if not q.capabilities & unimq.Capability.INTERPROCESS:
-        pytest.skip("needs a peer process")
-    back_url = make_url(kind)
-    back = await unimq.aio.open(back_url, create=True, **small_options(kind, 4, 16))
-    loop = _debug_loop()
-    await anyio.sleep(0)
-    peer = subprocess.Popen(
+    """Messages both ways through a peer process, timeouts, stat; under debug mode."""
+    peer = subprocess.Popen(  # forked before debug mode: fork itself may take a while
         [sys.executable, "-c", _PEER, url, back_url, str(n)],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+    loop = _debug_loop()
     try:
+        await anyio.sleep(0)  # debug mode times the steps from here on
         with anyio.fail_after(60):
             got = [int((await q.receive()).data) for _ in range(n)]
             for i in range(n):
@@ -114,8 +109,30 @@ async def test_sends_and_receives_never_block_the_loop(
         raise
     finally:
         loop.set_debug(False)
-        await back.aclose()
         _, err = peer.communicate(timeout=60)
     assert peer.returncode == 0, err
     assert got == list(range(n))
-    assert slow_steps.steps == []
+
+
+async def test_sends_and_receives_never_block_the_loop(
+    open_async: OpenAsync, url: str, kind: str, make_url: Callable[[str], str], slow_steps: _Slow
+) -> None:
+    n = 1500
+    q = await open_async(capacity=4, size=16)
+    if not q.capabilities & unimq.Capability.INTERPROCESS:
+        pytest.skip("needs a peer process")
+    back_url = make_url(kind)
+    back = await unimq.aio.open(back_url, create=True, **small_options(kind, 4, 16))
+    try:
+        await _workload(q, back, url, back_url, n)
+        first = list(slow_steps.steps)
+        if first:
+            # This machine is shared: a step can also be slow because the process
+            # was not scheduled. A blocking call is slow every time: run it again.
+            slow_steps.steps.clear()
+            await _workload(q, back, url, back_url, n)
+            assert slow_steps.steps == [], (
+                f"slow steps in both runs: {first} then {slow_steps.steps}"
+            )
+    finally:
+        await back.aclose()
