@@ -7,19 +7,22 @@ it hand the wait to a helper thread of the handle, which blocks in the sync
 handle's wait primitive and wakes the task when done. Helper threads are
 reused: a handle has one per concurrently waiting task, parked while idle.
 
-Cancellation: the task asks its helper to stop and waits (shielded) until
-the helper reports, so a cancelled operation always knows what happened:
+Cancellation never loses a message:
 
-- receive: a message the helper took anyway is kept on the handle and
-  returned by its next receive (never put back into the queue, which would
-  reorder it);
-- send: if the message was enqueued before the stop took effect, ``send``
-  returns normally (the cancellation is delivered at the task's next
-  checkpoint); if ``send`` raises, nothing was enqueued.
+- an untimed receive (``timeout=None``) whose task is cancelled leaves its
+  helper blocked in the kernel as an *orphan*; the handle's next receive with
+  the same selection takes the orphan's wait over before any attempt of its
+  own (the orphan may hold the oldest message), and a message the orphan
+  takes before that is stashed for the next receive (never put back into the
+  queue, which would reorder it);
+- a timed receive and a send ask their helper to stop and wait (shielded)
+  until it reports, so the cancelled call knows what happened: a message the
+  helper took anyway is stashed; a send whose message was enqueued before
+  the stop took effect returns normally, one that raises enqueued nothing.
 
 A stop takes effect at once when the backend provides ``_interrupt_wait``
-(wakes a thread blocked in its primitive); otherwise the helper waits in
-chunks of :data:`CHUNK` seconds and stops at the next chunk boundary.
+(wakes one thread blocked in its primitive); otherwise the helper waits in
+slices of :data:`CHUNK` seconds and stops at the end of the current one.
 """
 
 from __future__ import annotations
