@@ -182,3 +182,10 @@ async def test_waiting_strategy_follows_capabilities(open_async: OpenAsync) -> N
     fileno = q.capabilities & unimq.Capability.FILENO
     assert q.waits_by == ("descriptor" if fileno else "helper thread")
     assert repr(q).startswith("<unimq.aio.AsyncQueue ")
+
+
+async def test_network_backends_are_refused_clearly() -> None:
+    # redis:// calls are network round trips: unimq.aio refuses them rather than
+    # block the event loop (nothing is opened or created).
+    with pytest.raises(unimq.UnsupportedOperation, match="block the event loop"):
+        await unimq.aio.open("redis://127.0.0.1:1/never", create=True)
