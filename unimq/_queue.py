@@ -481,12 +481,10 @@ class Queue(abc.ABC):
             mtype = _index("mtype", mtype)
         try:
             rest = self._receive_many_nowait(mtype, max_messages - 1)
-        except OSError as exc:
-            if isinstance(exc, UnimqError):
-                raise
-            raise self._mapped("receive", exc) from exc
-        except self._driver_errors as exc:
-            raise self._unexpected("receive", exc) from exc
+        except (OSError, UnimqError):
+            # The first message is taken: return it; whatever stopped the batch
+            # (removal, close) is raised by the next call, nothing is lost.
+            return [first]
         rest.insert(0, first)
         return rest
 
@@ -525,7 +523,12 @@ class Queue(abc.ABC):
         receive = self._receive_nowait
         out: list[Message] = []
         while len(out) < limit:
-            msg = receive(mtype)
+            try:
+                msg = receive(mtype)
+            except (OSError, UnimqError):
+                if not out:
+                    raise
+                break  # return what was taken; the next call raises the error again
             if msg is None:
                 break
             out.append(msg)

@@ -80,7 +80,12 @@ def _load(scheme: str, ref: str, extra: str | None) -> type[Queue]:
     except ImportError as exc:
         package = module_name.split(".")[0]
         if extra is not None:
-            hint = f"pip install 'unimq[{extra}]'"
+            dist = package.replace("_", "-")
+            hint = (
+                f"pip install 'unimq[{extra}]' once the packages are on your index; from a "
+                f"clone of unimq: pip install ./backends/{extra}, or the built {dist} wheel "
+                "(see the README)"
+            )
         else:
             hint = f"install the package that provides {package}"
         raise BackendNotInstalled(

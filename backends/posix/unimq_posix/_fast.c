@@ -6,17 +6,41 @@
  * closes it exactly once.  Descriptors:
  *
  *   - the queue descriptor (always non-blocking), from open until close;
- *   - an eventfd, created by the first wait on the handle (so a handle that
- *     never waits holds one descriptor), used by close() to wake waiters.
+ *   - the blocking twin: a second descriptor of the same queue without
+ *     O_NONBLOCK, opened by the first wait without a time limit, on which
+ *     that wait sleeps in mq_receive/mq_send (the kernel hands a message
+ *     straight to a blocked receiver: one system call and one wake-up, as
+ *     fast as posix_ipc's blocking calls).  It is used only when the name
+ *     still leads to the queue the handle opened (st_dev/st_ino compared);
+ *     otherwise, or when it cannot be opened, waits poll();
+ *   - an eventfd, only where the wake signal cannot be used (below).
  *
  * The non-blocking attempts (send_nowait/receive_nowait) hold the GIL for the
  * whole call, so close() (which also holds the GIL) cannot run in between.
- * The waits (send_wait/receive_wait) poll the queue descriptor and the eventfd
- * without the GIL; they count themselves "in flight" first.  close() with no
- * call in flight closes the descriptors at once; otherwise it marks the channel
- * closing and writes the eventfd, every waiter wakes, sees the state, leaves,
- * and the last one to leave closes the descriptors.  So no call ever uses a
- * descriptor number after close (the kernel reuses numbers at once).
+ * The waits (send_wait/receive_wait) count themselves "in flight" first, then
+ * wait without the GIL: timeout=None on the twin; a timeout poll()s the queue
+ * descriptor on CLOCK_MONOTONIC (mq_timedreceive would take a CLOCK_REALTIME
+ * deadline, which a step of the wall clock stretches) and retries the
+ * non-blocking call.  close() with no call in flight closes the descriptors at
+ * once; otherwise it marks the channel closing and wakes every waiter, each
+ * sees the state and leaves, and the last one to leave closes the
+ * descriptors.  So no call ever uses a descriptor number after close (the
+ * kernel reuses numbers at once).
+ *
+ * Waking: a thread sleeping in mq_receive/mq_send/poll() is woken by the wake
+ * signal of _wake.h (the same file as the SysV channel's): a thread-directed
+ * real-time signal, the first from SIGRTMIN+8 whose disposition was SIG_DFL
+ * at import (module attribute WAKE_SIGNAL, 0 when none was free; a handler
+ * someone else installed is never replaced), with a no-op handler installed
+ * without SA_RESTART, so the call fails with EINTR.  Such waiters register in
+ * the waiter registry; close() re-sends the signal until each has left it (a
+ * signal sent just before the thread enters the call would be lost), so
+ * close() returns once no thread sleeps in the kernel on the handle.  Where
+ * the signal cannot be used (none free, another handler installed on it
+ * later, or the waiting thread blocks it), the wait polls the queue
+ * descriptor and an eventfd (created then), which close() writes.  So a
+ * handle holds one descriptor until its first wait without a time limit, two
+ * after it (plus the eventfd only on that fallback).
  *
  * Failures raise OSError with the real errno (the backend has one table that
  * maps them).  EINTR runs the Python signal handlers (their exceptions
@@ -41,6 +65,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "_wake.h"
+
 #define STACK_BUF 8192
 /* Waits longer than this (seconds) are treated as "no limit". */
 #define WAIT_FOREVER 1e9
@@ -50,7 +76,11 @@ enum { ST_CLOSED = 0, ST_OPEN = 1, ST_CLOSING = 2 };
 typedef struct Channel {
     PyObject_HEAD
     mqd_t mqd;            /* -1 when closed */
-    int wakefd;           /* eventfd, -1 until the first wait */
+    mqd_t twin;           /* the blocking twin, -1 until the first untimed wait */
+    int twin_refused;     /* 1: the name led elsewhere (or could not be opened): poll */
+    int access;           /* O_RDONLY / O_WRONLY / O_RDWR, for the twin */
+    PyObject *name;       /* the queue's name (bytes), for the twin */
+    int wakefd;           /* eventfd, -1 unless a wait could not use the wake signal */
     int state;            /* ST_OPEN, ST_CLOSING (waiters still in flight), ST_CLOSED */
     Py_ssize_t inflight;  /* calls that released the GIL with the descriptors in use */
     long maxmsg;          /* mq_maxmsg */
@@ -60,6 +90,7 @@ typedef struct Channel {
     /* One poller per direction (0: receive, 1: send): the other waiters of that
      * direction wait for this lock, so a ready queue wakes one thread, not all. */
     PyThread_type_lock pollers[2];
+    wake_registry reg; /* the threads the wake signal wakes (in the kernel or poll()) */
 } Channel;
 
 /* Every initialized channel, so that a forked child can reset them: in the
@@ -75,6 +106,9 @@ static void
 after_fork_child(void)
 {
     for (Channel *c = live; c != NULL; c = c->next) {
+        registry_check_fork(&c->reg); /* the parent's waiters do not exist here */
+        /* The twin stays: a descriptor of the queue like the main one, used by
+         * this process's own waits only. */
         if (c->wakefd != -1)
             close(c->wakefd);
         c->wakefd = -1;
@@ -115,8 +149,11 @@ Channel_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     Channel *self = (Channel *)type->tp_alloc(type, 0);
     if (self != NULL) {
         self->mqd = (mqd_t)-1;
+        self->twin = (mqd_t)-1;
         self->wakefd = -1;
         self->state = ST_CLOSED;
+        registry_init(&self->reg);
+        self->reg.state = STATE_CLOSED; /* open once __init__ opened the queue */
     }
     return (PyObject *)self;
 }
@@ -176,8 +213,8 @@ Channel_init(Channel *self, PyObject *args, PyObject *kwds)
         if (mqd == (mqd_t)-1)
             err = errno;
     }
-    Py_DECREF(name_bytes);
     if (mqd == (mqd_t)-1) {
+        Py_DECREF(name_bytes);
         set_errno(err);
         return -1;
     }
@@ -185,6 +222,7 @@ Channel_init(Channel *self, PyObject *args, PyObject *kwds)
     if (mq_getattr(mqd, &got) == -1) {
         err = errno;
         mq_close(mqd);
+        Py_DECREF(name_bytes);
         set_errno(err);
         return -1;
     }
@@ -199,11 +237,17 @@ Channel_init(Channel *self, PyObject *args, PyObject *kwds)
             self->pollers[0] = NULL;
             mq_close(mqd);
             self->mqd = (mqd_t)-1;
+            Py_DECREF(name_bytes);
             PyErr_NoMemory();
             return -1;
         }
     }
     self->message = (PyTypeObject *)Py_NewRef(message);
+    self->name = name_bytes; /* the reference PyUnicode_FSConverter made */
+    self->access = oflag & O_ACCMODE;
+    self->twin = (mqd_t)-1;
+    self->twin_refused = 0;
+    self->reg.state = STATE_OPEN;
     self->state = ST_OPEN;
     link_live(self);
     return 0;
@@ -215,11 +259,15 @@ release(Channel *self)
 {
     if (self->mqd != (mqd_t)-1)
         mq_close(self->mqd);
+    if (self->twin != (mqd_t)-1)
+        mq_close(self->twin);
     if (self->wakefd != -1)
         close(self->wakefd);
     self->mqd = (mqd_t)-1;
+    self->twin = (mqd_t)-1;
     self->wakefd = -1;
     self->state = ST_CLOSED;
+    __atomic_store_n(&self->reg.state, STATE_CLOSED, __ATOMIC_RELEASE);
 }
 
 static int
@@ -246,6 +294,8 @@ Channel_dealloc(Channel *self)
     for (int i = 0; i < 2; i++)
         if (self->pollers[i] != NULL)
             PyThread_free_lock(self->pollers[i]);
+    pthread_mutex_destroy(&self->reg.lock);
+    Py_CLEAR(self->name);
     Channel_clear(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -258,23 +308,41 @@ closed_error(void)
 
 /* ---------------------------------------------------------------- lifetime */
 
-/* close(): release now, or wake the waiters and let the last one release. */
+/* close(): release now, or wake the waiters and let the last one release.
+ * Returns once no thread sleeps in the kernel on the handle (those the wake
+ * signal wakes have left; eventfd pollers and the threads waiting for a
+ * poller leave on their own, at once).  A close() interrupted by a signal
+ * handler's exception (while a waiter does not leave) can be called again. */
 static PyObject *
 Channel_close(Channel *self, PyObject *unused)
 {
-    if (self->state != ST_OPEN)
+    if (self->state == ST_CLOSED)
         Py_RETURN_NONE;
-    if (self->inflight == 0) {
-        release(self);
-        Py_RETURN_NONE;
+    if (self->state == ST_OPEN) {
+        registry_begin_close(&self->reg); /* no waiter registers from now on */
+        if (self->inflight == 0) {
+            release(self);
+            Py_RETURN_NONE;
+        }
+        self->state = ST_CLOSING;
+        if (self->wakefd != -1) {
+            uint64_t one = 1;
+            /* Cannot fail short of a full counter (2**64 - 2 closes). */
+            if (write(self->wakefd, &one, sizeof one) == -1) {
+                /* nothing better to do: waiters also see the state on their next wake-up */
+            }
+        }
     }
-    self->state = ST_CLOSING;
-    uint64_t one = 1;
-    /* Cannot fail short of a full counter (2**64 - 2 closes). */
-    if (write(self->wakefd, &one, sizeof one) == -1) {
-        /* nothing better to do: waiters also see the state on their next wake-up */
+    for (;;) {
+        int done;
+        Py_BEGIN_ALLOW_THREADS
+        done = registry_wake_all(&self->reg, 0.05);
+        Py_END_ALLOW_THREADS
+        if (done || self->state == ST_CLOSED)
+            Py_RETURN_NONE;
+        if (PyErr_CheckSignals() < 0) /* e.g. Ctrl-C while a waiter does not leave */
+            return NULL;
     }
-    Py_RETURN_NONE;
 }
 
 static void
@@ -493,17 +561,109 @@ wait_nogil(mqd_t mqd, int wakefd, Attempt *a, int forever, const struct timespec
  * between waits. W_DONE, W_TIMEOUT, W_CLOSED, or W_ERROR with an exception. */
 static int take_poller(Channel *self, PyThread_type_lock poller, int forever,
                        const struct timespec *deadline);
-static int poll_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline);
+
+static int poll_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline,
+                        int signalled);
+static int block_attempt(Channel *self, mqd_t twin, Attempt *a);
+static mqd_t get_twin(Channel *self);
 
 static int
 wait_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline)
 {
+    /* Whether close() can wake this thread with the wake signal (else: eventfd). */
+    int signalled = wake_usable();
+    if (forever && signalled) {
+        mqd_t twin = get_twin(self);
+        if (twin != (mqd_t)-1)
+            return block_attempt(self, twin, a);
+    }
+    if (!signalled && ensure_wakefd(self) < 0)
+        return W_ERROR;
     PyThread_type_lock poller = self->pollers[a->sending];
     int w = take_poller(self, poller, forever, deadline);
     if (w != W_DONE)
         return w;
-    w = poll_attempt(self, a, forever, deadline);
+    w = poll_attempt(self, a, forever, deadline, signalled);
     PyThread_release_lock(poller);
+    return w;
+}
+
+/* The blocking twin, opened by the first untimed wait (GIL held): -1 when
+ * the wait must poll.  The name no longer leading to the queue this handle
+ * opened (unlinked, another queue of that name since, or no longer open to
+ * this user) is final: the twin is not tried again.  A shortage (no
+ * descriptor or memory left) is not: the next untimed wait tries again. */
+static mqd_t
+get_twin(Channel *self)
+{
+    if (self->twin != (mqd_t)-1 || self->twin_refused)
+        return self->twin;
+    mqd_t twin = mq_open(PyBytes_AS_STRING(self->name), self->access | O_CLOEXEC);
+    if (twin == (mqd_t)-1) {
+        int err = errno;
+        if (err != EMFILE && err != ENFILE && err != ENOMEM && err != EINTR)
+            self->twin_refused = 1;
+        return (mqd_t)-1;
+    }
+    struct stat mine, theirs;
+    if (fstat((int)self->mqd, &mine) == -1 || fstat((int)twin, &theirs) == -1 ||
+        mine.st_dev != theirs.st_dev || mine.st_ino != theirs.st_ino) {
+        mq_close(twin);
+        self->twin_refused = 1;
+        return (mqd_t)-1;
+    }
+    self->twin = twin;
+    return twin;
+}
+
+/* In flight, GIL held: sleep in mq_receive/mq_send on the twin until done,
+ * close() (the wake signal: EINTR, then the closing state), an error, or a
+ * signal handler's exception.  The user's signals run their handlers and the
+ * call resumes. */
+static int
+block_attempt(Channel *self, mqd_t twin, Attempt *a)
+{
+    wake_node node;
+    if (registry_enter(&self->reg, &node, 0) < 0)
+        return W_CLOSED;
+    int w;
+    for (;;) {
+        /* A signal that arrived before the wait (or while a handler ran) is
+         * handled now, not after the next message. */
+        if (PyErr_CheckSignals() < 0) {
+            w = W_ERROR;
+            break;
+        }
+        int ok = 0, closing = 0, err = 0;
+        Py_BEGIN_ALLOW_THREADS
+        /* Checked after close() marked the registry: a wake signal that came
+         * before this check is seen here, one that comes after it interrupts
+         * the call (or is sent again until this thread left). */
+        if (!registry_is_open(&self->reg))
+            closing = 1;
+        else if (a->sending)
+            ok = mq_send(twin, a->data, a->len, a->priority) == 0;
+        else {
+            a->got = mq_receive(twin, a->buf, a->size, &a->priority);
+            ok = a->got >= 0;
+        }
+        err = errno;
+        Py_END_ALLOW_THREADS
+        if (ok) {
+            w = W_DONE; /* even if close() began meanwhile: nothing is lost */
+            break;
+        }
+        if (closing) {
+            w = W_CLOSED;
+            break;
+        }
+        if (err != EINTR) {
+            set_errno(err);
+            w = W_ERROR;
+            break;
+        }
+    }
+    registry_leave(&self->reg, &node);
     return w;
 }
 
@@ -545,14 +705,32 @@ take_poller(Channel *self, PyThread_type_lock poller, int forever,
     }
 }
 
-/* As the direction's poller: poll and attempt until done, timed out or closed. */
+static int poll_loop(Channel *self, Attempt *a, int forever, const struct timespec *deadline,
+                     int wakefd);
+
+/* As the direction's poller: poll and attempt until done, timed out or
+ * closed.  signalled: close() wakes this thread with the wake signal (it
+ * registers), else with the eventfd. */
 static int
-poll_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline)
+poll_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline,
+             int signalled)
+{
+    if (!signalled)
+        return poll_loop(self, a, forever, deadline, self->wakefd);
+    wake_node node;
+    if (registry_enter(&self->reg, &node, 0) < 0)
+        return W_CLOSED;
+    int w = poll_loop(self, a, forever, deadline, -1); /* poll() ignores a negative fd */
+    registry_leave(&self->reg, &node);
+    return w;
+}
+
+static int
+poll_loop(Channel *self, Attempt *a, int forever, const struct timespec *deadline, int wakefd)
 {
     for (;;) {
         int w, err = 0;
         mqd_t mqd = self->mqd;
-        int wakefd = self->wakefd;
         Py_BEGIN_ALLOW_THREADS
         w = wait_nogil(mqd, wakefd, a, forever, deadline, &err);
         Py_END_ALLOW_THREADS
@@ -645,9 +823,8 @@ Channel_send_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
                  .len = (size_t)PyBytes_GET_SIZE(args[0]),
                  .priority = priority};
     /* No attempt first: the core made one (send_nowait) just before; the
-     * poll returns at once if there is room now. */
-    if (ensure_wakefd(self) < 0)
-        return NULL;
+     * poll returns at once if there is room now (and the twin's mq_send
+     * sends at once). */
     self->inflight++;
     int w = wait_attempt(self, &a, forever, &deadline);
     leave(self);
@@ -673,9 +850,7 @@ Channel_receive_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         Py_RETURN_NONE;
     PyObject *result;
     /* No attempt first: the core made one (receive_nowait) just before; the
-     * poll returns at once if a message is waiting. */
-    if (ensure_wakefd(self) < 0)
-        return NULL;
+     * poll (or the twin's mq_receive) returns at once if a message is waiting. */
     char stack[STACK_BUF];
     Attempt a = {.sending = 0, .buf = stack, .size = (size_t)self->msgsize};
     if (self->msgsize > STACK_BUF) {
@@ -821,7 +996,28 @@ Channel_get_closed(Channel *self, void *closure)
     return PyBool_FromLong(self->state != ST_OPEN);
 }
 
+static PyObject *
+Channel_get_waiters(Channel *self, void *closure)
+{
+    pthread_mutex_lock(&self->reg.lock);
+    int count = self->reg.count;
+    pthread_mutex_unlock(&self->reg.lock);
+    return PyLong_FromLong(count);
+}
+
+static PyObject *
+Channel_get_twin(Channel *self, void *closure)
+{
+    if (self->twin != (mqd_t)-1)
+        return PyUnicode_FromString("open");
+    return PyUnicode_FromString(self->twin_refused ? "refused" : "none");
+}
+
 static PyGetSetDef Channel_getset[] = {
+    {"waiters", (getter)Channel_get_waiters, NULL,
+     "Threads the wake signal wakes, waiting in this channel now.", NULL},
+    {"twin", (getter)Channel_get_twin, NULL,
+     "The blocking twin: 'none' (not yet), 'open', or 'refused' (waits poll).", NULL},
     {"max_messages", (getter)Channel_get_max_messages, NULL, "mq_maxmsg", NULL},
     {"max_message_size", (getter)Channel_get_max_message_size, NULL, "mq_msgsize", NULL},
     {"closed", (getter)Channel_get_closed, NULL, "whether close() was called", NULL},
@@ -903,7 +1099,10 @@ PyInit__fast(void)
     PyObject *m = PyModule_Create(&fast_module);
     if (m == NULL)
         return NULL;
-    if (PyModule_AddObjectRef(m, "Channel", (PyObject *)&ChannelType) < 0) {
+    if (wake_signo == 0)
+        wake_signo = wake_install();
+    if (PyModule_AddObjectRef(m, "Channel", (PyObject *)&ChannelType) < 0 ||
+        PyModule_AddIntConstant(m, "WAKE_SIGNAL", wake_signo) < 0) {
         Py_DECREF(m);
         return NULL;
     }

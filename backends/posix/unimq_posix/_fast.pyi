@@ -1,4 +1,9 @@
+from typing import Literal
+
 from unimq._message import Message
+
+#: The signal close() wakes waiters with (0: none was free; waits poll with an eventfd).
+WAKE_SIGNAL: int
 
 class Channel:
     """One POSIX queue descriptor, owned (see the module's C source for the lifetime rules)."""
@@ -18,6 +23,10 @@ class Channel:
     def max_message_size(self) -> int: ...
     @property
     def closed(self) -> bool: ...
+    @property
+    def waiters(self) -> int: ...
+    @property
+    def twin(self) -> Literal["none", "open", "refused"]: ...
     def send_nowait(self, data: bytes, mtype: int, priority: int, /) -> bool: ...
     def receive_nowait(self, mtype: int, /) -> Message | None: ...
     def send_wait(

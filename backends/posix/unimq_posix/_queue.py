@@ -81,16 +81,25 @@ def open_channel(
 class PosixQueue(Queue):
     """A POSIX message queue: priorities 0..32767, capacity in messages.
 
-    Descriptors: a handle holds one descriptor (the queue's, non-blocking)
-    from open to close, and one more (an eventfd that ``close()`` uses to
-    wake waiters) from the first send or receive that has to wait; a forked
-    child makes its own eventfd. Waits ``poll()`` both without the GIL, on
-    the monotonic clock, one thread per direction per handle (the others wait
-    for it, so a message wakes one thread); signal handlers run during a
-    wait, their exceptions propagate, and the wait resumes. ``close()`` wakes
-    every waiter of the handle with :class:`QueueClosed`, and the descriptors
-    are closed once the last of them has left, so a waiter never touches a
-    queue that reuses the freed numbers.
+    Descriptors, with the C channel: a handle holds one descriptor (the
+    queue's, non-blocking) from open to close, and two from its first send or
+    receive without a time limit that has to wait: such waits sleep in
+    ``mq_receive``/``mq_send`` on a second, blocking descriptor of the same
+    queue (the kernel hands a message straight to a blocked receiver), opened
+    then, and only while the name still leads to the handle's queue. Timed
+    waits ``poll()`` the queue descriptor on the monotonic clock. ``close()``
+    wakes these waiters with a thread-directed real-time signal (the first
+    free one from ``SIGRTMIN+8``; ``unimq_posix._fast.WAKE_SIGNAL``, never one
+    with someone else's handler). Where no such signal is free, or the waiting
+    thread blocks it, waits ``poll()`` the queue descriptor and an eventfd
+    that ``close()`` writes (created by the first such wait; a forked child
+    makes its own). The pure-Python fallback always waits that way. One
+    thread per direction per handle polls (the others wait for it, so a
+    message wakes one thread); all waits run without the GIL; signal handlers
+    run during a wait, their exceptions propagate, and the wait resumes.
+    ``close()`` wakes every waiter of the handle with :class:`QueueClosed`,
+    and the descriptors are closed once the last of them has left, so a
+    waiter never touches a queue that reuses the freed numbers.
 
     ``remove()`` unlinks the *name* only: this and other open handles keep
     working until closed, and blocked waiters are not woken (kernel
