@@ -436,7 +436,11 @@ class Queue(abc.ABC):
             raise self._closed_error()
         if timeout is not None:
             timeout = check_timeout(timeout)
-        batch = [self._batch_item(item) for item in items]
+        batch: list[tuple[bytes, int, int]] = []
+        add, check, limit = batch.append, self._batch_item, self._max_size
+        for item in items:
+            # Plain bytes within the limit (the common case) without a call per item.
+            add((item, 1, 0) if type(item) is bytes and len(item) <= limit else check(item))
         sent = 0
         try:
             sent = self._send_many_nowait(batch, 0)
