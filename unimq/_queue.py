@@ -16,6 +16,7 @@ import contextlib
 import errno as E
 import logging
 import operator
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -490,6 +491,8 @@ class Queue(abc.ABC):
             max_messages = _index("max_messages", max_messages)
         if max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, got {max_messages}")
+        if max_messages > sys.maxsize:
+            max_messages = sys.maxsize  # no queue holds more; the C channels take a Py_ssize_t
         if self._closed:
             raise self._closed_error()
         if type(mtype) is not int or mtype != 0:

@@ -288,3 +288,8 @@ print(json.dumps({"err": err, "got": got}))
     assert out["err"] is not None
     assert out["err"]["sent"] == 2  # type: ignore[index]
     assert out["err"]["type"] == "MessageTooLarge"  # type: ignore[index]
+
+
+def test_receive_many_takes_any_int_limit(q: unimq.Queue) -> None:
+    q.send_many(items(2))
+    assert [m.data for m in q.receive_many(10**30, timeout=0)] == items(2)
