@@ -280,6 +280,8 @@ def bench(session: nox.Session) -> None:
     full = "--quick" not in session.posargs  # a full run redraws the chart and the page
     outputs = ["--chart", "docs/img/bench.png", "--docs", "docs/benchmarks.md"] if full else []
     session.run("python", "-m", "bench.run", *outputs, *session.posargs)
+    # unimq.aio against sync receive and to_thread(receive): bench-results/aio.json
+    session.run("python", "-m", "bench.aio", *(a for a in session.posargs if a == "--quick"))
 
 
 @nox.session

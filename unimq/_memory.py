@@ -248,6 +248,13 @@ class MemoryQueue(Queue):
                 last_receive_pid=state.receive_pid,
             )
 
+    def _interrupt_wait(self, thread_id: int) -> None:
+        """Wake thread ``thread_id`` if it waits in a primitive of this handle: its
+        wait returns early (the others on this queue wake spuriously and wait
+        again), for unimq.aio's cancellation."""
+        with self._state.cond:
+            self._state.cond.notify_all()
+
     def _close(self) -> None:
         with self._state.cond:  # wake this handle's waiters: they see closed and leave
             self._state.cond.notify_all()

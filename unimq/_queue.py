@@ -506,7 +506,12 @@ class Queue(abc.ABC):
         first = self.receive(mtype=mtype, timeout=timeout)
         if max_messages == 1:
             return [first]
-        rest = self._receive_many(mtype, max_messages - 1)
+        try:
+            rest = self._receive_many(mtype, max_messages - 1)
+        except (OSError, UnimqError):
+            # The first message is taken: return it; whatever stopped the batch
+            # (removal, close) is raised by the next call, nothing is lost.
+            return [first]
         rest.insert(0, first)
         return rest
 

@@ -4,6 +4,7 @@ IPC + mount namespace (never the host's mounts or sysctls)."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, can_unshare
+from tests.helpers import NOBODY, ROOT, as_user, can_unshare
 
 UNIMQ = Path(sys.executable).with_name("unimq")
 FLAGS = ("--ipc", "--mount", "--propagation", "private")
@@ -143,9 +144,9 @@ def test_failed_mount_removes_the_directories_it_made() -> None:
     try:
         shared.chmod(0o1777)  # nobody may create directories here
         target = shared / "new" / "deeper"
+        as_nobody = shlex.join(as_user(NOBODY, [sys.executable, "-m", "unimq", "mount"]))
         proc = in_namespace(f"""
-            setpriv --reuid=65534 --regid=65534 --clear-groups unimq mount {target} \\
-                || echo "exit $?"
+            {as_nobody} {target} || echo "exit $?"
             ls -A {shared} | wc -l
         """)
     finally:

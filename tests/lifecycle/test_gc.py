@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import NOBODY, ROOT, can_unshare
+from tests.helpers import NOBODY, ROOT, as_user, can_unshare
 from unimq import UnimqError
 from unimq._orphans import parse_age
 from unimq._runtime import process_start, process_state, runtime_dir
@@ -44,7 +44,10 @@ def gc(*args, user=None):
         home = tempfile.mkdtemp()
         os.chown(home, user, user)
         run_env = {**env, "UNIMQ_RUNTIME_DIR": home}
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *cmd]
+        # as the parent's tests.helpers.as_user builds it (reaches pyenv Pythons too)
+        prefix = json.loads(os.environ["UNIMQ_TEST_AS_NOBODY"])
+        assert user == 65534, user
+        cmd = [*prefix, *cmd]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=run_env, timeout=60)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
@@ -120,7 +123,12 @@ def run_in_namespace(code: str, tmp_path: Path) -> dict[str, Any]:
     if reason is not None:
         pytest.skip(reason)
     runtime = tmp_path / "runtime"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "UNIMQ_RUNTIME_DIR": str(runtime)}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "UNIMQ_RUNTIME_DIR": str(runtime),
+        "UNIMQ_TEST_AS_NOBODY": json.dumps(as_user(NOBODY, [])),
+    }
     proc = subprocess.run(
         [*NAMESPACE, sys.executable, "-c", textwrap.dedent(code)],
         capture_output=True,

@@ -23,6 +23,7 @@ __all__ = [
     "EXIT_CODES",
     "OutputClosed",
     "UnimqGroup",
+    "abandon_stdout",
     "cli",
     "emit",
     "exit_code",
@@ -85,6 +86,13 @@ def fail(message: str, code: int) -> NoReturn:
     """Print one line on stderr (control characters shown escaped) and exit with ``code``."""
     click.echo(f"unimq: error: {visible(' '.join(message.split()))}", err=True)
     sys.exit(code)
+
+
+def abandon_stdout() -> None:
+    """Drop what is buffered for standard output, whose reader is gone or whose
+    write was interrupted: the interpreter's final flush must neither fail (exit
+    120 instead of the documented code) nor block on a full pipe."""
+    _silence_stdout()
 
 
 # ---------------------------------------------------------------------- standard output

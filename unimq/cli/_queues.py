@@ -26,6 +26,7 @@ from unimq._options import check_timeout
 from unimq._waiting import Deadline
 from unimq.cli._app import (
     OutputClosed,
+    abandon_stdout,
     cli,
     emit,
     error_text,
@@ -618,6 +619,7 @@ def _write_or_keep(
         else:
             reason = f"interrupted ({signal.Signals(exc.signum).name})"
             code = 128 + exc.signum
+        abandon_stdout()  # the lines are in the saved files; nothing more goes to stdout
         kept = [keep_message(m, shown, q.capabilities) for m in [msg, *(rest or ())]]
         text = kept[0]
         if len(kept) > 1:

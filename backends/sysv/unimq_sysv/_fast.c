@@ -493,8 +493,8 @@ wait_for(Channel *self, operation *op, double timeout)
             break;
         }
         Py_BEGIN_ALLOW_THREADS
-        if (!registry_is_open(&self->reg)) {
-            closing = 1;
+        if (!registry_is_open(&self->reg) || node_interrupted(&node)) {
+            closing = 1; /* close(), or interrupt() for this thread: leave, doing nothing */
         }
         else if (blocking) {
             if (timed && monotonic() >= end) {
@@ -846,6 +846,23 @@ Channel_close(Channel *self, PyObject *Py_UNUSED(ignored))
     }
 }
 
+/* interrupt(thread_ident) -> bool: end the wait of that thread (threading.get_ident())
+ * in this channel, if it waits: its send_wait/receive_wait returns False/None
+ * without the operation. Never blocks; the caller repeats it until the wait
+ * has returned (a signal sent just before the thread blocks is lost). */
+static PyObject *
+Channel_interrupt(Channel *self, PyObject *arg)
+{
+    unsigned long ident = PyLong_AsUnsignedLong(arg);
+    if (ident == (unsigned long)-1 && PyErr_Occurred())
+        return NULL;
+    int found;
+    Py_BEGIN_ALLOW_THREADS
+    found = registry_interrupt(&self->reg, (pthread_t)ident);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(found);
+}
+
 static PyObject *
 Channel_get_state(Channel *self, void *closure)
 {
@@ -889,6 +906,8 @@ static PyMethodDef Channel_methods[] = {
     {"receive_many_nowait", (PyCFunction)(void (*)(void))Channel_receive_many_nowait,
      METH_FASTCALL,
      "receive_many_nowait(mtype, limit) -> list[Message]: msgrcv(IPC_NOWAIT) up to limit."},
+    {"interrupt", (PyCFunction)Channel_interrupt, METH_O,
+     "interrupt(thread_ident) -> bool: end that thread's wait here (it does nothing)."},
     {"close", (PyCFunction)Channel_close, METH_NOARGS,
      "close(): wake every waiter, return once they left; later calls fail with EBADF."},
     {NULL, NULL, 0, NULL},

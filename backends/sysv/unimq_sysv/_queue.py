@@ -140,6 +140,7 @@ class SysVQueue(Queue):
         else:
             self._wait_lock = threading.Condition()
             self._waiting: dict[int, int] = {}  # thread id -> waits in progress
+            self._interrupted: set[int] = set()  # threads whose wait must end (aio cancel)
             self._pid = os.getpid()  # a forked child has none of these threads
             self._install(
                 self._py_send_nowait,
@@ -337,6 +338,8 @@ class SysVQueue(Queue):
             deadline = None if timeout is None else _monotonic() + timeout
             delay = Backoff.START
             while not self._closed:
+                if me in self._interrupted:
+                    return None  # interrupt_wait() for this thread: leave, doing nothing
                 result = attempt()
                 if result is not None:
                     return result
@@ -351,11 +354,24 @@ class SysVQueue(Queue):
             return None
         finally:
             with cond:
+                self._interrupted.discard(me)
                 if self._waiting[me] == 1:
                     del self._waiting[me]
                 else:
                     self._waiting[me] -= 1
                 cond.notify_all()
+
+    def _interrupt_wait(self, thread_id: int) -> None:
+        """End the wait of thread ``thread_id`` (``threading.get_ident()``) in a
+        primitive of this handle, if it waits: the primitive returns False/None
+        without the operation (unimq.aio's cancellation). Never blocks; a caller
+        that must be sure repeats it until the wait has returned."""
+        if self._channel is not None:
+            self._channel.interrupt(thread_id)
+            return
+        with self._wait_lock:
+            if thread_id in self._waiting:
+                self._interrupted.add(thread_id)
 
     def _py_send_wait(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> bool:
         def attempt() -> bool | None:

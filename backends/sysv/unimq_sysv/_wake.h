@@ -90,7 +90,8 @@ enum { STATE_OPEN = 0, STATE_CLOSING = 1, STATE_CLOSED = 2 };
 
 typedef struct wake_node {
     pthread_t thread;
-    int polling; /* 1: never signalled (it checks the state on each wake-up) */
+    int polling;     /* 1: never signalled (it checks the state on each wake-up) */
+    int interrupted; /* set by registry_interrupt: the wait ends without the operation */
     struct wake_node *prev, *next;
 } wake_node;
 
@@ -138,6 +139,7 @@ registry_enter(wake_registry *r, wake_node *n, int polling)
 {
     n->thread = pthread_self();
     n->polling = polling;
+    n->interrupted = 0;
     n->prev = NULL;
     registry_check_fork(r);
     pthread_mutex_lock(&r->lock);
@@ -167,6 +169,35 @@ registry_leave(wake_registry *r, wake_node *n)
         n->next->prev = n->prev;
     r->count--;
     pthread_mutex_unlock(&r->lock);
+}
+
+/* Interrupt the wait of one registered thread: mark it and, unless it polls,
+ * send it the wake signal. 1 if the thread was waiting here, else 0. A signal
+ * that arrives just before the thread enters the kernel is lost, so the caller
+ * calls again until the wait has returned (unimq.aio does, every millisecond). */
+static inline int
+registry_interrupt(wake_registry *r, pthread_t thread)
+{
+    int found = 0;
+    int ours = wake_handler_installed();
+    registry_check_fork(r);
+    pthread_mutex_lock(&r->lock);
+    for (wake_node *n = r->head; n != NULL; n = n->next) {
+        if (!pthread_equal(n->thread, thread))
+            continue;
+        __atomic_store_n(&n->interrupted, 1, __ATOMIC_RELEASE);
+        if (!n->polling && ours)
+            pthread_kill(n->thread, wake_signo);
+        found = 1;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return found;
+}
+
+static inline int
+node_interrupted(wake_node *n)
+{
+    return __atomic_load_n(&n->interrupted, __ATOMIC_ACQUIRE);
 }
 
 static inline void

@@ -1,0 +1,64 @@
+"""The async suite: every test runs on asyncio and on trio (anyio's pytest
+plugin), and per backend where it says ``kind``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+
+import unimq.aio
+from tests.conformance.conftest import _MISSING, KINDS, small_options
+
+__all__ = ["OpenAsync", "small_options"]
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    if _MISSING[name]:
+        pytest.skip(f"the {name} backend package is not installed")
+    return name
+
+
+@pytest.fixture
+def url(kind: str, make_url: Callable[[str], str]) -> str:
+    """A fresh URL of this kind, removed at teardown."""
+    return make_url(kind)
+
+
+OpenAsync = Callable[..., Awaitable[unimq.aio.AsyncQueue]]
+
+
+@pytest.fixture
+async def open_async(kind: str, url: str) -> AsyncIterator[OpenAsync]:
+    """``await open_async(capacity=4, size=64)`` creates the queue at ``url``;
+    every handle it returns is closed at teardown (helper threads joined)."""
+    handles: list[unimq.aio.AsyncQueue] = []
+
+    async def factory(capacity: int = 4, size: int = 64, **extra: Any) -> unimq.aio.AsyncQueue:
+        q = await unimq.aio.open(
+            url, create=True, **{**small_options(kind, capacity, size), **extra}
+        )
+        handles.append(q)
+        return q
+
+    yield factory
+    for q in handles:
+        await q.aclose()
+
+
+@pytest.fixture(autouse=True)
+def _no_helper_left() -> Iterator[None]:
+    """Every helper thread a test's handles started has ended by its teardown."""
+    yield
+    left = [t.name for t in threading.enumerate() if t.name.startswith("unimq-aio")]
+    assert not left, f"helper threads still running after aclose(): {left}"

@@ -1,0 +1,66 @@
+"""Event-loop plumbing shared by the waiting strategies (asyncio and trio, through anyio).
+
+- :func:`loop_caller` gives a thread-safe "run this soon in the event loop" for
+  the running loop (helper threads use it to wake the task that waits for them).
+- :func:`wait_through_cancel` waits for an event while cancellation is pending,
+  so a cancelled operation can learn what its helper thread did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+
+__all__ = ["CallSoon", "loop_caller", "wait_through_cancel"]
+
+#: Schedules a callable in the event loop's thread; callable from any thread,
+#: never blocks, and does nothing once the loop has finished.
+CallSoon = Callable[[Callable[[], object]], None]
+
+
+def loop_caller() -> CallSoon:
+    """A thread-safe, non-blocking way to run a callable in the running loop."""
+    token = anyio.lowlevel.current_token()
+    native = token.native_token
+    if isinstance(native, asyncio.AbstractEventLoop):
+        loop = native
+
+        def call_asyncio(fn: Callable[[], object]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(fn)
+
+        return call_asyncio
+    run_sync_soon = getattr(native, "run_sync_soon", None)
+    if run_sync_soon is not None:  # trio's TrioToken
+
+        def call_trio(fn: Callable[[], object]) -> None:
+            with contextlib.suppress(RuntimeError):  # trio.RunFinishedError
+                run_sync_soon(fn)
+
+        return call_trio
+
+    def call_other(fn: Callable[[], object]) -> None:  # pragma: no cover (other backends)
+        with contextlib.suppress(RuntimeError):
+            anyio.from_thread.run_sync(fn, token=token)
+
+    return call_other
+
+
+async def wait_through_cancel(event: anyio.Event) -> None:
+    """Wait for ``event`` even though the task is being cancelled.
+
+    Used only after cancellation was requested, to wait the short time a helper
+    thread needs to report what it did. An anyio shield protects against cancel
+    scopes; a plain asyncio ``Task.cancel()`` pierces shields, so such extra
+    cancellations are absorbed here (the caller re-raises the original one).
+    """
+    cancelled = anyio.get_cancelled_exc_class()
+    with anyio.CancelScope(shield=True):
+        while not event.is_set():
+            with contextlib.suppress(cancelled):
+                await event.wait()
