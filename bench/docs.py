@@ -60,6 +60,33 @@ def ratios(r: dict[str, Any]) -> str:
     return table(["paired ratio, same run", *(_size(s) for s in sizes)], rows)
 
 
+def batches(r: dict[str, Any]) -> str:
+    """Batch throughput per size, its paired ratios, and typed batches."""
+    sizes = list(r["batches"])
+    first = r["batches"][sizes[0]]
+    rows = []
+    for name in sorted(first, key=lambda n: -first[n]):
+        cells = [_k(r["batches"][size][name]) for size in sizes]
+        if name.startswith("unimq"):
+            rows.append([f"**{name}**", *(f"**{c}**" for c in cells)])
+        else:
+            rows.append([name, *cells])
+    parts = [table(["thousand msgs/s", *(_size(s) for s in sizes)], rows)]
+    names = r["ratios"][f"batches {sizes[0]} B"]
+    parts.append(
+        table(
+            ["paired ratio, same run", *(_size(s) for s in sizes)],
+            [[n, *(_x(r["ratios"][f"batches {size} B"][n]) for size in sizes)] for n in names],
+        )
+    )
+    typed_rows = [[name, _k(value)] for name, value in r["typed_batches"].items()]
+    typed_rows += [
+        [f"ratio: {name}", _x(value)] for name, value in r["ratios"]["typed batches"].items()
+    ]
+    parts.append(table(["typed, small model", "thousand msgs/s"], typed_rows))
+    return "\n\n".join(parts)
+
+
 def pingpong(r: dict[str, Any]) -> str:
     row = r["pingpong"]["16"]
     ratio = r["ratios"]["pingpong 16 B median"]
@@ -178,6 +205,7 @@ def _size(size: str) -> str:
 SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "throughput": throughput,
     "ratios": ratios,
+    "batches": batches,
     "pingpong": pingpong,
     "sysv_timed": sysv_timed,
     "scale": scale,

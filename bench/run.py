@@ -34,7 +34,7 @@ import sysv_ipc
 from pydantic import BaseModel
 
 import unimq
-from bench import codecs, docs, inprocess
+from bench import batches, codecs, docs, inprocess
 from bench.codecs import SEED, SMALL, Seed, Small
 
 HERE = Path(__file__).resolve().parent
@@ -621,6 +621,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for name, values in pings.items()
             }
             results["pingpong_runs"][str(size)] = pings
+        # Batches: one producer and one consumer process, paired rounds per size.
+        bcount = count - count % batches.BATCH
+        results["batches"], results["batches_runs"] = {}, {}
+        for size in [s for s in sizes if s <= 4096]:
+            samples = interleaved(batches.cases(sys.modules[__name__], c, size, bcount), runs)
+            row = {name: statistics.median(values) for name, values in samples.items()}
+            results["batches"][str(size)] = row
+            results["batches_runs"][str(size)] = samples
+            print(
+                f"batches {size} B: " + ", ".join(f"{k} {v / 1000:.0f}k" for k, v in row.items()),
+                flush=True,
+            )
+        tcount = (count // 2) - (count // 2) % batches.BATCH
+        typed_samples = interleaved(batches.typed_cases(sys.modules[__name__], tcount), runs)
+        results["typed_batches"] = {k: statistics.median(v) for k, v in typed_samples.items()}
+        results["typed_batches_runs"] = typed_samples
     results["scale"] = scale_table(count, runs)
     print(
         "scale: " + ", ".join(f"{k} {v / 1000:.0f}k" for k, v in results["scale"].items()),
@@ -673,6 +689,7 @@ def ratios(r: dict[str, Any]) -> dict[str, dict[str, float]]:
             "unimq posix / posix_ipc": paired(samples, "unimq posix", "posix_ipc raw", median),
             "unimq sysv / sysv_ipc": paired(samples, "unimq sysv", "sysv_ipc raw", median),
         }
+    out.update(batches.ratios(r["batches_runs"], r["typed_batches_runs"], paired))
     typed = r["typed"]
     mp_small = typed["multiprocessing.Queue, small model (pickled)"]
     mp_seed = typed["multiprocessing.Queue, seed struct (pickled)"]
@@ -698,6 +715,11 @@ def report(r: dict[str, Any]) -> None:
         for name, value in sorted(row.items(), key=lambda kv: -kv[1]):
             t.add_row(name, f"{value:,.0f}", f"{value * int(size) / 1e6:,.1f}")
         console.print(t)
+    for size, row in r["batches"].items():
+        t = Table(f"batches of {batches.BATCH}, {size} B", "msgs/s", "MB/s", title=None)
+        for name, value in sorted(row.items(), key=lambda kv: -kv[1]):
+            t.add_row(name, f"{value:,.0f}", f"{value * int(size) / 1e6:,.1f}")
+        console.print(t)
     for size, row in r["pingpong"].items():
         t = Table(f"ping-pong, {size} B", "median us", "p99 us")
         for name, (med, p99) in sorted(row.items(), key=lambda kv: kv[1][0]):
@@ -717,7 +739,7 @@ def report(r: dict[str, Any]) -> None:
         for name, ns in row.items():
             t.add_row(name, f"{ns:.0f}")
         console.print(t)
-    for title in ("typed", "sysv_timed", "memory"):
+    for title in ("typed", "typed_batches", "sysv_timed", "memory"):
         t = Table(title, "value")
         for name, value in r[title].items():
             t.add_row(name, f"{value:,.1f}")
@@ -753,6 +775,37 @@ def chart(r: dict[str, Any], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    plt.close(fig)
+    if r.get("batches"):
+        batches_chart(r, path.with_name(f"{path.stem}-batches{path.suffix}"))
+
+
+def batches_chart(r: dict[str, Any], path: Path) -> None:
+    """The batches table as a chart, next to the main one (``bench-batches.png``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = list(r["batches"])
+    names = list(r["batches"][sizes[0]])
+    fig, ax = plt.subplots(figsize=(10, 5))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        ax.bar(
+            [s + i * width for s in range(len(sizes))],
+            [r["batches"][size][name] / 1000 for size in sizes],
+            width,
+            label=name,
+        )
+    ax.set_xticks([s + 0.4 - width / 2 for s in range(len(sizes))], [f"{s} B" for s in sizes])
+    ax.set_ylabel("thousand messages/s (one producer, one consumer process)")
+    ax.set_title(f"unimq batches of {batches.BATCH} vs C, faster-fifo, pyzmq, multiprocessing")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    print(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -93,11 +93,15 @@ class Overflow:
 
     def send_many_nowait(self, batch: list[tuple[bytes, int, int]], start: int) -> int:
         n = start
-        while n < len(batch):
-            data, mtype, priority = batch[n]
-            if not self.send_nowait(data, mtype, priority):
-                break
-            n += 1
+        try:
+            while n < len(batch):
+                data, mtype, priority = batch[n]
+                if not self.send_nowait(data, mtype, priority):
+                    break
+                n += 1
+        except Exception as exc:
+            exc.unimq_sent = n - start  # type: ignore[attr-defined]
+            raise
         return n - start
 
     def send_wait(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> bool:

@@ -16,6 +16,7 @@ import contextlib
 import errno as E
 import logging
 import operator
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -164,6 +165,18 @@ class Queue(abc.ABC):
         self._receive_nowait = receive_nowait
         self._send_wait = send_wait
         self._receive_wait = receive_wait
+
+    def _install_batches(
+        self,
+        send_many_nowait: Callable[[list[tuple[bytes, int, int]], int], int],
+        receive_many_nowait: Callable[[int, int], list[Message]],
+    ) -> None:
+        """Bind one-call batch primitives (see :meth:`_send_many_nowait`); a
+        direction ``access`` forbids keeps the default, which refuses."""
+        if self._access != "r":
+            self._send_many_nowait = send_many_nowait  # type: ignore[method-assign, assignment]
+        if self._access != "w":
+            self._receive_many_nowait = receive_many_nowait  # type: ignore[method-assign, assignment]
 
     def _refuse(self, *args: object) -> Any:
         op = "send" if self._access == "r" else "receive"
@@ -424,7 +437,11 @@ class Queue(abc.ABC):
             raise self._closed_error()
         if timeout is not None:
             timeout = check_timeout(timeout)
-        batch = [self._batch_item(item) for item in items]
+        batch: list[tuple[bytes, int, int]] = []
+        add, check, limit = batch.append, self._batch_item, self._max_size
+        for item in items:
+            # Plain bytes within the limit (the common case) without a call per item.
+            add((item, 1, 0) if type(item) is bytes and len(item) <= limit else check(item))
         sent = 0
         try:
             sent = self._send_many_nowait(batch, 0)
@@ -448,16 +465,16 @@ class Queue(abc.ABC):
                     sent += self._send_many_nowait(batch, sent)
             return sent
         except UnimqError as exc:
-            exc.sent = sent
+            exc.sent = sent + batch_sent(exc)
             raise
         except OSError as exc:
             mapped = self._mapped("send", exc)
             if isinstance(mapped, UnimqError):
-                mapped.sent = sent
+                mapped.sent = sent + batch_sent(exc)
             raise mapped from exc
         except self._driver_errors as exc:
             unexpected = self._unexpected("send", exc)
-            unexpected.sent = sent
+            unexpected.sent = sent + batch_sent(exc)
             raise unexpected from exc
 
     def receive_many(
@@ -474,19 +491,39 @@ class Queue(abc.ABC):
             max_messages = _index("max_messages", max_messages)
         if max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, got {max_messages}")
+        if max_messages > sys.maxsize:
+            max_messages = sys.maxsize  # no queue holds more; the C channels take a Py_ssize_t
+        if self._closed:
+            raise self._closed_error()
+        if type(mtype) is not int or mtype != 0:
+            mtype = self._check_receive_mtype(mtype)
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        # One call when messages are queued; else wait for the first, then take the rest.
+        got = self._receive_many(mtype, max_messages)
+        if got:
+            return got
         first = self.receive(mtype=mtype, timeout=timeout)
         if max_messages == 1:
             return [first]
-        if type(mtype) is not int:
-            mtype = _index("mtype", mtype)
         try:
-            rest = self._receive_many_nowait(mtype, max_messages - 1)
+            rest = self._receive_many(mtype, max_messages - 1)
         except (OSError, UnimqError):
             # The first message is taken: return it; whatever stopped the batch
             # (removal, close) is raised by the next call, nothing is lost.
             return [first]
         rest.insert(0, first)
         return rest
+
+    def _receive_many(self, mtype: int, limit: int) -> list[Message]:
+        try:
+            return self._receive_many_nowait(mtype, limit)
+        except OSError as exc:
+            if isinstance(exc, UnimqError):
+                raise
+            raise self._mapped("receive", exc) from exc
+        except self._driver_errors as exc:
+            raise self._unexpected("receive", exc) from exc
 
     def _batch_item(self, item: object) -> tuple[bytes, int, int]:
         """One checked ``(data, mtype, priority)`` of a send_many batch."""
@@ -506,32 +543,42 @@ class Queue(abc.ABC):
     def _send_many_nowait(self, batch: list[tuple[bytes, int, int]], start: int) -> int:
         """Send ``batch[start:]`` without waiting, in order; return how many went.
 
-        Backends may override it with one call per batch (the C channels do).
+        A full queue ends the batch early (the count tells). An error after k
+        messages went is raised with that count attached (see
+        :func:`batch_sent`), so the caller never loses it. Backends may
+        override it with one call per batch (the C channels do).
         """
         send = self._send_nowait
         n = start
         end = len(batch)
-        while n < end:
-            data, mtype, priority = batch[n]
-            if not send(data, mtype, priority):
-                break
-            n += 1
+        try:
+            while n < end:
+                data, mtype, priority = batch[n]
+                if not send(data, mtype, priority):
+                    break
+                n += 1
+        except Exception as exc:
+            exc.unimq_sent = n - start  # type: ignore[attr-defined]
+            raise
         return n - start
 
     def _receive_many_nowait(self, mtype: int, limit: int) -> list[Message]:
-        """Take up to ``limit`` queued messages without waiting (maybe none)."""
+        """Take up to ``limit`` queued messages without waiting (maybe none).
+
+        An error after k messages were taken returns those k (the error
+        recurs on the next call): a message taken off the queue is never lost.
+        """
         receive = self._receive_nowait
         out: list[Message] = []
-        while len(out) < limit:
-            try:
+        try:
+            while len(out) < limit:
                 msg = receive(mtype)
-            except (OSError, UnimqError):
-                if not out:
-                    raise
-                break  # return what was taken; the next call raises the error again
-            if msg is None:
-                break
-            out.append(msg)
+                if msg is None:
+                    break
+                out.append(msg)
+        except Exception:
+            if not out:
+                raise
         return out
 
     def stat(self) -> QueueStat:
@@ -903,6 +950,16 @@ class Queue(abc.ABC):
         if not -MTYPE_MAX <= mtype <= MTYPE_MAX:
             raise ValueError(f"mtype selection must be within +-{MTYPE_MAX}, got {mtype}")
         return mtype
+
+
+def batch_sent(exc: BaseException) -> int:
+    """How many messages a batch send primitive sent before raising ``exc``.
+
+    ``_send_many_nowait`` implementations (the core's loop, the C channels)
+    attach it as ``exc.unimq_sent``; an error without it came before any.
+    """
+    sent = getattr(exc, "unimq_sent", 0)
+    return sent if type(sent) is int else 0
 
 
 def _index(name: str, value: object) -> int:

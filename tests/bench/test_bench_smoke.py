@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import codecs, docs, run
+from bench import batches, codecs, docs, run
 from tests.helpers import ROOT
 
 
@@ -29,6 +29,18 @@ def test_bench_smoke(tmp_path: Path) -> None:
         "unimq posix / posix_ipc",
         "unimq sysv / sysv_ipc",
     }
+    # Batches: unimq's one-call batches and the references, paired in the same rounds.
+    batch_row = saved["batches"]["16"]
+    for name in (*batches.UNIMQ_CASES.values(), batches.MP):
+        assert batch_row[name] > 0
+    if batches.have_faster_fifo():
+        assert batch_row[batches.FIFO_BATCH] > 0 and batch_row[batches.FIFO_SINGLE] > 0
+    assert set(saved["ratios"]["batches 16 B"]) >= {
+        "unimq posix batches / multiprocessing.Queue",
+        "unimq sysv batches / multiprocessing.Queue",
+    }
+    assert set(saved["typed_batches"]) == {*batches.TYPED_CASES.values(), batches.MP_TYPED}
+    assert all(rate > 0 for rate in saved["typed_batches"].values())
     assert saved["sysv_timed"]["idle CPU %"] >= 0
     scale = saved["scale"]
     for kind in ("posix", "sysv"):
@@ -44,6 +56,8 @@ def test_bench_smoke(tmp_path: Path) -> None:
     rendered = docs.render(page, saved)
     posix = f"**{row['unimq posix'] / 1000:,.0f}**"
     assert f"| **unimq posix** | {posix} |" in rendered
+    mine = batches.UNIMQ_CASES["sysv"]
+    assert f"| **{mine}** | **{batch_row[mine] / 1000:,.0f}** |" in rendered
     assert docs.render(rendered, saved) == rendered
     assert rendered.count("<!-- bench:") == len(docs.SECTIONS)
     assert set(saved["ratios"]["typed"]) >= {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import BaseModel
 
 import unimq
 from tests.typed.test_typed import Even, Odd, Order, has, raw
@@ -65,3 +66,47 @@ def test_mapped_models_batch_with_their_mtypes(raw: unimq.Queue) -> None:
     mixed.send_many([Odd(n=1), Even(n=2), Odd(n=3)])
     assert mixed.receive_many(10, Odd, timeout=0) == [Odd(n=1), Odd(n=3)]
     assert mixed.receive_many(10, timeout=0) == [Even(n=2)]
+
+
+class Reading(BaseModel):
+    sensor: str
+    value: float
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        (Reading(sensor="nan", value=float("nan")), "not a finite number"),
+        (Reading.model_construct(sensor=3, value=1.0), "str"),
+    ],
+)
+def test_batch_encoding_is_the_single_encoding(bad: Reading, match: str) -> None:
+    """send_many encodes a JSON batch with one pydantic-core check for the whole
+    batch: the payloads are byte for byte those of send, and a bad value (a NaN,
+    a field holding the wrong type) raises send's error and sends nothing."""
+    with unimq.open("memory://typed-batch-encode", create=True) as q:
+        try:
+            readings = q.typed(Reading)
+            values = [Reading(sensor=f"s{i}", value=i / 3) for i in range(5)]
+            single = [readings._single.encode(v) for v in values]  # type: ignore[union-attr]
+            assert readings.send_many(values) == 5
+            assert [m.data for m in q.receive_many(10, timeout=0)] == single
+            with pytest.raises(ValueError, match=match) as batch_error:
+                readings.send_many([values[0], bad, values[1]])
+            with pytest.raises(ValueError, match=match) as single_error:
+                readings.send(bad)
+            assert str(batch_error.value) == str(single_error.value)
+            assert type(batch_error.value) is type(single_error.value)
+            assert q.stat().messages == 0
+        finally:
+            q.remove()
+
+
+def test_batch_encoding_keeps_the_bound_mtype() -> None:
+    with unimq.open("memory://typed-batch-mtype", create=True) as q:
+        try:
+            orders = q.typed(Order, mtype=7)
+            assert orders.send_many([Order(sku="A", qty=1), Order(sku="B", qty=2)]) == 2
+            assert [m.mtype for m in q.receive_many(10, timeout=0)] == [7, 7]
+        finally:
+            q.remove()

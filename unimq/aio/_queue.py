@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import AsyncIterator, Iterable, Mapping
 from types import TracebackType
@@ -14,7 +15,7 @@ import anyio.lowlevel
 from unimq._errors import QueueClosed, QueueFull, UnimqError
 from unimq._message import Capability, Message, QueueStat
 from unimq._options import Access, check_timeout
-from unimq._queue import Queue, _as_bytes, _index
+from unimq._queue import Queue, _as_bytes, _index, batch_sent
 from unimq.aio._fd_wait import DescriptorWaiter
 from unimq.aio._helper import HelperWaiter, Stash
 
@@ -242,16 +243,16 @@ class AsyncQueue:
                 sent += h._send_many_nowait(batch, sent)
             return sent
         except UnimqError as exc:
-            exc.sent = sent
+            exc.sent = sent + batch_sent(exc)
             raise
         except OSError as exc:
             err = h._mapped("send", exc)
             if isinstance(err, UnimqError):
-                err.sent = sent
+                err.sent = sent + batch_sent(exc)
             raise err from exc
         except h._driver_errors as exc:
             unexpected = h._unexpected("send", exc)
-            unexpected.sent = sent
+            unexpected.sent = sent + batch_sent(exc)
             raise unexpected from exc
 
     async def receive_many(
@@ -268,6 +269,7 @@ class AsyncQueue:
             max_messages = _index("max_messages", max_messages)
         if max_messages < 1:
             raise ValueError(f"max_messages must be at least 1, got {max_messages}")
+        max_messages = min(max_messages, sys.maxsize)  # the C channels take a Py_ssize_t
         out = [await self.receive(mtype=mtype, timeout=timeout)]
         h = self._h
         mtype = h._check_receive_mtype(mtype) if mtype else 0  # valid: receive checked it

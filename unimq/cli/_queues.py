@@ -340,10 +340,28 @@ def send_command(
     shown = shown_url(url)
     with unimq.open(url, access="w") as q, Stopper() as stop:
         try:
-            for payload in payloads:
+            if total == 1:
                 stop.check()
-                _send_one(q, payload, mtype, priority, timeout, stop)
-                sent += 1
+                _send_one(q, payloads[0], mtype, priority, timeout, stop)
+                sent = 1
+            else:
+                items: list[bytes] | list[unimq.Message] = (
+                    payloads
+                    if mtype == 1 and priority == 0
+                    else [unimq.Message(p, mtype, priority) for p in payloads]
+                )
+                sent = _send_batches(q, items, timeout, stop)
+        except _Stopped as stopped:
+            sent = stopped.sent
+            if sent:
+                logger.info("sent %d of %d message(s) to %s", sent, total, shown)
+            _partial(
+                as_json,
+                {"url": shown, "sent": sent, "total": total},
+                f"sent {sent} of {total} message(s) to {shown}, then stopped"
+                + (f" (messages {sent + 1}..{total} were not sent)" if total > 1 else ""),
+                stopped.error,
+            )
         except (unimq.UnimqError, OSError, ValueError, Terminated) as exc:
             if sent:
                 logger.info("sent %d of %d message(s) to %s", sent, total, shown)
@@ -364,6 +382,73 @@ def send_command(
 
 #: The longest a CLI wait lasts before it looks at a pending SIGINT/SIGTERM.
 WAIT_SLICE = 0.1
+
+
+#: Messages per send_many call of ``send --lines`` (one call into C per batch).
+SEND_BATCH = 64
+
+
+class _Stopped(Exception):
+    """Sending stopped part way: how many went, and why."""
+
+    def __init__(self, sent: int, error: BaseException) -> None:
+        super().__init__(sent)
+        self.sent = sent
+        self.error = error
+
+
+def _send_batches(
+    q: unimq.Queue,
+    items: list[bytes] | list[unimq.Message],
+    timeout: float | None,
+    stop: Stopper,
+) -> int:
+    """Send every item in order with send_many, as ``_send_one`` would one by
+    one: each message may wait ``timeout`` for room (the deadline restarts
+    whenever one went), waits are sliced so that a signal is honoured between
+    slices, never inside a send, and the count of sent messages is exact
+    (``_Stopped`` carries it)."""
+    sent = 0
+    total = len(items)
+    deadline = Deadline(timeout)
+    try:
+        while sent < total:
+            stop.check()
+            left = deadline.remaining()
+            chunk = items[sent : sent + SEND_BATCH]
+            try:
+                sent += q.send_many(
+                    chunk, timeout=WAIT_SLICE if left is None else min(left, WAIT_SLICE)
+                )
+            except unimq.QueueFull as exc:
+                went = exc.sent or 0
+                sent += went
+                if went:
+                    deadline = Deadline(timeout)
+                elif left is not None and (left <= WAIT_SLICE or deadline.expired()):
+                    raise unimq.QueueFull(
+                        f"{shown_url(q.url)} stayed full for {timeout:g} s", url=q.url
+                    ) from None
+                continue
+            except (unimq.MessageTooLarge, unimq.UnsupportedOperation) as exc:
+                if exc.sent:
+                    sent += exc.sent
+                    raise
+                # A bad item stops send_many before the chunk's first message;
+                # one by one, the messages before it go, as they always did.
+                for item in chunk:
+                    msg = item if isinstance(item, unimq.Message) else unimq.Message(item)
+                    stop.check()
+                    _send_one(q, msg.data, msg.mtype, msg.priority, timeout, stop)
+                    sent += 1
+                raise AssertionError("unreachable: send_many refused this chunk") from exc
+            except unimq.UnimqError as exc:
+                sent += exc.sent or 0
+                raise
+            deadline = Deadline(timeout)
+    except (unimq.UnimqError, OSError, ValueError, Terminated) as exc:
+        raise _Stopped(sent, exc) from exc
+    return sent
 
 
 def _send_one(
@@ -445,10 +530,12 @@ def recv_command(
 
     On a terminal, control characters in the text are shown escaped (\\x1b);
     into a pipe or file the text is written as it is. Exits 3 if fewer than
-    --count messages arrived in time. No message is
-    lost: standard output is checked before each message is taken (closed,
+    --count messages arrived in time. With --count N, the messages already
+    queued are taken up to 64 at a time (never more than N in all). No message
+    is lost: standard output is checked before messages are taken (closed,
     read-only, or a pipe nobody reads: exit 1, nothing taken), and a message
-    that still cannot be written is saved to a file named on stderr (exit 1).
+    that still cannot be written is saved to a file named on stderr (exit 1),
+    with any taken with it.
 
     \b
     Examples:
@@ -472,23 +559,34 @@ def recv_command(
                     fail(f"{problem}; no message was taken from {shown}{before}", 1)
                 try:
                     with stop.waiting():
-                        msg = q.receive(mtype=mtype, timeout=timeout)
+                        if follow or count - received == 1:
+                            msgs = [q.receive(mtype=mtype, timeout=timeout)]
+                        else:
+                            # One call for what is queued, never more than --count asks for.
+                            msgs = q.receive_many(
+                                min(count - received, RECV_BATCH), mtype=mtype, timeout=timeout
+                            )
                 except unimq.QueueEmpty:
                     fail(
                         f"received {received} of {count} message(s) from {shown} "
                         "before the timeout",
                         3,
                     )
-                # From here until it is written, a signal cannot lose the message.
-                _write_or_keep(msg, as_json, show_tags, received, shown, q, stop)
-                received += 1
-                logger.debug("received a message of %d bytes from %s", len(msg.data), shown)
+                # From here until they are written, a signal cannot lose the messages.
+                for i, msg in enumerate(msgs):
+                    _write_or_keep(msg, as_json, show_tags, received, shown, q, stop, msgs[i + 1 :])
+                    received += 1
+                    logger.debug("received a message of %d bytes from %s", len(msg.data), shown)
         except Terminated as exc:
             logger.info("received %d message(s) from %s", received, shown)
             if follow and exc.signum == signal.SIGINT:
                 return  # Ctrl-C is how --follow ends
             _partial(False, {}, f"received and wrote {received} message(s) from {shown}", exc)
     logger.info("received %d message(s) from %s", received, shown)
+
+
+#: Messages per receive_many call of ``recv --count N`` (one call into C per batch).
+RECV_BATCH = 64
 
 
 def _write_or_keep(
@@ -499,8 +597,10 @@ def _write_or_keep(
     shown: str,
     q: unimq.Queue,
     stop: Stopper,
+    rest: list[unimq.Message] | None = None,
 ) -> None:
-    """Write a received message out, or save it and exit saying where it is."""
+    """Write a received message out, or save it (and ``rest``: the messages
+    taken with it and not written yet) and exit saying where they are."""
     if as_json:
         line = json.dumps(_message_json(msg))
     else:
@@ -519,12 +619,14 @@ def _write_or_keep(
         else:
             reason = f"interrupted ({signal.Signals(exc.signum).name})"
             code = 128 + exc.signum
-        abandon_stdout()  # the line is in the saved file; nothing more goes to stdout
-        fail(
-            f"{reason} while writing message {received + 1} taken from {shown}; "
-            + keep_message(msg, shown, q.capabilities),
-            code,
-        )
+        abandon_stdout()  # the lines are in the saved files; nothing more goes to stdout
+        kept = [keep_message(m, shown, q.capabilities) for m in [msg, *(rest or ())]]
+        text = kept[0]
+        if len(kept) > 1:
+            text += f"; the {len(kept) - 1} message(s) taken with it and not written: " + "; ".join(
+                kept[1:]
+            )
+        fail(f"{reason} while writing message {received + 1} taken from {shown}; " + text, code)
 
 
 def _matching(pattern: str) -> Iterator[str]:

@@ -292,6 +292,48 @@ class PyChannel:
         finally:
             self._leave()
 
+    def send_many_nowait(self, batch: list[tuple[bytes, int, int]], start: int) -> int:
+        """Send ``batch[start:]`` without waiting, in order, in flight once;
+        how many went. An error after k went carries ``unimq_sent = k``."""
+        self._calls.append(None)
+        n = start
+        try:
+            if self._state != _OPEN:
+                raise OSError(E.EBADF, os.strerror(E.EBADF))
+            send = self._send
+            while n < len(batch):
+                data, _mtype, priority = batch[n]
+                if not send(data, priority):
+                    break
+                n += 1
+        except Exception as exc:
+            exc.unimq_sent = n - start  # type: ignore[attr-defined]
+            raise
+        finally:
+            self._leave()
+        return n - start
+
+    def receive_many_nowait(self, mtype: int, limit: int) -> list[Message]:
+        """Take up to ``limit`` queued messages without waiting, in flight
+        once. An error after k were taken returns those k (it recurs next call)."""
+        self._calls.append(None)
+        out: list[Message] = []
+        try:
+            if self._state != _OPEN:
+                raise OSError(E.EBADF, os.strerror(E.EBADF))
+            receive = self._receive
+            while len(out) < limit:
+                msg = receive()
+                if msg is None:
+                    break
+                out.append(msg)
+        except Exception:
+            if not out:
+                raise
+        finally:
+            self._leave()
+        return out
+
     # ------------------------------------------------------------------ waits
 
     def send_wait(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> bool:

@@ -1024,6 +1024,11 @@ static PyGetSetDef Channel_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+/* Batches: defined at the end of the file. */
+static PyObject *Channel_send_many_nowait(Channel *self, PyObject *const *args, Py_ssize_t nargs);
+static PyObject *Channel_receive_many_nowait(Channel *self, PyObject *const *args,
+                                             Py_ssize_t nargs);
+
 static PyMethodDef Channel_methods[] = {
     {"send_nowait", (PyCFunction)(void (*)(void))Channel_send_nowait, METH_FASTCALL,
      "send_nowait(data, mtype, priority) -> bool: one non-blocking mq_send."},
@@ -1033,6 +1038,11 @@ static PyMethodDef Channel_methods[] = {
      "send_wait(data, mtype, priority, timeout) -> bool: wait for room, then send."},
     {"receive_wait", (PyCFunction)(void (*)(void))Channel_receive_wait, METH_FASTCALL,
      "receive_wait(mtype, timeout) -> Message | None: wait for a message, then take it."},
+    {"send_many_nowait", (PyCFunction)(void (*)(void))Channel_send_many_nowait, METH_FASTCALL,
+     "send_many_nowait(batch, start) -> int: non-blocking mq_send of batch[start:] until full."},
+    {"receive_many_nowait", (PyCFunction)(void (*)(void))Channel_receive_many_nowait,
+     METH_FASTCALL,
+     "receive_many_nowait(mtype, limit) -> list[Message]: non-blocking mq_receive, up to limit."},
     {"close", (PyCFunction)Channel_close, METH_NOARGS,
      "close(): release the descriptors; wakes waiters, the last one to leave releases."},
     {"fileno", (PyCFunction)Channel_fileno, METH_NOARGS, "The queue descriptor."},
@@ -1107,4 +1117,165 @@ PyInit__fast(void)
         return NULL;
     }
     return m;
+}
+
+/* ---------------------------------------------------------------- batches
+ *
+ * One call per batch: non-blocking mq_send/mq_receive in a loop, with the GIL
+ * held like send_nowait/receive_nowait (so close() cannot run in between and
+ * no call is in flight). */
+
+/* Raise OSError(err) carrying unimq_sent = sent: how many messages of the
+ * batch went before it (the core adds it to the error's .sent). */
+static PyObject *
+batch_error(int err, Py_ssize_t sent)
+{
+    PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", err, strerror(err));
+    if (exc == NULL)
+        return NULL;
+    PyObject *count = PyLong_FromSsize_t(sent);
+    if (count == NULL || PyObject_SetAttrString(exc, "unimq_sent", count) < 0) {
+        Py_XDECREF(count);
+        Py_DECREF(exc);
+        return NULL;
+    }
+    Py_DECREF(count);
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+/* Attach unimq_sent = sent to the exception being raised. */
+static void
+batch_mark(Py_ssize_t sent)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    PyObject *count = PyLong_FromSsize_t(sent);
+    if (count != NULL && value != NULL) {
+        if (PyObject_SetAttrString(value, "unimq_sent", count) < 0)
+            PyErr_Clear();
+    }
+    Py_XDECREF(count);
+    PyErr_Restore(type, value, tb);
+}
+
+/* send_many_nowait(batch: list[tuple[bytes, int, int]], start: int) -> int
+ *
+ * mq_send batch[start:] in order until one finds the queue full (EAGAIN);
+ * returns how many went. Any other failure after k messages went raises
+ * OSError with .unimq_sent == k. */
+static PyObject *
+Channel_send_many_nowait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "send_many_nowait(batch: list, start: int)");
+        return NULL;
+    }
+    PyObject *batch = args[0];
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    if (start < 0 || start > PyList_GET_SIZE(batch)) {
+        PyErr_SetString(PyExc_ValueError, "start must be 0..len(batch)");
+        return NULL;
+    }
+    if (self->state != ST_OPEN)
+        return closed_error();
+    Py_ssize_t n = start;
+    for (; n < PyList_GET_SIZE(batch); n++) {
+        PyObject *item = PyList_GET_ITEM(batch, n);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3 ||
+            !PyBytes_CheckExact(PyTuple_GET_ITEM(item, 0))) {
+            PyErr_Format(PyExc_TypeError,
+                         "a batch item must be a (data: bytes, mtype, priority) tuple, not %.100s",
+                         Py_TYPE(item)->tp_name);
+            goto failed;
+        }
+        unsigned long value = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(item, 2));
+        if (value == (unsigned long)-1 && PyErr_Occurred())
+            goto failed;
+        if (value > UINT32_MAX) {
+            PyErr_SetString(PyExc_OverflowError, "priority out of range");
+            goto failed;
+        }
+        PyObject *data = PyTuple_GET_ITEM(item, 0);
+        for (;;) {
+            if (mq_send(self->mqd, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data),
+                        (unsigned int)value) == 0)
+                break;
+            int err = errno;
+            if (err == EAGAIN)
+                return PyLong_FromSsize_t(n - start);
+            if (err != EINTR)
+                return batch_error(err, n - start);
+            if (PyErr_CheckSignals() < 0)
+                goto failed;
+        }
+    }
+    return PyLong_FromSsize_t(n - start);
+failed:
+    if (n > start)
+        batch_mark(n - start);
+    return NULL;
+}
+
+/* receive_many_nowait(mtype: int, limit: int) -> list[Message]
+ *
+ * mq_receive up to limit messages through one buffer of mq_msgsize bytes,
+ * until the queue is empty. A failure after k messages were taken returns
+ * those k (it recurs on the next call): a taken message is never lost. */
+static PyObject *
+Channel_receive_many_nowait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "receive_many_nowait(mtype: int, limit: int)");
+        return NULL;
+    }
+    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    if (self->state != ST_OPEN)
+        return closed_error();
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    char stack[STACK_BUF];
+    char *buf = stack;
+    if (self->msgsize > STACK_BUF) {
+        buf = PyMem_Malloc((size_t)self->msgsize);
+        if (buf == NULL) {
+            Py_DECREF(out);
+            return PyErr_NoMemory();
+        }
+    }
+    while (PyList_GET_SIZE(out) < limit) {
+        unsigned int priority = 0;
+        ssize_t got = mq_receive(self->mqd, buf, (size_t)self->msgsize, &priority);
+        if (got < 0) {
+            int err = errno;
+            if (err == EAGAIN || PyList_GET_SIZE(out) > 0)
+                break; /* empty; or a failure that the next call reports */
+            if (err == EINTR) {
+                if (PyErr_CheckSignals() < 0) {
+                    Py_SETREF(out, NULL);
+                    break;
+                }
+                continue;
+            }
+            Py_SETREF(out, set_errno(err));
+            break;
+        }
+        PyObject *msg = build_message(self, buf, (Py_ssize_t)got, priority);
+        if (msg == NULL || PyList_Append(out, msg) < 0) {
+            Py_XDECREF(msg);
+            Py_SETREF(out, NULL);
+            break;
+        }
+        Py_DECREF(msg);
+    }
+    if (buf != stack)
+        PyMem_Free(buf);
+    return out;
 }

@@ -9,6 +9,8 @@
  *   receive_nowait(mtype) -> Message | None
  *   send_wait(data, mtype, priority, timeout | None) -> bool
  *   receive_wait(mtype, timeout | None) -> Message | None
+ *   send_many_nowait(batch, start) -> int          (one call per batch)
+ *   receive_many_nowait(mtype, limit) -> list[Message]
  *   close()
  *
  * Errors: every failure raises OSError with the real errno (the backend's one
@@ -649,6 +651,181 @@ Channel_receive_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     return result;
 }
 
+/* ------------------------------------------------------------------ batches */
+
+/* Raise OSError(err) carrying unimq_sent = sent: how many messages of the
+ * batch went before it (the core adds it to the error's .sent). */
+static PyObject *
+raise_errno_after(int err, Py_ssize_t sent)
+{
+    PyObject *exc = PyObject_CallFunction(PyExc_OSError, "is", err, strerror(err));
+    if (exc == NULL)
+        return NULL;
+    PyObject *count = PyLong_FromSsize_t(sent);
+    if (count == NULL || PyObject_SetAttrString(exc, "unimq_sent", count) < 0) {
+        Py_XDECREF(count);
+        Py_DECREF(exc);
+        return NULL;
+    }
+    Py_DECREF(count);
+    PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    Py_DECREF(exc);
+    return NULL;
+}
+
+/* One (data: bytes, mtype: int, priority: int) of a batch (the core checked
+ * them; a wrong item is still refused here, never sent). */
+static int
+batch_item(PyObject *item, PyObject **data, long *mtype)
+{
+    if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 3) {
+        PyErr_Format(PyExc_TypeError, "a batch item must be a (data, mtype, priority) tuple, not %.100s",
+                     Py_TYPE(item)->tp_name);
+        return -1;
+    }
+    *data = PyTuple_GET_ITEM(item, 0);
+    if (!PyBytes_CheckExact(*data)) {
+        PyErr_Format(PyExc_TypeError, "data must be bytes, not %.100s", Py_TYPE(*data)->tp_name);
+        return -1;
+    }
+    long priority;
+    if (long_arg(PyTuple_GET_ITEM(item, 1), "mtype", mtype) < 0 ||
+        long_arg(PyTuple_GET_ITEM(item, 2), "priority", &priority) < 0)
+        return -1;
+    return 0;
+}
+
+/* send_many_nowait(batch: list[tuple[bytes, int, int]], start: int) -> int
+ *
+ * msgsnd(IPC_NOWAIT) batch[start:] in order, in one call, until one finds the
+ * queue full (EAGAIN); returns how many went. Any other failure after k
+ * messages went raises OSError with .unimq_sent == k. Holds the GIL like
+ * send_nowait, so the list cannot change under it. */
+static PyObject *
+Channel_send_many_nowait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t start;
+    if (nargs != 2 || !PyList_CheckExact(args[0]) || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "send_many_nowait(batch: list, start: int)");
+        return NULL;
+    }
+    start = PyLong_AsSsize_t(args[1]);
+    if (start == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *batch = args[0];
+    if (start < 0 || start > PyList_GET_SIZE(batch)) {
+        PyErr_SetString(PyExc_ValueError, "start must be 0..len(batch)");
+        return NULL;
+    }
+    if (check_open(self) < 0)
+        return NULL;
+    struct msg stack;
+    struct msg *heap = NULL; /* grown for bodies over STACK_BUF, reused */
+    size_t heapcap = 0;
+    Py_ssize_t n = start;
+    for (; n < PyList_GET_SIZE(batch); n++) {
+        PyObject *data;
+        long mtype;
+        if (batch_item(PyList_GET_ITEM(batch, n), &data, &mtype) < 0) {
+            if (n > start) { /* attach the count to the TypeError as well */
+                PyObject *type, *value, *tb;
+                PyErr_Fetch(&type, &value, &tb);
+                PyErr_NormalizeException(&type, &value, &tb);
+                PyObject *count = PyLong_FromSsize_t(n - start);
+                if (count != NULL) {
+                    PyObject_SetAttrString(value, "unimq_sent", count);
+                    Py_DECREF(count);
+                }
+                PyErr_Restore(type, value, tb);
+            }
+            break;
+        }
+        size_t len = (size_t)PyBytes_GET_SIZE(data);
+        struct msg *m = &stack;
+        if (len > STACK_BUF) {
+            if (len > heapcap) {
+                struct msg *bigger = PyMem_RawRealloc(heap, offsetof(struct msg, mtext) + len);
+                if (bigger == NULL) {
+                    PyMem_RawFree(heap);
+                    return raise_errno_after(ENOMEM, n - start);
+                }
+                heap = bigger;
+                heapcap = len;
+            }
+            m = heap;
+        }
+        m->mtype = mtype;
+        memcpy(m->mtext, PyBytes_AS_STRING(data), len);
+        if (msgsnd(self->msqid, m, len, IPC_NOWAIT) == 0)
+            continue;
+        int err = errno;
+        PyMem_RawFree(heap);
+        if (err == EAGAIN)
+            return PyLong_FromSsize_t(n - start);
+        return raise_errno_after(err, n - start);
+    }
+    PyMem_RawFree(heap);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyLong_FromSsize_t(n - start);
+}
+
+/* receive_many_nowait(mtype: int, limit: int) -> list[Message]
+ *
+ * msgrcv(IPC_NOWAIT) up to limit messages in one call, through the one
+ * receive buffer (grown on E2BIG like receive_nowait), until the queue has no
+ * matching message. A failure after k messages were taken returns those k
+ * (the failure recurs on the next call): a taken message is never lost. */
+static PyObject *
+Channel_receive_many_nowait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long mtype;
+    if (nargs != 2 || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "receive_many_nowait(mtype: int, limit: int)");
+        return NULL;
+    }
+    if (long_arg(args[0], "mtype", &mtype) < 0)
+        return NULL;
+    Py_ssize_t limit = PyLong_AsSsize_t(args[1]);
+    if (limit == -1 && PyErr_Occurred())
+        return NULL;
+    if (check_open(self) < 0)
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    struct msg stack;
+    rbuf b;
+    if (rbuf_init(self, &b, &stack) < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    while (PyList_GET_SIZE(out) < limit) {
+        ssize_t got = msgrcv(self->msqid, b.m, b.cap, mtype, IPC_NOWAIT);
+        int err = errno;
+        if (got == -1 && err == E2BIG) {
+            Py_BEGIN_ALLOW_THREADS
+            got = receive_into(self, &b, mtype, IPC_NOWAIT);
+            err = errno;
+            Py_END_ALLOW_THREADS
+        }
+        if (got < 0) {
+            if (err != ENOMSG && PyList_GET_SIZE(out) == 0)
+                Py_SETREF(out, raise_errno(err));
+            break;
+        }
+        PyObject *msg = received(self, b.m, got);
+        if (msg == NULL || PyList_Append(out, msg) < 0) {
+            Py_XDECREF(msg);
+            Py_SETREF(out, NULL);
+            break;
+        }
+        Py_DECREF(msg);
+    }
+    rbuf_release(&b);
+    return out;
+}
+
 /* close(): wake every waiter and return once each has left. Idempotent; a
  * second close() (after one interrupted by a signal handler) waits again. */
 static PyObject *
@@ -724,6 +901,11 @@ static PyMethodDef Channel_methods[] = {
      "send_wait(data, mtype, priority, timeout) -> bool: wait for room and send."},
     {"receive_wait", (PyCFunction)(void (*)(void))Channel_receive_wait, METH_FASTCALL,
      "receive_wait(mtype, timeout) -> Message | None: wait for a message and take it."},
+    {"send_many_nowait", (PyCFunction)(void (*)(void))Channel_send_many_nowait, METH_FASTCALL,
+     "send_many_nowait(batch, start) -> int: msgsnd(IPC_NOWAIT) batch[start:] until full."},
+    {"receive_many_nowait", (PyCFunction)(void (*)(void))Channel_receive_many_nowait,
+     METH_FASTCALL,
+     "receive_many_nowait(mtype, limit) -> list[Message]: msgrcv(IPC_NOWAIT) up to limit."},
     {"interrupt", (PyCFunction)Channel_interrupt, METH_O,
      "interrupt(thread_ident) -> bool: end that thread's wait here (it does nothing)."},
     {"close", (PyCFunction)Channel_close, METH_NOARGS,

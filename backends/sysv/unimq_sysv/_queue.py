@@ -136,6 +136,7 @@ class SysVQueue(Queue):
             self._install(
                 channel.send_nowait, channel.receive_nowait, channel.send_wait, channel.receive_wait
             )
+            self._install_batches(channel.send_many_nowait, channel.receive_many_nowait)
         else:
             self._wait_lock = threading.Condition()
             self._waiting: dict[int, int] = {}  # thread id -> waits in progress
