@@ -530,12 +530,10 @@ def recv_command(
 
     On a terminal, control characters in the text are shown escaped (\\x1b);
     into a pipe or file the text is written as it is. Exits 3 if fewer than
-    --count messages arrived in time. With --count N, the messages already
-    queued are taken up to 64 at a time (never more than N in all). No message
-    is lost: standard output is checked before messages are taken (closed,
+    --count messages arrived in time. Messages are taken one at a time. No
+    message is lost: standard output is checked before each is taken (closed,
     read-only, or a pipe nobody reads: exit 1, nothing taken), and a message
-    that still cannot be written is saved to a file named on stderr (exit 1),
-    with any taken with it.
+    that still cannot be written is saved to a file named on stderr (exit 1).
 
     \b
     Examples:
@@ -558,14 +556,10 @@ def recv_command(
                     before = f" ({received} received and written before)" if received else ""
                     fail(f"{problem}; no message was taken from {shown}{before}", 1)
                 try:
+                    # One message at a time, each checked for a writable stdout first:
+                    # a batch would take messages a closed stdout could not show.
                     with stop.waiting():
-                        if follow or count - received == 1:
-                            msgs = [q.receive(mtype=mtype, timeout=timeout)]
-                        else:
-                            # One call for what is queued, never more than --count asks for.
-                            msgs = q.receive_many(
-                                min(count - received, RECV_BATCH), mtype=mtype, timeout=timeout
-                            )
+                        msgs = [q.receive(mtype=mtype, timeout=timeout)]
                 except unimq.QueueEmpty:
                     fail(
                         f"received {received} of {count} message(s) from {shown} "
@@ -583,10 +577,6 @@ def recv_command(
                 return  # Ctrl-C is how --follow ends
             _partial(False, {}, f"received and wrote {received} message(s) from {shown}", exc)
     logger.info("received %d message(s) from %s", received, shown)
-
-
-#: Messages per receive_many call of ``recv --count N`` (one call into C per batch).
-RECV_BATCH = 64
 
 
 def _write_or_keep(
