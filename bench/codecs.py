@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, TypeAdapter
 
 from unimq import cstruct
-from unimq._codecs import JSONCodec
+from unimq.typed._codecs import JSONCodec
 
 
 class Small(BaseModel):

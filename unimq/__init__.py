@@ -37,9 +37,9 @@ from unimq._open import open, remove
 from unimq._queue import MTYPE_MAX, PRIORITY_MAX, Queue
 from unimq._registry import available_backends, get_backend, known_schemes, register_backend
 from unimq._temporary import temporary
-from unimq._typed import TypedQueue
 from unimq._url import QueueURL, parse_url
 from unimq._warnings import AttributeMismatchWarning
+from unimq.typed._queue import TypedQueue
 
 __version__ = "0.1.0"
 

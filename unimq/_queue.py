@@ -43,9 +43,9 @@ from unimq._warnings import AttributeMismatchWarning, warn_user
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from unimq._codecs import Codec
     from unimq._overflow import Overflow
-    from unimq._typed import TypedQueue
+    from unimq.typed._codecs import Codec
+    from unimq.typed._queue import TypedQueue
 
 M = TypeVar("M")
 
@@ -813,7 +813,7 @@ class Queue(abc.ABC):
         :param dead_letter: a queue (or URL) that receives undecodable messages.
         :raises UnsupportedOperation: for a mapping on a queue without mtypes.
         """
-        from unimq._typed import TypedQueue
+        from unimq.typed._queue import TypedQueue
 
         return TypedQueue(self, model, codec=codec, mtype=mtype, dead_letter=dead_letter)
 

@@ -5,7 +5,7 @@
   Children inherit the handle across ``fork``; nothing can open it by name.
 - SysV (and any other kind other processes can open): removed when the
   creating handle closes or the process exits normally, and recorded in the
-  registry (:mod:`unimq._orphans`) so ``unimq gc`` removes it after a crash.
+  registry (:mod:`unimq.system._orphans`) so ``unimq gc`` removes it after a crash.
 - memory: removed when the creating handle closes.
 """
 
@@ -25,9 +25,9 @@ from typing import Any
 from unimq._errors import InvalidURL, QueueExists, QueueNotFound, UnimqError
 from unimq._message import Capability
 from unimq._open import open as open_queue
-from unimq._orphans import confirm, register, unregister
 from unimq._queue import Queue
 from unimq._registry import get_backend
+from unimq.system._orphans import confirm, register, unregister
 
 __all__ = ["SYSV_TEMPORARY_KEYS", "temporary"]
 

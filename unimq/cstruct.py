@@ -35,7 +35,7 @@ from typing import Any, Generic, TypeVar, get_origin, get_type_hints
 from pydantic import BaseModel, GetCoreSchemaHandler
 from pydantic_core import PydanticCustomError, core_schema
 
-from unimq._struct_code import build_decoder, build_encoder
+from unimq.typed._struct_code import build_decoder, build_encoder
 
 __all__ = [
     "CField",
@@ -279,7 +279,7 @@ class CStructCodec(Generic[M]):
         strings = [(i, f.ctype.size - 1) for i, f in enumerate(layout.fields) if f.ctype.is_string]
         validator = model.__pydantic_validator__.validate_python
         # The encode and decode methods are straight-line functions compiled once for
-        # this layout (see unimq._struct_code); the helpers below are their cold paths.
+        # this layout (see unimq.typed._struct_code); the helpers below are their cold paths.
         self.encode = build_encoder(
             model, names, strings, packer.pack, self._bad_string, self._explain
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 
 import pytest
 
@@ -27,5 +29,14 @@ def test_create_and_remove_are_logged(caplog: pytest.LogCaptureFixture) -> None:
 
 
 def test_the_library_adds_only_a_null_handler() -> None:
-    handlers = logging.getLogger("unimq").handlers
-    assert handlers and all(isinstance(h, logging.NullHandler) for h in handlers)
+    # In a fresh interpreter: the CLI (an application) adds its own handler when
+    # run in this process by other tests.
+    code = (
+        "import logging, unimq, unimq.system, unimq.typed\n"
+        "hs = logging.getLogger('unimq').handlers\n"
+        "print(len(hs), all(type(h) is logging.NullHandler for h in hs))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert out == ["1", "True"]

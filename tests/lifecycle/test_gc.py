@@ -20,8 +20,8 @@ import pytest
 
 from tests.helpers import NOBODY, ROOT, as_user, can_unshare, wait_exited
 from unimq import UnimqError
-from unimq._orphans import parse_age
-from unimq._runtime import process_start, process_state, runtime_dir
+from unimq.system._orphans import parse_age
+from unimq.system._runtime import process_start, process_state, runtime_dir
 
 NAMESPACE = ["unshare", "--ipc", "--mount", "--propagation", "private"]
 
@@ -30,8 +30,8 @@ DRIVER = r'''
 import json, os, signal, subprocess, sys, tempfile
 from tests.lifecycle import kernel
 from unimq import system
-from unimq._orphans import confirm, register
-from unimq._runtime import process_start
+from unimq.system._orphans import confirm, register
+from unimq.system._runtime import process_start
 
 where = system.mount(tempfile.mkdtemp())
 env = dict(os.environ)
@@ -54,7 +54,7 @@ def gc(*args, user=None):
 CHILD = """
 import sys
 from tests.lifecycle import kernel
-from unimq._orphans import confirm, register
+from unimq.system._orphans import confirm, register
 for key in (0x7E180001, 0x7E180002):
     path = register(f"sysv://0x{key:08x}", "sysv", key=key)
     confirm(path, id=kernel.sysv_create(key))
@@ -109,7 +109,7 @@ out["yes"] = gc("--yes")
 out["again"] = gc()
 out["match"] = gc("--yes", "--match", f"sysv://{0x7E180005}")
 out["sysv_left"] = sorted(f"0x{r['key']:08x}" for r in __import__(
-    "unimq._sysvproc", fromlist=["x"]).sysv_msg_entries())
+    "unimq.system._sysvproc", fromlist=["x"]).sysv_msg_entries())
 out["posix_left"] = sorted(os.listdir(where))
 out["registry_left"] = len(os.listdir(os.path.join(os.environ["UNIMQ_RUNTIME_DIR"], "temporary")))
 kernel.posix_close(held)

@@ -24,7 +24,7 @@ from tests.helpers import ROOT, can_unshare
 from tests.lifecycle import kernel
 from tests.lifecycle.conftest import backend_ready, parse_metrics, sample, scrape
 from unimq import system
-from unimq._sysvproc import sysv_msg_entry
+from unimq.system._sysvproc import sysv_msg_entry
 
 NAMESPACE = ["unshare", "--ipc", "--mount", "--propagation", "private"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}

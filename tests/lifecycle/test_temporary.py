@@ -16,8 +16,8 @@ import pytest
 import unimq
 from tests.helpers import ROOT, can_unshare, list_sysv_keys
 from tests.lifecycle.conftest import backend_ready
-from unimq._orphans import registry_entries
 from unimq._temporary import SYSV_TEMPORARY_KEYS
+from unimq.system._orphans import registry_entries
 from unimq.testing import wait_until_blocked
 
 NAMESPACE = ["unshare", "--ipc", "--mount", "--propagation", "private"]

@@ -17,7 +17,7 @@ import pytest
 import unimq
 from tests.conftest import new_posix_name
 from tests.helpers import CATCH, NOBODY, child_json
-from unimq._limits import has_cap_sys_resource
+from unimq.system._limits import has_cap_sys_resource
 
 pytest.importorskip("unimq_posix")
 from unimq_posix import PosixQueue

@@ -17,7 +17,7 @@ import pytest
 import unimq
 from tests.conftest import UrlFactory
 from tests.helpers import CATCH, ROOT, can_unshare, run_python
-from unimq._limits import has_cap_sys_resource, posix_queue_charge
+from unimq.system._limits import has_cap_sys_resource, posix_queue_charge
 
 pytest.importorskip("unimq_posix")
 

@@ -19,7 +19,7 @@ import pytest
 import unimq
 from tests.conftest import HAVE_POSIX, HAVE_SYSV, UrlFactory
 from tests.helpers import BOUND, DeathWatch
-from unimq._limits import read_sysctl
+from unimq.system._limits import read_sysctl
 from unimq.testing import in_background, wait_until_blocked
 
 CTX = multiprocessing.get_context("fork")

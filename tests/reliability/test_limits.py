@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import HAVE_POSIX, HAVE_SYSV
 from tests.helpers import CATCH, can_unshare, child_json
-from unimq._limits import has_cap_sys_resource
+from unimq.system._limits import has_cap_sys_resource
 
 
 @dataclass(frozen=True)

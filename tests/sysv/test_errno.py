@@ -15,7 +15,7 @@ import pytest
 import unimq
 from tests.conftest import UrlFactory
 from tests.helpers import BOUND, CATCH, NOBODY, child_json
-from unimq._limits import msgmax, read_sysctl
+from unimq.system._limits import msgmax, read_sysctl
 from unimq.testing import Alarms, in_background, wait_until_blocked
 
 pytest.importorskip("unimq_sysv")

@@ -229,7 +229,7 @@ def test_set_accepts_the_edges(sq: SysVQueue) -> None:
 
 
 def test_set_max_bytes_above_msgmnb_is_a_limit(sq: SysVQueue) -> None:
-    from unimq._limits import has_cap_sys_resource, read_sysctl
+    from unimq.system._limits import has_cap_sys_resource, read_sysctl
 
     msgmnb = read_sysctl("kernel.msgmnb")
     if msgmnb is None or has_cap_sys_resource():

@@ -16,7 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 import unimq
 from tests.conformance.conftest import KINDS, small_options
 from tests.conftest import HAVE_POSIX, HAVE_SYSV, UrlFactory
-from unimq import _typed, cstruct
+from unimq import cstruct
+from unimq.typed import _queue as _typed
 
 
 class Order(BaseModel):

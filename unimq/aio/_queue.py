@@ -22,8 +22,8 @@ from unimq.aio._helper import HelperWaiter, Stash
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from unimq._codecs import Codec
     from unimq.aio._typed import AsyncTypedQueue
+    from unimq.typed._codecs import Codec
 
 __all__ = ["AsyncQueue"]
 

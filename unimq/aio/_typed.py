@@ -16,15 +16,15 @@ import anyio.to_thread
 
 from unimq._errors import DecodeError, QueueEmpty
 from unimq._message import Message
-from unimq._typed import TypedQueue
 from unimq._waiting import Deadline
+from unimq.typed._queue import TypedQueue
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from unimq._codecs import Codec
     from unimq._queue import Queue
     from unimq.aio._queue import AsyncQueue
+    from unimq.typed._codecs import Codec
 
 __all__ = ["AsyncTypedQueue"]
 

@@ -25,8 +25,8 @@ from unimq._errors import (
     QueueNotFound,
     UnimqError,
 )
-from unimq._limits import posix_queue_charge, rlimit_msgqueue, sysctl_hint
 from unimq._queue import Op
+from unimq.system._limits import posix_queue_charge, rlimit_msgqueue, sysctl_hint
 from unimq_posix._limits import attribute_limit, descriptor_shortage, explains_msgqueue_refusal
 
 __all__ = ["Context", "posix_error"]
@@ -182,7 +182,7 @@ def posix_error(op: Op, exc: OSError, ctx: Context) -> BaseException:
         )
     elif code == E.ENOSPC:
         if op == "create":
-            from unimq._limits import read_sysctl
+            from unimq.system._limits import read_sysctl
 
             return LimitExceeded(
                 f"cannot create {url}: this IPC namespace already has fs.mqueue.queues_max "

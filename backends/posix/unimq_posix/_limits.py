@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from unimq._errors import LimitExceeded
-from unimq._limits import (
+from unimq.system._limits import (
     has_cap_sys_resource,
     posix_queue_charge,
     read_sysctl,

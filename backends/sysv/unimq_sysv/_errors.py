@@ -23,9 +23,9 @@ from unimq._errors import (
     QueueRemoved,
     UnimqError,
 )
-from unimq._limits import has_cap_sys_resource, msgmax, read_sysctl, sysctl_hint
 from unimq._queue import Op
-from unimq._sysvproc import sysv_msg_entry
+from unimq.system._limits import has_cap_sys_resource, msgmax, read_sysctl, sysctl_hint
+from unimq.system._sysvproc import sysv_msg_entry
 
 __all__ = ["Context", "driver_oserror", "msgmnb_error", "sysv_error"]
 

@@ -22,14 +22,14 @@ import sysv_ipc
 
 from unimq._accel import load_channel
 from unimq._errors import LimitExceeded, MessageTooLarge, UnimqError
-from unimq._limits import msgmax, read_sysctl, sysctl_hint
 from unimq._message import Capability, Message, QueueStat, new_message
 from unimq._names import format_key, sysv_key
 from unimq._options import OPTION_MAX, Access, OptionParser, positive_int
 from unimq._queue import Op, Queue
-from unimq._sysvproc import sysv_msg_entries, sysv_msg_entry
 from unimq._url import QueueURL
 from unimq._waiting import Backoff
+from unimq.system._limits import msgmax, read_sysctl, sysctl_hint
+from unimq.system._sysvproc import sysv_msg_entries, sysv_msg_entry
 from unimq_sysv._errors import Context, driver_oserror, msgmnb_error, sysv_error
 
 if TYPE_CHECKING:

@@ -6,8 +6,8 @@ the value's own JSON, and :mod:`unimq.cstruct` maps models to C structs.
 
 from __future__ import annotations
 
-from unimq._codecs import Codec, JSONCodec
-from unimq._typed import TypedQueue
 from unimq.cstruct import CStructCodec
+from unimq.typed._codecs import Codec, JSONCodec
+from unimq.typed._queue import TypedQueue
 
 __all__ = ["CStructCodec", "Codec", "JSONCodec", "TypedQueue"]

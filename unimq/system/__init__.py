@@ -30,21 +30,21 @@ from unimq._errors import (
     QueueNotFound,
     UnimqError,
 )
-from unimq._limits import (
+from unimq._message import QueueStat
+from unimq._names import ID_PREFIX, format_key
+from unimq._url import QueueURL
+from unimq.system._limits import (
     SYSCTL_PATHS,
     has_cap_sys_resource,
     posix_queue_charge,
     read_sysctl,
     rlimit_msgqueue,
 )
-from unimq._message import QueueStat
-from unimq._names import ID_PREFIX, format_key
-from unimq._orphans import Orphan, OrphanReport, orphans, remove_orphans
-from unimq._sysvproc import sysv_msg_entries
-from unimq._url import QueueURL
+from unimq.system._orphans import Orphan, OrphanReport, orphans, remove_orphans
+from unimq.system._sysvproc import sysv_msg_entries
 
 if TYPE_CHECKING:
-    from unimq._metrics import MetricsServer
+    from unimq.system._metrics import MetricsServer
 
 __all__ = [
     "CheckResult",
@@ -542,7 +542,7 @@ def metrics_text(urls: Iterable[str] = ()) -> str:
 
     See :doc:`metrics`; the same figures ``unimq metrics`` serves.
     """
-    from unimq._metrics import metrics_text as text
+    from unimq.system._metrics import metrics_text as text
 
     return text(urls)
 
@@ -552,7 +552,7 @@ def metrics_json(urls: Iterable[str] = ()) -> dict[str, Any]:
 
     ``unimq metrics --once --json`` prints it (one line, for log shippers).
     """
-    from unimq._metrics import metrics_json as figures
+    from unimq.system._metrics import metrics_json as figures
 
     return figures(urls)
 
@@ -566,6 +566,6 @@ def serve_metrics(address: str = "127.0.0.1:9464", urls: Sequence[str] = ()) -> 
     :raises ValueError: for a malformed address.
     :raises OSError: if the address cannot be bound.
     """
-    from unimq._metrics import serve_metrics as serve
+    from unimq.system._metrics import serve_metrics as serve
 
     return serve(address, urls)

@@ -23,10 +23,10 @@ from typing import (
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from unimq._codecs import Codec, JSONCodec
 from unimq._errors import DecodeError, MessageTooLarge, QueueEmpty, UnsupportedOperation
 from unimq._message import Capability, Message
 from unimq._waiting import Deadline
+from unimq.typed._codecs import Codec, JSONCodec
 
 if TYPE_CHECKING:
     from unimq._queue import Queue

@@ -39,14 +39,14 @@ from pydantic import BaseModel, PrivateAttr, ValidationError
 
 from unimq._errors import InvalidURL
 from unimq._names import format_key
-from unimq._runtime import (
+from unimq.system._runtime import (
     boot_id,
     namespace,
     process_start,
     process_state,
     runtime_dir,
 )
-from unimq._sysvproc import sysv_msg_entries
+from unimq.system._sysvproc import sysv_msg_entries
 
 __all__ = [
     "Orphan",
