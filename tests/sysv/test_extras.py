@@ -23,6 +23,7 @@ from tests.helpers import CATCH, NO_MSG_COPY_SHIM, can_unshare, child_json, comp
 
 pytest.importorskip("unimq_sysv")
 from unimq_sysv import SysVQueue
+from unimq_sysv._queue import knows_msg_copy
 
 WAKE = 10.0  # bound on waits that end at once when the code works
 
@@ -325,3 +326,17 @@ def test_msg_copy_works_on_this_kernel(sq: SysVQueue) -> None:
         pytest.skip("a preloaded library may change msgrcv")
     sq.send(b"here")
     assert sq.peek() == unimq.Message(b"here", 1, 0)
+
+
+@pytest.mark.parametrize(
+    ("release", "known"),
+    [
+        ("3.7.10", False),
+        ("2.6.32-754.el6.x86_64", False),
+        ("3.8.0", True),
+        ("6.1.0-13-amd64", True),
+    ],
+)
+def test_kernels_before_3_8_are_refused(release: str, known: bool) -> None:
+    """Before Linux 3.8 the MSG_COPY bit is ignored: msgrcv would take the message."""
+    assert knows_msg_copy(release) is known

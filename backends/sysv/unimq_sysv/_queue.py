@@ -12,6 +12,7 @@ import errno as E
 import functools
 import operator
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -110,6 +111,18 @@ def _positive_mtype(mtype: object) -> int:
     if not 1 <= number <= MTYPE_MAX:
         raise ValueError(f"receive_except needs mtype 1..{MTYPE_MAX}, got {number}")
     return int(number)
+
+
+def knows_msg_copy(release: str) -> bool:
+    """Whether a kernel of this ``uname -r`` release knows the MSG_COPY flag
+    (Linux 3.8+). Older kernels ignore the unknown bit and would *take* the
+    message of type ``index``: peek refuses to run there."""
+    match = re.match(r"(\d+)\.(\d+)", release)
+    return match is None or (int(match[1]), int(match[2])) >= (3, 8)
+
+
+#: Checked once: the running kernel knows MSG_COPY (it may still lack it: ENOSYS).
+_KNOWS_MSG_COPY = knows_msg_copy(os.uname().release)
 
 
 def _peek_index(index: object) -> int:
@@ -568,6 +581,13 @@ class SysVQueue(Queue):
         index = _peek_index(index)
         if self._access == "w":
             self._refuse()
+        if not _KNOWS_MSG_COPY:
+            raise UnsupportedOperation(
+                f"cannot peek at {self._url_text}: this kernel ({os.uname().release}) is older "
+                "than Linux 3.8 and has no msgrcv MSG_COPY; receive the messages and send them "
+                "again, or use a kernel built with CONFIG_CHECKPOINT_RESTORE",
+                url=self._url_text,
+            )
         try:
             msg = self._peek_at(index)
         except OSError as exc:
