@@ -316,3 +316,27 @@ def child_json(code: str, *, user: int | None = None, namespace: bool = False) -
     assert proc.returncode == 0, proc.stderr
     result: dict[str, object] = json.loads(proc.stdout.strip().splitlines()[-1])
     return result
+
+
+#: An LD_PRELOAD library for a kernel without MSG_COPY (no CONFIG_CHECKPOINT_RESTORE).
+NO_MSG_COPY_SHIM = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/msg.h>
+
+/* A kernel without CONFIG_CHECKPOINT_RESTORE: msgrcv with MSG_COPY fails
+ * with the errno in NO_MSG_COPY_ERRNO (ENOSYS, or EINVAL on old kernels). */
+ssize_t msgrcv(int id, void *buf, size_t size, long type, int flags)
+{
+    static ssize_t (*real)(int, void *, size_t, long, int);
+    if (real == NULL)
+        real = (ssize_t (*)(int, void *, size_t, long, int))dlsym(RTLD_NEXT, "msgrcv");
+    if (flags & MSG_COPY) {
+        errno = atoi(getenv("NO_MSG_COPY_ERRNO"));
+        return -1;
+    }
+    return real(id, buf, size, type, flags);
+}
+"""

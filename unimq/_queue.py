@@ -394,9 +394,44 @@ class Queue(abc.ABC):
         except self._driver_errors as exc:
             raise self._unexpected("receive", exc) from exc
 
-    def _receive_waiting(self, mtype: int, timeout: float | None) -> Message:
+    def _receive_using(
+        self,
+        nowait: Callable[[int], Message | None],
+        wait: Callable[[int, float | None], Message | None],
+        selector: int,
+        timeout: float | None,
+    ) -> Message:
+        """receive()'s skeleton over other primitives of the same contract (a
+        backend's extra selections, e.g. SysV MSG_EXCEPT): the timeout check,
+        QueueEmpty, QueueClosed and the error mapping. ``selector`` is checked
+        by the caller."""
+        if self._closed:
+            raise self._closed_error()
+        if timeout is not None:
+            timeout = check_timeout(timeout)
+        try:
+            msg = nowait(selector)
+            if msg is not None:
+                return msg
+            if timeout == 0:
+                raise self._empty_error(None)
+            return self._receive_waiting(selector, timeout, wait)
+        except OSError as exc:
+            if isinstance(exc, UnimqError):
+                raise
+            raise self._mapped("receive", exc) from exc
+        except self._driver_errors as exc:
+            raise self._unexpected("receive", exc) from exc
+
+    def _receive_waiting(
+        self,
+        mtype: int,
+        timeout: float | None,
+        wait: Callable[[int, float | None], Message | None] | None = None,
+    ) -> Message:
         deadline = None if timeout is None else _monotonic() + timeout
-        wait = self._receive_wait
+        if wait is None:
+            wait = self._receive_wait
         while True:
             if self._closed:
                 raise self._closed_error()

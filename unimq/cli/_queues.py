@@ -12,7 +12,7 @@ import os
 import signal
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, NoReturn
 
 import click
@@ -511,22 +511,42 @@ def _message_text(msg: unimq.Message) -> str:
 
 @cli.command("recv")
 @click.argument("url")
-@click.option("--count", type=int, default=1, show_default=True, help="How many messages.")
+@click.option(
+    "--count", type=int, help="How many messages (default 1; with --peek: all queued, at most N)."
+)
 @click.option("--timeout", type=float, help="Seconds to wait for each message (default: forever).")
 @click.option("--mtype", type=int, default=0, help="SysV/memory selection: 0, N, or -N.")
+@click.option(
+    "--except-mtype",
+    type=int,
+    metavar="N",
+    help="SysV: the first message of any type but N (msgrcv MSG_EXCEPT).",
+)
+@click.option(
+    "--peek",
+    is_flag=True,
+    help="SysV: show the queued messages without taking them (msgrcv MSG_COPY); never waits.",
+)
 @click.option("--follow", is_flag=True, help="Keep receiving until interrupted.")
 @click.option("--show-tags", is_flag=True, help="Prefix each line with mtype and priority.")
 @json_option
 def recv_command(
     url: str,
-    count: int,
+    count: int | None,
     timeout: float | None,
     mtype: int,
+    except_mtype: int | None,
+    peek: bool,
     follow: bool,
     show_tags: bool,
     as_json: bool,
 ) -> None:
     """Receive messages and print them (text if UTF-8, else base64).
+
+    --peek (SysV) shows the queued messages in order and takes none: all of
+    them, or the first --count; it never waits (an empty queue shows nothing,
+    exit 0). Other kinds of queue cannot peek: exit 2. --except-mtype N (SysV)
+    takes the first message whose type is not N.
 
     On a terminal, control characters in the text are shown escaped (\\x1b);
     into a pipe or file the text is written as it is. Exits 3 if fewer than
@@ -540,14 +560,32 @@ def recv_command(
       unimq recv sysv://51234 --mtype 3
       unimq recv posix:///orders --count 10 --timeout 2 --json
       unimq recv posix:///events --follow
+      unimq recv sysv://51234 --peek --count 5
+      unimq recv sysv://51234 --except-mtype 9
     """
-    if count < 1:
+    if count is not None and count < 1:
         raise click.BadParameter("must be at least 1", param_hint="--count")
     if timeout is not None:
         timeout = check_timeout(timeout)
+    if except_mtype is not None and mtype != 0:
+        raise click.UsageError("give --mtype or --except-mtype, not both")
+    if peek:
+        for given, name in (
+            (follow, "--follow"),
+            (timeout is not None, "--timeout"),
+            (mtype != 0, "--mtype"),
+            (except_mtype is not None, "--except-mtype"),
+        ):
+            if given:
+                raise click.UsageError(f"{name} does not apply with --peek (it never waits)")
+        _peek(url, count, as_json, show_tags)
+        return
+    if count is None:
+        count = 1
     received = 0
     shown = shown_url(url)
     with unimq.open(url, access="r") as q, Stopper() as stop:
+        take = _taker(q, mtype, except_mtype)
         try:
             while follow or received < count:
                 stop.check()
@@ -559,7 +597,7 @@ def recv_command(
                     # One message at a time, each checked for a writable stdout first:
                     # a batch would take messages a closed stdout could not show.
                     with stop.waiting():
-                        msgs = [q.receive(mtype=mtype, timeout=timeout)]
+                        msgs = [take(timeout)]
                 except unimq.QueueEmpty:
                     fail(
                         f"received {received} of {count} message(s) from {shown} "
@@ -579,6 +617,55 @@ def recv_command(
     logger.info("received %d message(s) from %s", received, shown)
 
 
+def _taker(
+    q: unimq.Queue, mtype: int, except_mtype: int | None
+) -> Callable[[float | None], unimq.Message]:
+    """receive(mtype=...) or, for --except-mtype, the SysV receive_except(N)."""
+    if except_mtype is None:
+        return lambda timeout: q.receive(mtype=mtype, timeout=timeout)
+    receive_except: Callable[..., unimq.Message] | None = getattr(q, "receive_except", None)
+    if receive_except is None:
+        raise unimq.UnsupportedOperation(
+            f"{q.scheme}:// queues cannot receive 'any type except N' (--except-mtype); "
+            "that is a sysv:// feature (msgrcv MSG_EXCEPT)",
+            url=q.url,
+        )
+    return lambda timeout: receive_except(except_mtype, timeout=timeout)
+
+
+def _peek(url: str, count: int | None, as_json: bool, show_tags: bool) -> None:
+    """recv --peek: the queued messages, none taken (SysV browse())."""
+    shown = shown_url(url)
+    with unimq.open(url, access="r") as q:
+        browse: Callable[[], Iterator[unimq.Message]] | None = getattr(q, "browse", None)
+        if browse is None:
+            raise unimq.UnsupportedOperation(
+                f"{q.scheme}:// queues cannot be peeked at (recv --peek): only sysv:// "
+                "queues can show messages without taking them (msgrcv MSG_COPY); "
+                "receive them with 'unimq recv' instead",
+                url=q.url,
+            )
+        shown_count = 0
+        for msg in browse():
+            if count is not None and shown_count >= count:
+                break
+            out(_message_line(msg, as_json, show_tags))
+            shown_count += 1
+    logger.info("showed %d message(s) of %s without taking them", shown_count, shown)
+
+
+def _message_line(msg: unimq.Message, as_json: bool, show_tags: bool) -> str:
+    """A message as recv prints it: JSON, or its text (escaped on a terminal)."""
+    if as_json:
+        return json.dumps(_message_json(msg))
+    text = _message_text(msg)
+    if _stdout_is_terminal():
+        # Whoever may send to the queue chooses these bytes: on a terminal, show
+        # control characters (escape sequences) instead of handing them to it.
+        text = visible(text)
+    return f"[mtype={msg.mtype} priority={msg.priority}] {text}" if show_tags else text
+
+
 def _write_or_keep(
     msg: unimq.Message,
     as_json: bool,
@@ -591,15 +678,7 @@ def _write_or_keep(
 ) -> None:
     """Write a received message out, or save it (and ``rest``: the messages
     taken with it and not written yet) and exit saying where they are."""
-    if as_json:
-        line = json.dumps(_message_json(msg))
-    else:
-        text = _message_text(msg)
-        if _stdout_is_terminal():
-            # Whoever may send to the queue chooses these bytes: on a terminal, show
-            # control characters (escape sequences) instead of handing them to it.
-            text = visible(text)
-        line = f"[mtype={msg.mtype} priority={msg.priority}] {text}" if show_tags else text
+    line = _message_line(msg, as_json, show_tags)
     try:
         with stop.waiting():  # a write into a full pipe may block: interruptible
             out(line)

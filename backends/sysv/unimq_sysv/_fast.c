@@ -441,6 +441,7 @@ typedef struct {
     size_t slen;
     rbuf *rb; /* receive: the buffer and the selection */
     long mtype;
+    int rflags; /* receive: extra msgrcv flags (MSG_EXCEPT), 0 for receive */
 } operation;
 
 static ssize_t
@@ -448,7 +449,7 @@ attempt(Channel *self, operation *op, int flags)
 {
     if (op->sending)
         return msgsnd(self->msqid, op->sm, op->slen, flags) == 0 ? 0 : -1;
-    return receive_into(self, op->rb, op->mtype, flags);
+    return receive_into(self, op->rb, op->mtype, flags | op->rflags);
 }
 
 #define WAIT_ERROR -2 /* a Python exception is set */
@@ -863,6 +864,127 @@ Channel_interrupt(Channel *self, PyObject *arg)
     return PyBool_FromLong(found);
 }
 
+/* ------------------------------------------------------------------ SysV extras: MSG_EXCEPT, MSG_COPY */
+
+#ifndef MSG_EXCEPT
+#define MSG_EXCEPT 020000
+#endif
+#ifndef MSG_COPY
+#define MSG_COPY 040000
+#endif
+
+/* One non-blocking msgrcv(selector, IPC_NOWAIT | flags) -> Message | None
+ * (ENOMSG). The buffer grows on E2BIG as for receive; for MSG_COPY the kernel
+ * copies at most kernel.msgmax bytes, so growth stops there (E2BIG raised). */
+static PyObject *
+extra_nowait(Channel *self, long selector, int flags)
+{
+    if (check_open(self) < 0)
+        return NULL;
+    struct msg stack;
+    rbuf b;
+    if (rbuf_init(self, &b, &stack) < 0)
+        return NULL;
+    ssize_t got;
+    int err;
+    Py_BEGIN_ALLOW_THREADS
+    for (;;) {
+        got = msgrcv(self->msqid, b.m, b.cap, selector, IPC_NOWAIT | flags);
+        err = errno;
+        if (got >= 0 || err != E2BIG)
+            break;
+        if (flags & MSG_COPY) {
+            long limit = read_msgmax();
+            if (limit > 0 && b.cap >= (size_t)limit)
+                break; /* larger than the kernel copies: E2BIG */
+        }
+        if (rbuf_grow(self, &b) < 0) {
+            err = errno;
+            break;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *result;
+    if (got >= 0)
+        result = received(self, b.m, got);
+    else if (err == ENOMSG)
+        result = Py_NewRef(Py_None);
+    else
+        result = raise_errno(err);
+    rbuf_release(&b);
+    return result;
+}
+
+/* receive_except_nowait(mtype: int) -> Message | None: msgrcv with MSG_EXCEPT. */
+static PyObject *
+Channel_receive_except_nowait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long mtype;
+    if (nargs != 1) {
+        PyErr_SetString(PyExc_TypeError, "receive_except_nowait(mtype)");
+        return NULL;
+    }
+    if (long_arg(args[0], "mtype", &mtype) < 0)
+        return NULL;
+    if (mtype <= 0) {
+        PyErr_SetString(PyExc_ValueError, "MSG_EXCEPT needs mtype > 0");
+        return NULL;
+    }
+    return extra_nowait(self, mtype, MSG_EXCEPT);
+}
+
+/* receive_except_wait(mtype: int, timeout: float | None) -> Message | None:
+ * receive_wait with MSG_EXCEPT (same waiting, wake-up and close()). */
+static PyObject *
+Channel_receive_except_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long mtype;
+    double timeout;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "receive_except_wait(mtype, timeout)");
+        return NULL;
+    }
+    if (long_arg(args[0], "mtype", &mtype) < 0 || timeout_arg(args[1], &timeout) < 0)
+        return NULL;
+    if (mtype <= 0) {
+        PyErr_SetString(PyExc_ValueError, "MSG_EXCEPT needs mtype > 0");
+        return NULL;
+    }
+    if (!self->initialized) {
+        check_open(self);
+        return NULL;
+    }
+    struct msg stack;
+    rbuf b;
+    if (rbuf_init(self, &b, &stack) < 0)
+        return NULL;
+    operation op = {0, NULL, 0, &b, mtype, MSG_EXCEPT};
+    ssize_t got = wait_for(self, &op, timeout);
+    PyObject *result = NULL;
+    if (got == WAIT_NONE)
+        result = Py_NewRef(Py_None);
+    else if (got >= 0)
+        result = received(self, b.m, got);
+    rbuf_release(&b);
+    return result;
+}
+
+/* peek(index: int) -> Message | None: a copy of the message at that position
+ * (msgrcv with IPC_NOWAIT | MSG_COPY), None when there is none. ENOSYS: the
+ * kernel lacks CONFIG_CHECKPOINT_RESTORE. */
+static PyObject *
+Channel_peek(Channel *self, PyObject *arg)
+{
+    long index;
+    if (long_arg(arg, "index", &index) < 0)
+        return NULL;
+    if (index < 0) {
+        PyErr_SetString(PyExc_ValueError, "index must be >= 0");
+        return NULL;
+    }
+    return extra_nowait(self, index, MSG_COPY);
+}
+
 static PyObject *
 Channel_get_state(Channel *self, void *closure)
 {
@@ -908,6 +1030,12 @@ static PyMethodDef Channel_methods[] = {
      "receive_many_nowait(mtype, limit) -> list[Message]: msgrcv(IPC_NOWAIT) up to limit."},
     {"interrupt", (PyCFunction)Channel_interrupt, METH_O,
      "interrupt(thread_ident) -> bool: end that thread's wait here (it does nothing)."},
+    {"receive_except_nowait", (PyCFunction)(void (*)(void))Channel_receive_except_nowait,
+     METH_FASTCALL, "receive_except_nowait(mtype) -> Message | None: msgrcv, MSG_EXCEPT."},
+    {"receive_except_wait", (PyCFunction)(void (*)(void))Channel_receive_except_wait,
+     METH_FASTCALL, "receive_except_wait(mtype, timeout) -> Message | None: MSG_EXCEPT, waiting."},
+    {"peek", (PyCFunction)Channel_peek, METH_O,
+     "peek(index) -> Message | None: a copy of the message at index (MSG_COPY)."},
     {"close", (PyCFunction)Channel_close, METH_NOARGS,
      "close(): wake every waiter, return once they left; later calls fail with EBADF."},
     {NULL, NULL, 0, NULL},

@@ -12,25 +12,33 @@ import errno as E
 import functools
 import operator
 import os
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import sysv_ipc
 
 from unimq._accel import load_channel
-from unimq._errors import LimitExceeded, MessageTooLarge, UnimqError
+from unimq._errors import (
+    LimitExceeded,
+    MessageTooLarge,
+    QueueEmpty,
+    UnimqError,
+    UnsupportedOperation,
+)
 from unimq._message import Capability, Message, QueueStat, new_message
 from unimq._names import format_key, sysv_key
 from unimq._options import OPTION_MAX, Access, OptionParser, positive_int
-from unimq._queue import Op, Queue
+from unimq._queue import MTYPE_MAX, Op, Queue
 from unimq._url import QueueURL
 from unimq._waiting import Backoff
 from unimq.system._limits import msgmax, read_sysctl, sysctl_hint
 from unimq.system._sysvproc import sysv_msg_entries, sysv_msg_entry
 from unimq_sysv._errors import Context, driver_oserror, msgmnb_error, sysv_error
+from unimq_sysv._sysvextras import IPC_NOWAIT, MSG_COPY, MSG_EXCEPT, msgrcv
 
 if TYPE_CHECKING:
     from unimq_sysv._fast import Channel
@@ -92,6 +100,43 @@ def _int_setting(name: str, value: object, low: int, high: int) -> int:
     return int(number)
 
 
+def _positive_mtype(mtype: object) -> int:
+    """The type receive_except() skips: an int 1..MTYPE_MAX (bool refused)."""
+    if isinstance(mtype, bool):
+        raise TypeError("mtype must be an int, not bool")
+    try:
+        number = operator.index(mtype)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"mtype must be an int, not {type(mtype).__name__}") from None
+    if not 1 <= number <= MTYPE_MAX:
+        raise ValueError(f"receive_except needs mtype 1..{MTYPE_MAX}, got {number}")
+    return int(number)
+
+
+def knows_msg_copy(release: str) -> bool:
+    """Whether a kernel of this ``uname -r`` release knows the MSG_COPY flag
+    (Linux 3.8+). Older kernels ignore the unknown bit and would *take* the
+    message of type ``index``: peek refuses to run there."""
+    match = re.match(r"(\d+)\.(\d+)", release)
+    return match is None or (int(match[1]), int(match[2])) >= (3, 8)
+
+
+#: Checked once: the running kernel knows MSG_COPY (it may still lack it: ENOSYS).
+_KNOWS_MSG_COPY = knows_msg_copy(os.uname().release)
+
+
+def _peek_index(index: object) -> int:
+    if isinstance(index, bool):
+        raise TypeError("index must be an int, not bool")
+    try:
+        number = operator.index(index)  # type: ignore[arg-type]
+    except TypeError:
+        raise TypeError(f"index must be an int, not {type(index).__name__}") from None
+    if not 0 <= number <= MTYPE_MAX:
+        raise ValueError(f"index must be 0..{MTYPE_MAX}, got {number}")
+    return int(number)
+
+
 class SysVQueue(Queue):
     """A System V message queue: message types, capacity in bytes (msg_qbytes).
 
@@ -137,6 +182,11 @@ class SysVQueue(Queue):
                 channel.send_nowait, channel.receive_nowait, channel.send_wait, channel.receive_wait
             )
             self._install_batches(channel.send_many_nowait, channel.receive_many_nowait)
+            self._except_nowait: Callable[[int], Message | None] = channel.receive_except_nowait
+            self._except_wait: Callable[[int, float | None], Message | None] = (
+                channel.receive_except_wait
+            )
+            self._peek_at: Callable[[int], Message | None] = channel.peek
         else:
             self._wait_lock = threading.Condition()
             self._waiting: dict[int, int] = {}  # thread id -> waits in progress
@@ -148,6 +198,9 @@ class SysVQueue(Queue):
                 self._py_send_wait,
                 self._py_receive_wait,
             )
+            self._except_nowait = self._py_except_nowait
+            self._except_wait = self._py_except_wait
+            self._peek_at = self._py_peek
 
     def _size_limit(self, limit: int) -> int:
         """min(kernel.msgmax, msg_qbytes), both read now (msg_qbytes where readable)."""
@@ -382,6 +435,22 @@ class SysVQueue(Queue):
     def _py_receive_wait(self, mtype: int, timeout: float | None) -> Message | None:
         return self._poll(lambda: self._py_receive_nowait(mtype), timeout)
 
+    def _py_extra(self, selector: int, flags: int) -> Message | None:
+        """One msgrcv(selector, IPC_NOWAIT | flags) through ctypes (sysv_ipc has
+        neither MSG_EXCEPT nor MSG_COPY); None for ENOMSG, OSError otherwise."""
+        if self._closed:
+            raise OSError(E.EBADF, os.strerror(E.EBADF))
+        return msgrcv(self._id, selector, IPC_NOWAIT | flags, self._buffer, msgmax)
+
+    def _py_except_nowait(self, mtype: int) -> Message | None:
+        return self._py_extra(mtype, MSG_EXCEPT)
+
+    def _py_except_wait(self, mtype: int, timeout: float | None) -> Message | None:
+        return self._poll(lambda: self._py_extra(mtype, MSG_EXCEPT), timeout)
+
+    def _py_peek(self, index: int) -> Message | None:
+        return self._py_extra(index, MSG_COPY)
+
     # ------------------------------------------------------------------ state
 
     def _stat(self) -> QueueStat:
@@ -480,6 +549,89 @@ class SysVQueue(Queue):
         for name, value in changes:
             _driver_call("set", ctx, functools.partial(setattr, mq, name, value))
         self._refresh_limit()
+
+    def receive_except(self, mtype: int, *, timeout: float | None = None) -> Message:
+        """Receive the first message whose type is not ``mtype`` (msgrcv MSG_EXCEPT).
+
+        Among the other types the order is the queue's (FIFO). Timeouts, waiting
+        and wake-up by :meth:`close` are those of :meth:`receive`.
+
+        :param mtype: the type to skip, 1..2**31-1.
+        :raises QueueEmpty: if no message of another type arrived in time.
+        :raises QueueClosed: if the handle was closed (also while waiting).
+        :raises QueueRemoved: if the queue was removed under this handle.
+        """
+        mtype = _positive_mtype(mtype)
+        if self._access == "w":
+            self._refuse()
+        return self._receive_using(self._except_nowait, self._except_wait, mtype, timeout)
+
+    def peek(self, index: int = 0) -> Message:
+        """A copy of the message at position ``index`` (0: the next one
+        :meth:`receive` would take), left in the queue (msgrcv MSG_COPY).
+
+        Never waits; needs read permission. Other processes' sends and receives
+        move messages between calls.
+
+        :raises QueueEmpty: if the queue holds no message at ``index`` now.
+        :raises UnsupportedOperation: if the kernel lacks MSG_COPY (built without
+            CONFIG_CHECKPOINT_RESTORE).
+        """
+        if self._closed:
+            raise self._closed_error()
+        index = _peek_index(index)
+        if self._access == "w":
+            self._refuse()
+        if not _KNOWS_MSG_COPY:
+            raise UnsupportedOperation(
+                f"cannot peek at {self._url_text}: this kernel ({os.uname().release}) is older "
+                "than Linux 3.8 and has no msgrcv MSG_COPY; receive the messages and send them "
+                "again, or use a kernel built with CONFIG_CHECKPOINT_RESTORE",
+                url=self._url_text,
+            )
+        try:
+            msg = self._peek_at(index)
+        except OSError as exc:
+            if isinstance(exc, UnimqError):
+                raise
+            raise self._peek_error(exc) from exc
+        if msg is None:
+            raise QueueEmpty(
+                f"{self._url_text} holds no message at index {index} now",
+                errno=E.ENOMSG,
+                url=self._url_text,
+            )
+        return msg
+
+    def browse(self) -> Iterator[Message]:
+        """Copies of the queued messages in order (:meth:`peek` at 0, 1, 2, ...),
+        none taken; stops at the first index with no message.
+
+        :raises UnsupportedOperation: if the kernel lacks MSG_COPY.
+        """
+        index = 0
+        while True:
+            try:
+                msg = self.peek(index)
+            except QueueEmpty:
+                return
+            yield msg
+            index += 1
+
+    def _peek_error(self, exc: OSError) -> BaseException:
+        err = exc.errno
+        if not self._closed and (
+            err == E.ENOSYS or (err == E.EINVAL and sysv_msg_entry(msqid=self._id) is not None)
+        ):
+            return UnsupportedOperation(
+                f"cannot peek at {self._url_text}: this kernel has no msgrcv MSG_COPY "
+                f"({os.strerror(err or 0)}; it needs CONFIG_CHECKPOINT_RESTORE); receive the "
+                "messages and send them again, or use a kernel built with "
+                "CONFIG_CHECKPOINT_RESTORE",
+                errno=err,
+                url=self._url_text,
+            )
+        return self._mapped("receive", exc)
 
     def __repr__(self) -> str:
         state = " [closed]" if self._closed else ""
