@@ -8,8 +8,6 @@ when a new queue gets the freed descriptor numbers at once (kernel-facts 20).
 from __future__ import annotations
 
 import errno
-import threading
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -22,6 +20,8 @@ import unimq_posix._queue as posix_queue
 from unimq_posix import PosixQueue
 from unimq_posix._channel import PyChannel
 from unimq_posix._channel import unlink as py_unlink
+
+from unimq.testing import Waiter
 
 WAKE = 10.0
 SMALL: dict[str, Any] = {"max_messages": 1, "max_message_size": 64}
@@ -36,22 +36,6 @@ def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str
     elif not posix_queue.ACCELERATED:
         pytest.skip("unimq_posix._fast is not built (or UNIMQ_PURE_PYTHON is set)")
     return str(request.param)
-
-
-class Waiter(threading.Thread):
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        super().__init__(daemon=True)
-        self.fn = fn
-        self.started_call = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        self.started_call.set()
-        try:
-            self.result = self.fn()
-        except BaseException as exc:
-            self.error = exc
 
 
 def _channel_type(q: unimq.Queue) -> str:

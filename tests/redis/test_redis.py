@@ -22,7 +22,7 @@ from unimq_redis import RedisQueue, list_queues
 import unimq
 from tests.redis.conftest import new_name
 from tests.redis.server import ValkeyServer, free_port
-from unimq.testing import wait_until_blocked
+from unimq.testing import Waiter, wait_until_blocked
 
 WAKE = 10.0
 
@@ -47,22 +47,6 @@ def make_server(tmp_path: Path) -> Iterator[ServerFactory]:
 
 def _raw(server: ValkeyServer, **kwargs: object) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=server.port, **kwargs)  # type: ignore[arg-type]
-
-
-class Waiter(threading.Thread):
-    def __init__(self, fn: Callable[[], object]) -> None:
-        super().__init__(daemon=True)
-        self.fn = fn
-        self.started_call = threading.Event()
-        self.result: object = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        self.started_call.set()
-        try:
-            self.result = self.fn()
-        except BaseException as exc:
-            self.error = exc
 
 
 def _blocked(waiter: Waiter) -> None:

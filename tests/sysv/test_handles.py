@@ -22,6 +22,8 @@ from unimq.testing import wait_until_blocked
 pytest.importorskip("unimq_sysv")
 from unimq_sysv import SysVQueue
 
+from unimq.testing import Waiter as Call
+
 WAKE = 10.0
 
 
@@ -31,22 +33,6 @@ def sq(sysv_url: str) -> Iterator[SysVQueue]:
     assert isinstance(q, SysVQueue)
     yield q
     q.close()
-
-
-class Call(threading.Thread):
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        super().__init__(daemon=True)
-        self.fn = fn
-        self.started_call = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        self.started_call.set()
-        try:
-            self.result = self.fn()
-        except BaseException as exc:
-            self.error = exc
 
 
 @pytest.mark.parametrize("timeout", [None, 30.0])

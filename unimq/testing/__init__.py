@@ -68,6 +68,7 @@ from unimq.testing._waiting import (  # noqa: E402
     Alarms,
     Background,
     ChildWatch,
+    Waiter,
     in_background,
     wait_until_blocked,
 )
@@ -89,6 +90,7 @@ __all__ = [
     "QueueLedger",
     "SendReceiveContract",
     "SignalContract",
+    "Waiter",
     "exists",
     "in_background",
     "message_options",

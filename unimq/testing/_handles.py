@@ -9,7 +9,6 @@ and hash like constructed ones.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -18,39 +17,9 @@ import pytest
 import unimq
 from unimq.testing._backend import Backend
 from unimq.testing._fixtures import BackendFixtures, OpenQueue
-from unimq.testing._waiting import JOIN_WAIT, wait_until_blocked
+from unimq.testing._waiting import JOIN_WAIT, Waiter
 
 _C = unimq.Capability
-
-
-class _Waiter(threading.Thread):
-    """Runs ``fn`` in a thread and keeps its result or exception."""
-
-    def __init__(self, fn: Callable[[], Any]) -> None:
-        super().__init__(daemon=True)
-        self.fn = fn
-        self.started_call = threading.Event()
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        self.started_call.set()
-        try:
-            self.result = self.fn()
-        except BaseException as exc:
-            self.error = exc
-
-    def blocked(self) -> None:
-        """Return once the thread sleeps in its wait (it must not have returned)."""
-        assert self.started_call.wait(JOIN_WAIT)
-        assert self.native_id is not None
-        seen = wait_until_blocked(self.native_id)
-        assert self.is_alive(), f"the waiter returned early: {self.result!r} {self.error!r}"
-        assert seen, "the waiter never blocked"
-
-    def finish(self) -> None:
-        self.join(JOIN_WAIT)
-        assert not self.is_alive(), "close() did not wake the waiting call"
 
 
 def _caps(q: unimq.Queue) -> tuple[bool, bool]:
@@ -69,7 +38,7 @@ class HandleContract(BackendFixtures):
         new_url: Callable[[], str],
         timeout: float | None,
     ) -> None:
-        waiter = _Waiter(lambda: q.receive(timeout=timeout))
+        waiter = Waiter(lambda: q.receive(timeout=timeout))
         waiter.start()
         try:
             waiter.blocked()
@@ -93,7 +62,7 @@ class HandleContract(BackendFixtures):
     ) -> None:
         q = open_queue(capacity=1, size=64)
         q.send(b"x" * 64)
-        waiter = _Waiter(lambda: q.send(b"y" * 64, timeout=timeout))
+        waiter = Waiter(lambda: q.send(b"y" * 64, timeout=timeout))
         waiter.start()
         try:
             waiter.blocked()
@@ -110,7 +79,7 @@ class HandleContract(BackendFixtures):
                 again.receive(timeout=0)
 
     def test_close_wakes_every_waiter(self, q: unimq.Queue) -> None:
-        waiters = [_Waiter(lambda: q.receive()) for _ in range(3)]
+        waiters = [Waiter(lambda: q.receive()) for _ in range(3)]
         for w in waiters:
             w.start()
         try:
@@ -183,7 +152,7 @@ class HandleContract(BackendFixtures):
         q.send(b"ready", timeout=huge)
         assert q.receive(timeout=huge).data == b"ready"
         # A real wait with a huge timeout: a message sent by another thread ends it.
-        waiter = _Waiter(lambda: q.receive(timeout=huge))
+        waiter = Waiter(lambda: q.receive(timeout=huge))
         waiter.start()
         try:
             waiter.blocked()

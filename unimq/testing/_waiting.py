@@ -256,3 +256,34 @@ class Alarms:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
         signal.signal(signal.SIGALRM, self._old)
+
+
+class Waiter(threading.Thread):
+    """Runs ``fn`` in a thread and keeps its result or exception; :meth:`blocked`
+    returns once the call sleeps in the kernel, :meth:`finish` joins (bounded)."""
+
+    def __init__(self, fn: Callable[[], Any]) -> None:
+        super().__init__(daemon=True)
+        self.fn = fn
+        self.started_call = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        self.started_call.set()
+        try:
+            self.result = self.fn()
+        except BaseException as exc:
+            self.error = exc
+
+    def blocked(self) -> None:
+        """Return once the thread sleeps in its wait (it must not have returned)."""
+        assert self.started_call.wait(JOIN_WAIT)
+        assert self.native_id is not None
+        seen = wait_until_blocked(self.native_id)
+        assert self.is_alive(), f"the waiter returned early: {self.result!r} {self.error!r}"
+        assert seen, "the waiter never blocked"
+
+    def finish(self) -> None:
+        self.join(JOIN_WAIT)
+        assert not self.is_alive(), "close() did not wake the waiting call"
