@@ -351,14 +351,9 @@ class Queue(abc.ABC):
         while True:
             if self._closed:
                 raise self._closed_error()
-            if deadline is None:
-                chunk = None
-            else:
-                chunk = deadline - _monotonic()
-                if chunk <= 0:
-                    raise self._full_error(timeout)
-                if chunk > WAIT_CHUNK:
-                    chunk = WAIT_CHUNK
+            chunk = _next_wait(deadline)
+            if chunk == 0.0:
+                raise self._full_error(timeout)
             if wait(data, mtype, priority, chunk):
                 return
 
@@ -435,14 +430,9 @@ class Queue(abc.ABC):
         while True:
             if self._closed:
                 raise self._closed_error()
-            if deadline is None:
-                chunk = None
-            else:
-                chunk = deadline - _monotonic()
-                if chunk <= 0:
-                    raise self._empty_error(timeout)
-                if chunk > WAIT_CHUNK:
-                    chunk = WAIT_CHUNK
+            chunk = _next_wait(deadline)
+            if chunk == 0.0:
+                raise self._empty_error(timeout)
             msg = wait(mtype, chunk)
             if msg is not None:
                 return msg
@@ -488,12 +478,9 @@ class Queue(abc.ABC):
                     raise self._closed_error()
                 if timeout == 0:
                     raise self._full_error(None)
-                chunk: float | None = None
-                if deadline is not None:
-                    chunk = deadline - _monotonic()
-                    if chunk <= 0:
-                        raise self._full_error(timeout)
-                    chunk = min(chunk, WAIT_CHUNK)
+                chunk = _next_wait(deadline)
+                if chunk == 0.0:
+                    raise self._full_error(timeout)
                 data, mtype, priority = batch[sent]
                 if self._send_wait(data, mtype, priority, chunk):
                     sent += 1
@@ -995,6 +982,17 @@ def batch_sent(exc: BaseException) -> int:
     """
     sent = getattr(exc, "unimq_sent", 0)
     return sent if type(sent) is int else 0
+
+
+def _next_wait(deadline: float | None) -> float | None:
+    """How long the next wait primitive call may wait: None without a deadline,
+    else the time left capped at WAIT_CHUNK, and 0.0 once the deadline passed."""
+    if deadline is None:
+        return None
+    left = deadline - _monotonic()
+    if left <= 0.0:
+        return 0.0
+    return left if left < WAIT_CHUNK else WAIT_CHUNK
 
 
 def _index(name: str, value: object) -> int:

@@ -60,25 +60,13 @@ class AsyncTypedQueue(Generic[M]):
         timeout: float | None = None,
     ) -> None:
         """Encode ``value`` and send it; as :meth:`unimq.TypedQueue.send`."""
-        t = self._sync
-        tag = t._tag_of(value)
-        if t._single is None and mtype is not None and mtype != tag:
-            raise ValueError(
-                f"{type(value).__name__} travels with mtype {tag} on this typed queue; "
-                f"sending it with mtype={mtype} would make receivers decode it as another "
-                "model: leave mtype out"
-            )
-        data = t._encode(value)
-        await self.queue.send(
-            data, mtype=tag if mtype is None else mtype, priority=priority, timeout=timeout
-        )
+        data, tag = self._sync._payload(value, mtype)
+        await self.queue.send(data, mtype=tag, priority=priority, timeout=timeout)
 
     async def send_many(self, values: Iterable[M], *, timeout: float | None = None) -> int:
         """Encode every value first (a bad one sends nothing), then send them in
         order; as :meth:`unimq.TypedQueue.send_many` (``QueueFull.sent``)."""
-        t = self._sync
-        batch = [Message(t._encode(value), t._tag_of(value), 0) for value in values]
-        return await self.queue.send_many(batch, timeout=timeout)
+        return await self.queue.send_many(self._sync._batch(values), timeout=timeout)
 
     async def receive(self, model: type[M] | None = None, *, timeout: float | None = None) -> M:
         """Receive and decode one value; as :meth:`unimq.TypedQueue.receive`."""

@@ -181,6 +181,12 @@ class TypedQueue(Generic[M]):
         :raises MessageTooLarge: if the encoded value is larger than the queue allows.
         Otherwise as :meth:`unimq.Queue.send`.
         """
+        data, mtype = self._payload(value, mtype)
+        self.queue.send(data, mtype=mtype, priority=priority, timeout=timeout)
+
+    def _payload(self, value: object, mtype: int | None) -> tuple[bytes, int]:
+        """The checked encoding of one value and the mtype it travels with (the
+        sync and async :meth:`send` share it)."""
         tag = self._tag_of(value)
         if self._single is None and mtype is not None and mtype != tag:
             raise ValueError(
@@ -188,10 +194,7 @@ class TypedQueue(Generic[M]):
                 f"sending it with mtype={mtype} would make receivers decode it as another "
                 "model: leave mtype out"
             )
-        data = self._encode(value)
-        if mtype is None:
-            mtype = tag
-        self.queue.send(data, mtype=mtype, priority=priority, timeout=timeout)
+        return self._encode(value, tag), tag if mtype is None else mtype
 
     def send_many(self, values: Iterable[M], *, timeout: float | None = None) -> int:
         """Encode and send several values in order, with one deadline for the batch.
@@ -201,13 +204,17 @@ class TypedQueue(Generic[M]):
         passes after k values, :class:`unimq.QueueFull` is raised with
         ``.sent == k``; see :meth:`unimq.Queue.send_many`.
         """
+        return self.queue.send_many(self._batch(values), timeout=timeout)
+
+    def _batch(self, values: Iterable[Any]) -> list[bytes] | list[Message]:
+        """The checked encodings of a batch (the sync and async send_many share it)."""
         values = list(values)
-        batch: list[bytes] | list[Message] | None = None
         if self._single is not None and isinstance(self._single, JSONCodec):
             batch = self._encode_batch(values, self._single)
-        if batch is None:
-            batch = [Message(self._encode(value), self._tag_of(value), 0) for value in values]
-        return self.queue.send_many(batch, timeout=timeout)
+            if batch is not None:
+                return batch
+        tags = [self._tag_of(value) for value in values]
+        return [Message(self._encode(v, t), t, 0) for v, t in zip(values, tags, strict=True)]
 
     def _encode_batch(
         self, values: list[Any], codec: JSONCodec[Any]
@@ -231,9 +238,8 @@ class TypedQueue(Generic[M]):
     def _tag_of(self, value: object) -> int:
         return self._default_mtype if self._single is not None else self._mtype_for(value)
 
-    def _encode(self, value: object) -> bytes:
-        """The checked encoding of one value (as :meth:`send` makes it)."""
-        tag = self._tag_of(value)
+    def _encode(self, value: object, tag: int) -> bytes:
+        """The checked encoding of one value travelling with mtype ``tag``."""
         problem = self._accepts[tag](value)
         if problem is not None:
             raise TypeError(problem)
