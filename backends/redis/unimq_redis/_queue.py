@@ -26,7 +26,15 @@ from unimq._queue import Queue
 from unimq._url import QueueURL, parse_url
 from unimq_redis._address import ADDRESS_KEYS, Address, parse_address
 from unimq_redis._link import Blocker, Link, _Failure, _read, _send
-from unimq_redis._scripts import CREATE, RECEIVE, REMOVE, SEND, STAT
+from unimq_redis._scripts import (
+    CREATE,
+    RECEIVE,
+    RECEIVE_MANY,
+    REMOVE,
+    SEND,
+    SEND_MANY,
+    STAT,
+)
 
 __all__ = ["DEFAULTS", "RedisQueue", "list_queues"]
 
@@ -37,6 +45,10 @@ BULK_MAX = 512 << 20
 # Extra seconds a blocked read waits for the server's BLPOP answer before the
 # server counts as unresponsive.
 _REPLY_GRACE = 10.0
+# One batch script call carries at most this many messages and (unless one
+# message alone is larger) this many payload bytes; a longer batch takes more calls.
+BATCH_MESSAGES = 1000
+BATCH_BYTES = 8 << 20
 
 
 def _pid() -> int:
@@ -112,6 +124,7 @@ class RedisQueue(Queue):
         self._blocker = Blocker()
         self._token = secrets.token_hex(6)
         self._install(self._try_send, self._try_receive, self._wait_send, self._wait_receive)
+        self._install_batches(self._try_send_many, self._try_receive_many)
 
     # ------------------------------------------------------------------ opening
 
@@ -271,6 +284,66 @@ class RedisQueue(Queue):
 
     def _try_receive(self, mtype: int) -> Message | None:
         return self._receive_script(mtype, "")
+
+    def _try_send_many(self, batch: list[tuple[bytes, int, int]], start: int) -> int:
+        """Send ``batch[start:]`` in as few script calls as the chunk limits allow."""
+        n, end = start, len(batch)
+        try:
+            while n < end:
+                args: list[Any] = [self._prefix, self._gen, _pid()]
+                size = 0
+                stop = min(end, n + BATCH_MESSAGES)
+                i = n
+                while i < stop:
+                    data, mtype, priority = batch[i]
+                    size += len(data)
+                    if size > BATCH_BYTES and i > n:
+                        break
+                    args += (data, mtype, priority)
+                    i += 1
+                r = self._link.run("send", SEND_MANY, self._meta, tuple(args))
+                if r == -1:
+                    raise self._removed_error()
+                n += r
+                if n < i:
+                    break
+        except Exception as exc:
+            exc.unimq_sent = n - start  # type: ignore[attr-defined]
+            raise
+        return n - start
+
+    def _try_receive_many(self, mtype: int, limit: int) -> list[Message]:
+        """Up to ``limit`` messages in as few script calls as the chunk limit allows."""
+        out: list[Message] = []
+        try:
+            while len(out) < limit:
+                ask = min(limit - len(out), BATCH_MESSAGES)
+                r = self._link.run(
+                    "receive",
+                    RECEIVE_MANY,
+                    self._meta,
+                    (self._prefix, self._gen, mtype, _pid(), ask),
+                )
+                if r == -1:
+                    raise self._removed_error()
+                if not r:
+                    break
+                mtypes, priorities = r[0], r[1]
+                datas = r[2:]
+                if type(mtypes) is int and type(priorities) is int:
+                    out += [new_message((d, mtypes, priorities)) for d in datas]
+                else:
+                    if type(mtypes) is int:
+                        mtypes = [mtypes] * len(datas)
+                    if type(priorities) is int:
+                        priorities = [priorities] * len(datas)
+                    out += map(new_message, zip(datas, mtypes, priorities, strict=True))
+                if len(datas) < ask:
+                    break
+        except Exception:
+            if not out:
+                raise
+        return out
 
     def _wait_send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> bool:
         if self._closed:

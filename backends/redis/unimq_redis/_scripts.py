@@ -22,7 +22,16 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["CREATE", "RECEIVE", "REMOVE", "SEND", "STAT", "Script"]
+__all__ = [
+    "CREATE",
+    "RECEIVE",
+    "RECEIVE_MANY",
+    "REMOVE",
+    "SEND",
+    "SEND_MANY",
+    "STAT",
+    "Script",
+]
 
 
 class Script:
@@ -124,6 +133,137 @@ redis.call('HSET', meta, 'bytes', tonumber(m[2]) - string.len(data), 'rtime', no
   'rpid', ARGV[4])
 wake(P .. ':sw', P)
 return {data, tonumber(mt), tonumber(pr)}
+""",
+)
+
+# One batch: as many of the messages as fit, in order; returns how many went.
+# KEYS: meta ; ARGV: prefix gen pid, then data mtype priority per message
+SEND_MANY = Script(
+    "send_many",
+    """
+local meta, P = KEYS[1], ARGV[1]
+local m = redis.call('HMGET', meta, 'gen', 'max_messages', 'max_bytes', 'bytes', 'seq')
+if m[1] ~= ARGV[2] then return -1 end
+local all = P .. ':all'
+local count, maxm = redis.call('ZCARD', all), tonumber(m[2])
+local nbytes, maxb, seq = tonumber(m[4]), tonumber(m[3]), tonumber(m[5])
+local zall, hdata, bytype, order = {}, {}, {}, {}
+local sent = 0
+for i = 4, #ARGV, 3 do
+  local data = ARGV[i]
+  local size = string.len(data)
+  if count >= maxm or nbytes + size > maxb then break end
+  local mt, pr = ARGV[i + 1], ARGV[i + 2]
+  seq = seq + 1
+  local member = string.format('%016d', seq) .. ':' .. mt .. ':' .. pr
+  local score = 32767 - tonumber(pr)
+  zall[#zall + 1] = score
+  zall[#zall + 1] = member
+  hdata[#hdata + 1] = member
+  hdata[#hdata + 1] = data
+  local t = bytype[mt]
+  if not t then
+    t = {}
+    bytype[mt] = t
+    order[#order + 1] = mt
+  end
+  t[#t + 1] = score
+  t[#t + 1] = member
+  count = count + 1
+  nbytes = nbytes + size
+  sent = sent + 1
+end
+if sent == 0 then return 0 end
+redis.call('ZADD', all, unpack(zall))
+local types = P .. ':types'
+for i = 1, #order do
+  local mt = order[i]
+  redis.call('ZADD', P .. ':t:' .. mt, unpack(bytype[mt]))
+  redis.call('ZADD', types, mt, mt)
+end
+redis.call('HSET', P .. ':data', unpack(hdata))
+redis.call('HSET', meta, 'seq', seq, 'bytes', nbytes, 'stime', now(), 'spid', ARGV[3])
+wake(P .. ':rw', P)
+return sent
+""",
+)
+
+# Up to ``limit`` messages in the order single receives would take them.
+# Reply: {mtypes, priorities, data...}, where mtypes (priorities) is one integer
+# when every message has it, else a list; {} when nothing matched; -1 if removed.
+# KEYS: meta ; ARGV: prefix gen sel pid limit
+RECEIVE_MANY = Script(
+    "receive_many",
+    """
+local meta, P = KEYS[1], ARGV[1]
+local m = redis.call('HMGET', meta, 'gen', 'bytes')
+if m[1] ~= ARGV[2] then return -1 end
+local sel, limit = tonumber(ARGV[3]), tonumber(ARGV[5])
+local all, types = P .. ':all', P .. ':types'
+local members = {}
+local function pop(key, k)
+  local got = redis.call('ZRANGE', key, 0, k - 1)
+  if #got > 0 then redis.call('ZREMRANGEBYRANK', key, 0, #got - 1) end
+  return got
+end
+local function drop_type(mt)
+  if redis.call('EXISTS', P .. ':t:' .. mt) == 0 then redis.call('ZREM', types, mt) end
+end
+if sel == 0 then
+  members = pop(all, limit)
+  local counts, order = {}, {}
+  for i = 1, #members do
+    local _, _, mt = string.find(members[i], '^%d+:(%d+):')
+    if not counts[mt] then
+      counts[mt] = 0
+      order[#order + 1] = mt
+    end
+    counts[mt] = counts[mt] + 1
+  end
+  -- The first k of ':all' with type T are the first of ':t:T' (same order).
+  for i = 1, #order do
+    local mt = order[i]
+    redis.call('ZREMRANGEBYRANK', P .. ':t:' .. mt, 0, counts[mt] - 1)
+    drop_type(mt)
+  end
+else
+  local ts
+  if sel > 0 then ts = {tostring(sel)} else
+    ts = redis.call('ZRANGEBYSCORE', types, '-inf', -sel)
+  end
+  for i = 1, #ts do
+    local left = limit - #members
+    if left <= 0 then break end
+    local got = pop(P .. ':t:' .. ts[i], left)
+    if #got > 0 then
+      redis.call('ZREM', all, unpack(got))
+      drop_type(ts[i])
+      for j = 1, #got do members[#members + 1] = got[j] end
+    end
+  end
+end
+if #members == 0 then return {} end
+local dkey = P .. ':data'
+local datas = redis.call('HMGET', dkey, unpack(members))
+redis.call('HDEL', dkey, unpack(members))
+local out = {false, false}
+local mts, prs = {}, {}
+local same_mt, same_pr = true, true
+local size = 0
+for i = 1, #members do
+  local _, _, mt, pr = string.find(members[i], '^%d+:(%d+):(%d+)$')
+  mts[i] = tonumber(mt)
+  prs[i] = tonumber(pr)
+  if mts[i] ~= mts[1] then same_mt = false end
+  if prs[i] ~= prs[1] then same_pr = false end
+  size = size + string.len(datas[i])
+  out[i + 2] = datas[i]
+end
+if same_mt then out[1] = mts[1] else out[1] = mts end
+if same_pr then out[2] = prs[1] else out[2] = prs end
+redis.call('HSET', meta, 'bytes', tonumber(m[2]) - size, 'rtime', now(), 'rpid', ARGV[4])
+wake(P .. ':sw', P)
+return out
 """,
 )
 
