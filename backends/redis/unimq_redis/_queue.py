@@ -19,7 +19,14 @@ from typing import Any, ClassVar, Self
 import redis
 from redis.exceptions import MovedError
 
-from unimq import LimitExceeded, QueueExists, QueueNotFound, QueueRemoved, QueueStat
+from unimq import (
+    LimitExceeded,
+    QueueExists,
+    QueueNotFound,
+    QueueRemoved,
+    QueueStat,
+    UnimqError,
+)
 from unimq._message import Capability, Message, new_message
 from unimq._options import Access, OptionParser, positive_int
 from unimq._queue import Queue
@@ -28,6 +35,7 @@ from unimq_redis._address import ADDRESS_KEYS, Address, parse_address
 from unimq_redis._link import Blocker, Link, _Failure, _read, _send
 from unimq_redis._scripts import (
     CREATE,
+    LAYOUT,
     RECEIVE,
     RECEIVE_MANY,
     REMOVE,
@@ -66,7 +74,7 @@ os.register_at_fork(after_in_child=_set_pid)
 
 def _keys(name: str) -> tuple[str, tuple[str, ...]]:
     prefix = f"unimq:{{{name}}}"
-    suffixes = ("meta", "all", "types", "data", "rw", "sw")
+    suffixes = ("meta", "prios", "types", "rw", "sw")
     return prefix, tuple(f"{prefix}:{s}" for s in suffixes)
 
 
@@ -149,6 +157,7 @@ class RedisQueue(Queue):
                     errno=E.ENOENT,
                     url=str(url),
                 )
+            _check_layout(url, meta)
             return cls(url, access, address, link, meta)
         except BaseException:
             link.close()
@@ -178,6 +187,8 @@ class RedisQueue(Queue):
                     os.geteuid(),
                     os.getegid(),
                     os.getpid(),
+                    LAYOUT,
+                    "",
                 ),
             )
             if not made:
@@ -328,17 +339,17 @@ class RedisQueue(Queue):
                     raise self._removed_error()
                 if not r:
                     break
-                mtypes, priorities = r[0], r[1]
-                datas = r[2:]
-                if type(mtypes) is int and type(priorities) is int:
-                    out += [new_message((d, mtypes, priorities)) for d in datas]
+                runs = r[0]
+                if len(runs) == 3:  # one type and priority: the common case
+                    mt, pr = runs[0], runs[1]
+                    out += [new_message((e[16:], mt, pr)) for e in r[1:]]
                 else:
-                    if type(mtypes) is int:
-                        mtypes = [mtypes] * len(datas)
-                    if type(priorities) is int:
-                        priorities = [priorities] * len(datas)
-                    out += map(new_message, zip(datas, mtypes, priorities, strict=True))
-                if len(datas) < ask:
+                    pos = 1
+                    for i in range(0, len(runs), 3):
+                        mt, pr, n = runs[i], runs[i + 1], runs[i + 2]
+                        out += [new_message((e[16:], mt, pr)) for e in r[pos : pos + n]]
+                        pos += n
+                if len(r) - 1 < ask:
                     break
         except Exception:
             if not out:
@@ -413,6 +424,17 @@ class RedisQueue(Queue):
             )
 
 
+def _check_layout(url: QueueURL, meta: dict[bytes, bytes]) -> None:
+    layout = meta.get(b"layout")
+    if layout != str(LAYOUT).encode():
+        raise UnimqError(
+            f"{url} was made by another version of unimq-redis (key layout "
+            f"{(layout or b'?').decode(errors='replace')}, this version reads layout {LAYOUT}); "
+            "drain it with that version, or remove it (unimq rm URL) and create it again",
+            url=str(url),
+        )
+
+
 def _stat_from(url: str, name: str, count: int, meta: dict[bytes, bytes]) -> QueueStat:
     return QueueStat(
         url=url,
@@ -470,10 +492,10 @@ def list_queues(url: str | QueueURL) -> list[QueueStat]:
         for name in sorted(set(names)):
             qurl = _queue_url(base, address, name)
             r = link.command("stat", ("HGETALL", f"unimq:{{{name}}}:meta"))
-            count = link.command("stat", ("ZCARD", f"unimq:{{{name}}}:all"))
             meta = _pairs(r)
             if b"gen" in meta:
-                found.append(_stat_from(str(qurl), name, count, meta))
+                count = _int(meta, "count")
+                found.append(_stat_from(str(qurl), name, 0 if count is None else count, meta))
     finally:
         link.close()
     return found
