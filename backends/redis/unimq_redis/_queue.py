@@ -12,8 +12,10 @@ import errno as E
 import math
 import os
 import secrets
+import struct
 import threading
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any, ClassVar, Self
 
 import redis
@@ -57,6 +59,11 @@ _REPLY_GRACE = 10.0
 # message alone is larger) this many payload bytes; a longer batch takes more calls.
 BATCH_MESSAGES = 1000
 BATCH_BYTES = 8 << 20
+
+
+def _unpack_lengths(packed: bytes) -> tuple[int, ...]:
+    """RECEIVE_MANY's entry lengths: big-endian 32-bit integers."""
+    return struct.unpack(f">{len(packed) >> 2}I", packed)
 
 
 def _pid() -> int:
@@ -324,7 +331,7 @@ class RedisQueue(Queue):
         return n - start
 
     def _try_receive_many(self, mtype: int, limit: int) -> list[Message]:
-        """Up to ``limit`` messages in as few script calls as the chunk limit allows."""
+        """Up to ``limit`` messages in as few script calls as the chunk limits allow."""
         out: list[Message] = []
         try:
             while len(out) < limit:
@@ -333,23 +340,31 @@ class RedisQueue(Queue):
                     "receive",
                     RECEIVE_MANY,
                     self._meta,
-                    (self._prefix, self._gen, mtype, _pid(), ask),
+                    (self._prefix, self._gen, mtype, _pid(), ask, BATCH_BYTES),
                 )
                 if r == -1:
                     raise self._removed_error()
                 if not r:
                     break
-                runs = r[0]
+                runs, lengths, blob, cut = r
+                ends = list(accumulate(_unpack_lengths(lengths)))
+                starts = [0, *ends[:-1]]
                 if len(runs) == 3:  # one type and priority: the common case
                     mt, pr = runs[0], runs[1]
-                    out += [new_message((e[16:], mt, pr)) for e in r[1:]]
+                    out += [
+                        new_message((blob[a + 16 : b], mt, pr))
+                        for a, b in zip(starts, ends, strict=True)
+                    ]
                 else:
-                    pos = 1
+                    k = 0
                     for i in range(0, len(runs), 3):
                         mt, pr, n = runs[i], runs[i + 1], runs[i + 2]
-                        out += [new_message((e[16:], mt, pr)) for e in r[pos : pos + n]]
-                        pos += n
-                if len(r) - 1 < ask:
+                        out += [
+                            new_message((blob[a + 16 : b], mt, pr))
+                            for a, b in zip(starts[k : k + n], ends[k : k + n], strict=True)
+                        ]
+                        k += n
+                if len(ends) < ask and not cut:
                     break
         except Exception:
             if not out:

@@ -234,53 +234,71 @@ return {data, tonumber(mt), tonumber(pr)}
 """,
 )
 
-# Up to ``limit`` messages in the order single receives would take them.
-# Reply: {{mtype, priority, n, ...}, entry...}: runs of n entries (each
-# "<seq, 16 digits><payload>") sharing a type and a priority; {} when nothing
-# matched; -1 if the queue was removed.
-# KEYS: meta ; ARGV: prefix gen sel pid limit
+# Up to ``limit`` messages in the order single receives would take them, and
+# no more payload bytes than ``budget`` unless the first message alone is larger.
+# Reply: {runs, lengths, blob, cut} or {} when nothing matched, -1 if removed:
+# ``blob`` is the entries ("<seq, 16 digits><payload>") one after the other,
+# ``lengths`` their lengths as big-endian 32-bit integers, ``runs`` flat
+# (mtype, priority, count) triples for consecutive entries sharing a type and a
+# priority, and ``cut`` 1 when the budget (not the queue) ended the batch.
+# (Three replies whatever the batch size: parsing one reply element per message
+# would cost the client more than the whole script.)
+# KEYS: meta ; ARGV: prefix gen sel pid limit budget
 RECEIVE_MANY = Script(
     "receive_many",
     """
 local meta, P = KEYS[1], ARGV[1]
 local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count')
 if m[1] ~= ARGV[2] then return -1 end
-local sel, left = tonumber(ARGV[3]), tonumber(ARGV[5])
-local runs = {}
-local out = {runs}
-local size, taken = 0, 0
-while left > 0 do
+local sel, left, budget = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local runs, entries, lens = {}, {}, {}
+local size, cut = 0, 0
+while left > 0 and cut == 0 do
   local pr, mt, bound = pick(P, sel)
   if not pr then break end
   local list = P .. ':l:' .. pr .. ':' .. mt
-  local got, n
-  if bound then
-    -- Another list of this priority starts at seq ``bound``: stop before it.
-    got = redis.call('LRANGE', list, 0, left - 1)
-    bound = tonumber(bound)
-    n = 1
-    while n < #got and tonumber(string.sub(got[n + 1], 1, 16)) < bound do n = n + 1 end
-    redis.call('LTRIM', list, n, -1)
-  else
-    got = redis.call('LPOP', list, left)
-    n = #got
+  if bound then bound = tonumber(bound) end
+  -- Take from the head of the list while it stays first: before the next list of
+  -- this priority starts (``bound``), within ``left`` and the byte budget.
+  local n, start, stop = 0, 0, false
+  while not stop and n < left do
+    local step = math.min(left - n, 128)
+    local part = redis.call('LRANGE', list, start, start + step - 1)
+    for i = 1, #part do
+      local e = part[i]
+      if bound and tonumber(string.sub(e, 1, 16)) >= bound then stop = true break end
+      local len = string.len(e)
+      if #entries > 0 and size + len - 16 > budget then
+        stop = true
+        cut = 1
+        break
+      end
+      n = n + 1
+      entries[#entries + 1] = e
+      lens[#lens + 1] = len
+      size = size + len - 16
+    end
+    if #part < step then stop = true end
+    start = start + #part
   end
-  for i = 1, n do
-    out[#out + 1] = got[i]
-    size = size + string.len(got[i]) - 16
-  end
+  if n == 0 then break end
+  redis.call('LTRIM', list, n, -1)
   runs[#runs + 1] = tonumber(mt)
   runs[#runs + 1] = tonumber(pr)
   runs[#runs + 1] = n
   popped(P, pr, mt)
   left = left - n
-  taken = taken + n
 end
-if taken == 0 then return {} end
-redis.call('HSET', meta, 'count', tonumber(m[3]) - taken, 'bytes', tonumber(m[2]) - size,
+if #entries == 0 then return {} end
+redis.call('HSET', meta, 'count', tonumber(m[3]) - #entries, 'bytes', tonumber(m[2]) - size,
   'rtime', now(), 'rpid', ARGV[4])
 wake(P .. ':sw', P)
-return out
+local packed = {}
+for i = 1, #lens, 500 do
+  local j = math.min(i + 499, #lens)
+  packed[#packed + 1] = struct.pack('>' .. string.rep('I4', j - i + 1), unpack(lens, i, j))
+end
+return {runs, table.concat(packed), table.concat(entries), cut}
 """,
 )
 
