@@ -238,3 +238,26 @@ def test_queue_of_another_key_layout_is_refused(url: str, valkey: ValkeyServer) 
     with pytest.raises(unimq.UnimqError, match="key layout 1, this version reads layout 2"):
         unimq.open(url)
     unimq.remove(url)
+
+
+def test_every_script_reloads_after_a_cache_flush(url: str, valkey: ValkeyServer) -> None:
+    """Each prebuilt call (send, receive, both batches) falls back to EVAL after
+    SCRIPT FLUSH, with large payloads sent apart from the request (no copy)."""
+    big = bytes(range(256)) * 400  # 100 KiB: above the inline limit
+    with unimq.open(url, create=True, max_messages=10, max_message_size=len(big)) as q:
+        r = redis.Redis(host="127.0.0.1", port=valkey.port)
+        try:
+            r.script_flush()
+            q.send(big, mtype=3, priority=2)
+            r.script_flush()
+            assert q.receive(mtype=-3, timeout=0) == unimq.Message(big, 3, 2)
+            r.script_flush()
+            assert q.send_many([big, unimq.Message(b"small", 2, 5)]) == 2
+            r.script_flush()
+            assert q.receive_many(5, timeout=0) == [
+                unimq.Message(b"small", 2, 5),
+                unimq.Message(big),
+            ]
+        finally:
+            r.close()
+        q.remove()

@@ -43,7 +43,7 @@ from unimq import BackendUnavailable, LimitExceeded, PermissionDenied, UnimqErro
 from unimq_redis._address import Address
 from unimq_redis._scripts import Script
 
-__all__ = ["Link", "Server"]
+__all__ = ["Link", "Packed", "Server", "bulk"]
 
 _REDIRECTS = 8
 # Errors that mean "the server did not run it": safe to say nothing happened.
@@ -143,9 +143,45 @@ def pack(args: tuple[Any, ...]) -> bytes:
     return b"".join(out)
 
 
-def _send(conn: Conn, args: tuple[Any, ...]) -> None:
+def bulk(arg: bytes | str | int) -> bytes:
+    """One argument in RESP (as :func:`pack` writes it), to prebuild commands."""
+    if isinstance(arg, str):
+        arg = arg.encode()
+    elif isinstance(arg, int):
+        arg = b"%d" % arg
+    return b"$%d\r\n%s\r\n" % (len(arg), arg)
+
+
+class Packed:
+    """A script call whose arguments after the SHA are already in RESP: the hot
+    paths build it from a per-handle prefix without packing every argument again.
+    After NOSCRIPT the same arguments follow EVAL and the script's body."""
+
+    __slots__ = ("count", "rest", "script")
+
+    def __init__(self, script: Script, count: int, rest: bytes | list[bytes]) -> None:
+        self.script = script
+        self.count = count  # elements of the whole command, EVALSHA and SHA included
+        self.rest = rest
+
+    def request(self, *, full: bool = False) -> list[bytes]:
+        script = self.script
+        if full:
+            head = b"*%d\r\n$4\r\nEVAL\r\n%s" % (self.count, bulk(script.body))
+        else:
+            head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n" % (self.count, script.sha.encode())
+        rest = self.rest
+        if isinstance(rest, bytes):
+            return [head + rest]
+        return [head, *rest]
+
+
+def _send(conn: Conn, args: tuple[Any, ...] | Packed) -> None:
     try:
-        conn.send_packed_command([pack(args)])
+        if type(args) is Packed:
+            conn.send_packed_command(args.request())
+        else:
+            conn.send_packed_command([pack(args)])  # type: ignore[arg-type]
     except (AuthenticationError, NoPermissionError):
         raise
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
@@ -166,7 +202,7 @@ def _read(conn: Conn, *, wait: bool = False, timeout: float | None = None) -> An
         raise _Failure(exc, sent=True) from exc
 
 
-def _execute(conn: Conn, args: tuple[Any, ...], script: Script | None) -> Any:
+def _execute(conn: Conn, args: tuple[Any, ...] | Packed, script: Script | None) -> Any:
     _send(conn, args)
     try:
         return _read(conn)
@@ -174,7 +210,14 @@ def _execute(conn: Conn, args: tuple[Any, ...], script: Script | None) -> Any:
         if script is None:
             raise
         # After a restart or SCRIPT FLUSH: the script did not run; send it in full.
-        _send(conn, ("EVAL", script.body, *args[2:]))
+        if type(args) is Packed:
+            try:
+                conn.send_packed_command(args.request(full=True))
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                conn.disconnect()
+                raise _Failure(exc, sent=False) from exc
+        else:
+            _send(conn, ("EVAL", script.body, *args[2:]))  # type: ignore[index]
         return _read(conn)
 
 
@@ -193,7 +236,11 @@ class Link:
         """Run ``script`` (by SHA, in full after NOSCRIPT)."""
         return self.command(op, ("EVALSHA", script.sha, len(keys), *keys, *args), script)
 
-    def command(self, op: str, args: tuple[Any, ...], script: Script | None = None) -> Any:
+    def run_packed(self, op: str, call: Packed) -> Any:
+        """Run a prebuilt script call (see :class:`Packed`), like :meth:`run`."""
+        return self.command(op, call, call.script)
+
+    def command(self, op: str, args: tuple[Any, ...] | Packed, script: Script | None = None) -> Any:
         """Send one command and return its reply, as unimq errors."""
         for _ in range(_REDIRECTS):
             server = self.server
@@ -218,7 +265,12 @@ class Link:
         )
 
     def _ask(
-        self, op: str, server: Server, exc: AskError, args: tuple[Any, ...], script: Script | None
+        self,
+        op: str,
+        server: Server,
+        exc: AskError,
+        args: tuple[Any, ...] | Packed,
+        script: Script | None,
     ) -> Any:
         # The slot is migrating: this one command goes to the target node after ASKING.
         target = Server(server.address.moved(exc.host, exc.port))

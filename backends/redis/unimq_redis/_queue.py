@@ -34,7 +34,7 @@ from unimq._options import Access, OptionParser, positive_int
 from unimq._queue import Queue
 from unimq._url import QueueURL, parse_url
 from unimq_redis._address import ADDRESS_KEYS, Address, parse_address
-from unimq_redis._link import Blocker, Link, _Failure, _read, _send
+from unimq_redis._link import Blocker, Link, Packed, _Failure, _read, _send, bulk
 from unimq_redis._scripts import (
     CREATE,
     LAYOUT,
@@ -71,12 +71,21 @@ def _pid() -> int:
 
 
 def _set_pid() -> None:
-    global _PID
+    global _PID, _PID_BULK
     _PID = os.getpid()
+    _PID_BULK = bulk(_PID)
 
 
 _PID = os.getpid()
+_PID_BULK = bulk(_PID)  # the pid as a packed script argument
 os.register_at_fork(after_in_child=_set_pid)
+# Packed arguments the hot paths use most: no waiter, mtype selection 0, the
+# default tags (mtype 1, priority 0); payloads above _INLINE are sent as they
+# are rather than copied into the request.
+_NO_WAITER = bulk("")
+_SEL_ANY = bulk(0)
+_DEFAULT_TAGS = bulk(1) + bulk(0)
+_INLINE = 64 << 10
 
 
 def _keys(name: str) -> tuple[str, tuple[str, ...]]:
@@ -136,6 +145,9 @@ class RedisQueue(Queue):
         self._name = address.name
         self._prefix, self._keys = _keys(address.name)
         self._meta = self._keys[:1]
+        # numkeys, the meta key, the prefix and the incarnation: the fixed start
+        # of every send and receive script call.
+        self._fixed = bulk(1) + bulk(self._keys[0]) + bulk(self._prefix) + bulk(self._gen)
         self._blocker = Blocker()
         self._token = secrets.token_hex(6)
         self._install(self._try_send, self._try_receive, self._wait_send, self._wait_receive)
@@ -275,12 +287,16 @@ class RedisQueue(Queue):
         return f"{self._token}.{os.getpid()}.{threading.get_ident()}"
 
     def _send_script(self, data: bytes, mtype: int, priority: int, waiter: str) -> bool:
-        r = self._link.run(
-            "send",
-            SEND,
-            self._meta,
-            (self._prefix, self._gen, data, mtype, priority, _pid(), waiter),
-        )
+        # EVALSHA sha numkeys meta prefix gen data mtype priority pid waiter
+        tags = _DEFAULT_TAGS if mtype == 1 and priority == 0 else bulk(mtype) + bulk(priority)
+        tail = tags + _PID_BULK + (bulk(waiter) if waiter else _NO_WAITER)
+        head = self._fixed + b"$%d\r\n" % len(data)
+        rest: bytes | list[bytes]
+        if len(data) <= _INLINE:
+            rest = head + data + b"\r\n" + tail
+        else:
+            rest = [head, data, b"\r\n" + tail]
+        r = self._link.run_packed("send", Packed(SEND, 11, rest))
         if r == 1:
             return True
         if r == 0:
@@ -288,9 +304,14 @@ class RedisQueue(Queue):
         raise self._removed_error()
 
     def _receive_script(self, mtype: int, waiter: str) -> Message | None:
-        r = self._link.run(
-            "receive", RECEIVE, self._meta, (self._prefix, self._gen, mtype, _pid(), waiter)
+        # EVALSHA sha numkeys meta prefix gen sel pid waiter
+        rest = (
+            self._fixed
+            + (_SEL_ANY if mtype == 0 else bulk(mtype))
+            + _PID_BULK
+            + (bulk(waiter) if waiter else _NO_WAITER)
         )
+        r = self._link.run_packed("receive", Packed(RECEIVE, 9, rest))
         if r is None:
             return None
         if r == -1:
