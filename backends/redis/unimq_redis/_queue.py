@@ -22,6 +22,7 @@ import redis
 from redis.exceptions import MovedError
 
 from unimq import (
+    InvalidURL,
     LimitExceeded,
     QueueExists,
     QueueNotFound,
@@ -35,12 +36,14 @@ from unimq._queue import Queue
 from unimq._url import QueueURL, parse_url
 from unimq_redis._address import ADDRESS_KEYS, Address, parse_address
 from unimq_redis._link import Blocker, Link, Packed, _Failure, _read, _send, bulk
+from unimq_redis._renew import Renewer, parse_ttl
 from unimq_redis._scripts import (
     CREATE,
     LAYOUT,
     RECEIVE,
     RECEIVE_MANY,
     REMOVE,
+    RENEW,
     SEND,
     SEND_MANY,
     STAT,
@@ -127,9 +130,14 @@ class RedisQueue(Queue):
         "max_messages": positive_int,
         "max_message_size": positive_int,
         "max_bytes": positive_int,
+        # Seconds: the queue's keys expire unless the creating handle renews them
+        # (unimq.temporary("redis://host:port") passes it; only at creation).
+        "ttl": parse_ttl,
     }
     address_keys: ClassVar[frozenset[str]] = ADDRESS_KEYS
-    attribute_options: ClassVar[frozenset[str]] = frozenset(options)
+    attribute_options: ClassVar[frozenset[str]] = frozenset(DEFAULTS)
+    temporary_ttl: ClassVar[float | None] = 30.0
+    _renewer: Renewer | None = None
     _driver_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.RedisError,)
 
     def __init__(
@@ -166,6 +174,12 @@ class RedisQueue(Queue):
 
     @classmethod
     def _open_existing(cls, url: QueueURL, *, access: Access, options: dict[str, Any]) -> Self:
+        if "ttl" in options:
+            raise InvalidURL(
+                f"{url} exists: ttl applies only to a queue this call creates (use "
+                "exclusive=True, or unimq.temporary('redis://host:port', ttl=...))",
+                url=str(url),
+            )
         address, link = cls._connect(url)
         try:
             assert address.name is not None
@@ -188,6 +202,7 @@ class RedisQueue(Queue):
         try:
             assert address.name is not None
             attrs = {**DEFAULTS, **options}
+            ttl: float | None = attrs.pop("ttl", None)
             gen = secrets.token_hex(8).encode()
             meta = {
                 b"gen": gen,
@@ -207,7 +222,7 @@ class RedisQueue(Queue):
                     os.getegid(),
                     os.getpid(),
                     LAYOUT,
-                    "",
+                    "" if ttl is None else math.ceil(ttl * 1000),
                 ),
             )
             if not made:
@@ -216,7 +231,10 @@ class RedisQueue(Queue):
                     errno=E.EEXIST,
                     url=str(url),
                 )
-            return cls(url, access, address, link, meta)
+            handle = cls(url, access, address, link, meta)
+            if ttl is not None:
+                handle._renewer = Renewer(handle, ttl)
+            return handle
         except BaseException:
             link.close()
             raise
@@ -259,6 +277,18 @@ class RedisQueue(Queue):
             f"queue limits: {attrs['max_messages']} messages, {attrs['max_message_size']} "
             f"bytes each, {attrs['max_bytes']} bytes in all",
         ]
+
+    @classmethod
+    def _temporary_url(cls, server: str, name: str) -> QueueURL:
+        parsed = parse_url(server)
+        address = parse_address(parsed, need_name=False)
+        if address.name is not None:
+            raise InvalidURL(
+                f"{parsed} names a queue ({address.name!r}); give unimq.temporary() the "
+                "server only (redis://host:port), it makes a unique name there",
+                url=str(parsed),
+            )
+        return _queue_url(parsed, address, name)
 
     @classmethod
     def _list(cls, url: str | QueueURL) -> list[QueueStat]:
@@ -449,7 +479,14 @@ class RedisQueue(Queue):
         meta = _pairs(flat)
         return _stat_from(self._url_text, self._name, count, meta)
 
+    def _renew(self) -> bool:
+        """Give every key of this temporary queue its expiry again; False once it is gone."""
+        return bool(self._link.run("renew", RENEW, self._meta, (self._prefix, self._gen)))
+
     def _close(self) -> None:
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.stop()
         self._blocker.close()
         self._link.close()
 
