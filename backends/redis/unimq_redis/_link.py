@@ -43,7 +43,7 @@ from unimq import BackendUnavailable, LimitExceeded, PermissionDenied, UnimqErro
 from unimq_redis._address import Address
 from unimq_redis._scripts import Script
 
-__all__ = ["Link", "Packed", "Server", "bulk"]
+__all__ = ["Link", "Packed", "SentinelLink", "Server", "bulk", "make_link"]
 
 _REDIRECTS = 8
 # Errors that mean "the server did not run it": safe to say nothing happened.
@@ -292,6 +292,10 @@ class Link:
             self.server = Server(server.address.moved(host, port))
             server.close()
 
+    def lost(self) -> None:
+        """A blocked call on this link failed (see :class:`SentinelLink`); a
+        plain link has nothing to follow."""
+
     def where(self) -> str:
         return self.server.address.server
 
@@ -355,6 +359,89 @@ class Link:
         if isinstance(exc, ResponseError):
             return UnimqError(f"{op} on {url}: the redis server answered: {exc}", url=url)
         return UnimqError(f"{op} on {url} failed: {type(exc).__name__}: {exc}", url=url)
+
+
+def make_link(address: Address, url: str) -> Link:
+    """The link for ``address``: through its sentinels when it names some."""
+    if address.sentinels:
+        return SentinelLink(address, url)
+    return Link(address, url)
+
+
+class SentinelLink(Link):
+    """A link to the current primary of a Sentinel-watched service.
+
+    The primary is asked of the sentinels when the link is made and again after
+    a failure that suggests a failover (the connection lost, ``READONLY``, a
+    blocked call unblocked by a role change). A request that certainly did not
+    run (``maybe_done=False``) is then sent once more to the new primary; one
+    that may have run is not: its error is raised, and the next call goes to
+    the new primary.
+    """
+
+    def __init__(self, address: Address, url: str) -> None:
+        self.url = url
+        self.sentinel_address = address
+        self._stale = False
+        self.server = Server(self._primary())
+
+    def _primary(self) -> Address:
+        address = self.sentinel_address
+        problems: list[str] = []
+        for host, port in address.sentinels:
+            cls: Callable[..., Any] = SSLConnection if address.tls_on else Connection
+            conn = cast(Conn, cls(**address.sentinel_kwargs(host, port)))
+            try:
+                conn.send_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", address.service)
+                reply = conn.read_response()
+            except (redis.RedisError, OSError) as exc:
+                problems.append(f"{host}:{port}: {exc}")
+                continue
+            finally:
+                conn.disconnect()
+            if not reply:
+                problems.append(f"{host}:{port} monitors no service {address.service!r}")
+                continue
+            primary_host, primary_port = reply
+            return address.moved(primary_host.decode(), int(primary_port))
+        raise BackendUnavailable(
+            f"{self.url}: no sentinel named the primary of {address.service!r} "
+            f"({'; '.join(problems)}); nothing was done, try again once a sentinel answers",
+            maybe_done=False,
+            errno=E.EHOSTUNREACH,
+            url=self.url,
+        )
+
+    def lost(self) -> None:
+        """The primary may have changed: ask the sentinels before the next call."""
+        self._stale = True
+
+    def _refresh(self) -> bool:
+        """Follow the sentinels to the current primary; True if it changed."""
+        self._stale = False
+        primary = self._primary()
+        old = self.server
+        if primary == old.address:
+            return False
+        self.server = Server(primary)
+        old.close()
+        return True
+
+    def command(self, op: str, args: tuple[Any, ...] | Packed, script: Script | None = None) -> Any:
+        if self._stale:
+            self._refresh()
+        try:
+            return super().command(op, args, script)
+        except BackendUnavailable as exc:
+            try:
+                changed = self._refresh()
+            except BackendUnavailable:
+                self._stale = True
+                raise exc from exc.__cause__
+            if not changed or exc.maybe_done is not False:
+                raise
+        # Nothing ran on the old primary and a new one took over: send it there.
+        return super().command(op, args, script)
 
 
 class Blocker:

@@ -35,7 +35,17 @@ from unimq._options import Access, OptionParser, positive_int
 from unimq._queue import Queue
 from unimq._url import QueueURL, parse_url
 from unimq_redis._address import ADDRESS_KEYS, Address, parse_address
-from unimq_redis._link import Blocker, Link, Packed, _Failure, _read, _send, bulk
+from unimq_redis._link import (
+    Blocker,
+    Link,
+    Packed,
+    SentinelLink,
+    _Failure,
+    _read,
+    _send,
+    bulk,
+    make_link,
+)
 from unimq_redis._renew import Renewer, parse_ttl
 from unimq_redis._scripts import (
     CREATE,
@@ -170,7 +180,7 @@ class RedisQueue(Queue):
     @classmethod
     def _connect(cls, url: QueueURL) -> tuple[Address, Link]:
         address = parse_address(url)
-        return address, Link(address, str(url))
+        return address, make_link(address, str(url))
 
     @classmethod
     def _open_existing(cls, url: QueueURL, *, access: Access, options: dict[str, Any]) -> Self:
@@ -462,11 +472,17 @@ class RedisQueue(Queue):
         except _Failure as exc:
             if self._closed:
                 return False
+            if isinstance(link, SentinelLink):
+                link.lost()  # a failover? a spurious wake-up: the retry asks the sentinels
+                return True
             raise link.unavailable(f"{op} (waiting)", exc.cause, maybe_done=False) from exc.cause
         except MovedError as exc:
             link.move(server, exc.host, exc.port)  # spurious wake-up; the retry follows it
         except redis.RedisError as exc:
-            raise link.refused(op, exc) from exc
+            if not str(exc).startswith("UNBLOCKED"):
+                raise link.refused(op, exc) from exc
+            # The server changed role (a failover demoted it): a spurious wake-up.
+            link.lost()
         finally:
             server.put(conn)
         return not self._closed
@@ -550,7 +566,7 @@ def list_queues(url: str | QueueURL) -> list[QueueStat]:
     parsed = parse_url(url)
     address = parse_address(parsed, need_name=False)
     base = dataclasses.replace(parsed, query=tuple((k, v) for k, v in parsed.query if k == "db"))
-    link = Link(address, str(base))
+    link = make_link(address, str(base))
     found: list[QueueStat] = []
     try:
         cursor: Any = 0
@@ -579,4 +595,6 @@ def _queue_url(base: QueueURL, address: Address, name: str) -> QueueURL:
         query = (("queue", name), *base.query)
         return dataclasses.replace(base, query=query)
     authority = base.target.partition("/")[0]
+    if address.service is not None:
+        return dataclasses.replace(base, target=f"{authority}/{address.service}/{name}")
     return dataclasses.replace(base, target=f"{authority}/{name}")
