@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from unimq_redis import list_queues
 
 import unimq
 from tests.redis.conftest import new_name
@@ -146,6 +147,8 @@ def test_temporary_queue_through_sentinel(topology: Topology) -> None:
     with unimq.temporary(topology.url, ttl=30) as q:
         assert q.url.startswith(f"{topology.url}/unimq-tmp-")
         q.send(b"x")
+        listed = {st.url: st.messages for st in list_queues(topology.url)}
+        assert listed[q.url] == 1  # unimq ls redis+sentinel://HOST/SERVICE
         assert q.receive(timeout=0).data == b"x"
         name = q.url.rsplit("/", 1)[1]
     with _raw(topology.primary.port) as p:
