@@ -280,8 +280,11 @@ def bench(session: nox.Session) -> None:
     full = "--quick" not in session.posargs  # a full run redraws the chart and the page
     outputs = ["--chart", "docs/img/bench.png", "--docs", "docs/benchmarks.md"] if full else []
     session.run("python", "-m", "bench.run", *outputs, *session.posargs)
+    quick = [a for a in session.posargs if a == "--quick"]
     # unimq.aio against sync receive and to_thread(receive): bench-results/aio.json
-    session.run("python", "-m", "bench.aio", *(a for a in session.posargs if a == "--quick"))
+    session.run("python", "-m", "bench.aio", *quick)
+    # redis:// against raw redis-py on a valkey-server of its own (prints its figures)
+    session.run("python", "-m", "tests.redis.bench", *quick)
 
 
 @nox.session

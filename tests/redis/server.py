@@ -57,6 +57,9 @@ def free_port(*, with_bus: bool = False) -> int:
 class ValkeyServer:
     """One valkey-server process; ``start()`` returns once it accepts connections."""
 
+    #: The log line that says the server is up.
+    ready_line = READY
+
     def __init__(
         self,
         workdir: Path,
@@ -121,7 +124,7 @@ class ValkeyServer:
             assert proc.stdout is not None
             for line in proc.stdout:
                 self.log.append(line)
-                if READY in line:
+                if self.ready_line in line:
                     ready.set()
             ready.set()  # exited: start() reports it
 

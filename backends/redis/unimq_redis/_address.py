@@ -5,6 +5,14 @@ URL forms (the password never appears in ``q.url``, ``repr``, ``stat`` or logs):
     redis://[user[:password]@]host[:port]/NAME[?db=N]
     rediss://[user[:password]@]host[:port]/NAME[?db=N&ssl_ca_certs=PATH]   TLS
     redis+unix://[user[:password]@]/path/to/server.sock?queue=NAME[&db=N]
+    redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/SERVICE/NAME[?db=N]
+    rediss+sentinel://...   the same over TLS (to the sentinels and the primary)
+
+A sentinel URL lists Sentinel processes (port 26379 unless given) and the
+service (master) name they watch; the queue lives on that service's current
+primary. The URL's credentials are the primary's; the sentinels' come from
+``UNIMQ_REDIS_SENTINEL_USERNAME`` / ``UNIMQ_REDIS_SENTINEL_PASSWORD`` (none by
+default).
 
 Credentials not in the URL come from the environment: ``UNIMQ_REDIS_USERNAME``
 and ``UNIMQ_REDIS_PASSWORD``, else ``REDISCLI_AUTH`` (redis-cli's variable) for
@@ -25,6 +33,8 @@ from unimq._url import QueueURL
 __all__ = ["ADDRESS_KEYS", "Address", "parse_address"]
 
 DEFAULT_PORT = 6379
+SENTINEL_PORT = 26379
+SENTINEL_SCHEMES = frozenset({"redis+sentinel", "rediss+sentinel"})
 #: URL query keys that belong to the address (kept in ``q.url``), not queue options.
 ADDRESS_KEYS = frozenset(
     {"db", "queue", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"}
@@ -48,10 +58,35 @@ class Address:
     username: str | None
     password: str | None = field(repr=False)
     tls: dict[str, str] = field(default_factory=dict)
+    #: For a sentinel URL: the sentinels' (host, port) and the service name; the
+    #: primary's address (host, port) comes from them (see :meth:`moved`).
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service: str | None = None
+
+    @property
+    def tls_on(self) -> bool:
+        return self.scheme in ("rediss", "rediss+sentinel")
+
+    def sentinel_kwargs(self, host: str, port: int) -> dict[str, Any]:
+        """Keyword arguments for a connection to one sentinel."""
+        kw = self.connection_kwargs()
+        kw.update(
+            host=host,
+            port=port,
+            db=0,
+            username=os.environ.get("UNIMQ_REDIS_SENTINEL_USERNAME") or None,
+            password=os.environ.get("UNIMQ_REDIS_SENTINEL_PASSWORD") or None,
+            socket_timeout=5.0,
+            socket_connect_timeout=5.0,
+        )
+        return kw
 
     @property
     def server(self) -> str:
         """``host:port`` or the socket path, for messages."""
+        if self.sentinels:
+            where = ",".join(f"{h}:{p}" for h, p in self.sentinels)
+            return f"the primary of {self.service!r} (sentinels {where})"
         if self.socket_path is not None:
             return self.socket_path
         return f"{self.host}:{self.port}"
@@ -76,7 +111,7 @@ class Address:
         kw["socket_keepalive"] = True
         kw["host"] = self.host
         kw["port"] = self.port
-        if self.scheme == "rediss":
+        if self.tls_on:
             kw["ssl_cert_reqs"] = self.tls.get("ssl_cert_reqs", "required")
             kw["ssl_check_hostname"] = kw["ssl_cert_reqs"] == "required"
             for key in ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile"):
@@ -85,9 +120,10 @@ class Address:
         return kw
 
     def moved(self, host: str, port: int) -> Address:
-        """The same queue on another cluster node (after a MOVED redirection)."""
+        """The same queue on another cluster node (after a MOVED redirection), or
+        on the primary a sentinel named."""
         return Address(
-            self.scheme,
+            "rediss" if self.tls_on else "redis",
             host,
             port,
             None,
@@ -108,7 +144,7 @@ def parse_address(url: QueueURL, *, need_name: bool = True) -> Address:
     text = str(url)
     query = dict(url.query)
     for key in _TLS_KEYS & query.keys():
-        if url.scheme != "rediss":
+        if url.scheme not in ("rediss", "rediss+sentinel"):
             raise InvalidURL(f"{key} is a TLS setting: use rediss:// ({text})", url=text)
     reqs = query.get("ssl_cert_reqs", "required")
     if reqs not in ("required", "optional", "none"):
@@ -122,7 +158,32 @@ def parse_address(url: QueueURL, *, need_name: bool = True) -> Address:
     authority, slash, path = url.target.partition("/")
     userinfo, at, hostport = authority.rpartition("@")
     username = unquote(userinfo) if at and userinfo else None
-    if url.scheme == "redis+unix":
+    sentinels: tuple[tuple[str, int], ...] = ()
+    service = None
+    if url.scheme in SENTINEL_SCHEMES:
+        if not hostport:
+            raise InvalidURL(
+                f"{text} names no sentinel; for example "
+                "redis+sentinel://sentinel1:26379,sentinel2:26379/mymaster/orders",
+                url=text,
+            )
+        sentinels = tuple(
+            _host_port(part, text, default=SENTINEL_PORT) for part in hostport.split(",")
+        )
+        service, _, path = path.partition("/")
+        slash = "/" if path else ""
+        if not service:
+            raise InvalidURL(
+                f"{text} names no sentinel service: redis+sentinel://HOST:26379/SERVICE/QUEUE "
+                "(SERVICE is the master name the sentinels monitor)",
+                url=text,
+            )
+        service = unquote(service)
+        hostport = ""
+    if url.scheme in SENTINEL_SCHEMES:
+        socket_path, host, port = None, None, 0
+        name = unquote(path) if slash and path else None
+    elif url.scheme == "redis+unix":
         if hostport:
             raise InvalidURL(
                 f"{text}: a redis+unix URL names a socket path, not a host: "
@@ -174,10 +235,12 @@ def parse_address(url: QueueURL, *, need_name: bool = True) -> Address:
         username or env_user,
         password,
         tls,
+        sentinels,
+        service,
     )
 
 
-def _host_port(hostport: str, text: str) -> tuple[str, int]:
+def _host_port(hostport: str, text: str, *, default: int = DEFAULT_PORT) -> tuple[str, int]:
     if not hostport:
         raise InvalidURL(f"{text} names no server; for example redis://localhost:6379/orders")
     host, port_text = hostport, ""
@@ -189,7 +252,7 @@ def _host_port(hostport: str, text: str) -> tuple[str, int]:
     if not _HOST.match(host):
         raise InvalidURL(f"{text} has an invalid host {host!r}", url=text)
     if port_text == "":
-        return host.strip("[]"), DEFAULT_PORT
+        return host.strip("[]"), default
     if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
         raise InvalidURL(f"{text} has an invalid port {port_text!r} (1..65535)", url=text)
     return host.strip("[]"), int(port_text)

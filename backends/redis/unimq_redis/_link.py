@@ -43,7 +43,7 @@ from unimq import BackendUnavailable, LimitExceeded, PermissionDenied, UnimqErro
 from unimq_redis._address import Address
 from unimq_redis._scripts import Script
 
-__all__ = ["Link", "Server"]
+__all__ = ["Link", "Packed", "SentinelLink", "Server", "bulk", "make_link"]
 
 _REDIRECTS = 8
 # Errors that mean "the server did not run it": safe to say nothing happened.
@@ -143,9 +143,45 @@ def pack(args: tuple[Any, ...]) -> bytes:
     return b"".join(out)
 
 
-def _send(conn: Conn, args: tuple[Any, ...]) -> None:
+def bulk(arg: bytes | str | int) -> bytes:
+    """One argument in RESP (as :func:`pack` writes it), to prebuild commands."""
+    if isinstance(arg, str):
+        arg = arg.encode()
+    elif isinstance(arg, int):
+        arg = b"%d" % arg
+    return b"$%d\r\n%s\r\n" % (len(arg), arg)
+
+
+class Packed:
+    """A script call whose arguments after the SHA are already in RESP: the hot
+    paths build it from a per-handle prefix without packing every argument again.
+    After NOSCRIPT the same arguments follow EVAL and the script's body."""
+
+    __slots__ = ("count", "rest", "script")
+
+    def __init__(self, script: Script, count: int, rest: bytes | list[bytes]) -> None:
+        self.script = script
+        self.count = count  # elements of the whole command, EVALSHA and SHA included
+        self.rest = rest
+
+    def request(self, *, full: bool = False) -> list[bytes]:
+        script = self.script
+        if full:
+            head = b"*%d\r\n$4\r\nEVAL\r\n%s" % (self.count, bulk(script.body))
+        else:
+            head = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n" % (self.count, script.sha.encode())
+        rest = self.rest
+        if isinstance(rest, bytes):
+            return [head + rest]
+        return [head, *rest]
+
+
+def _send(conn: Conn, args: tuple[Any, ...] | Packed) -> None:
     try:
-        conn.send_packed_command([pack(args)])
+        if type(args) is Packed:
+            conn.send_packed_command(args.request())
+        else:
+            conn.send_packed_command([pack(args)])  # type: ignore[arg-type]
     except (AuthenticationError, NoPermissionError):
         raise
     except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
@@ -166,7 +202,7 @@ def _read(conn: Conn, *, wait: bool = False, timeout: float | None = None) -> An
         raise _Failure(exc, sent=True) from exc
 
 
-def _execute(conn: Conn, args: tuple[Any, ...], script: Script | None) -> Any:
+def _execute(conn: Conn, args: tuple[Any, ...] | Packed, script: Script | None) -> Any:
     _send(conn, args)
     try:
         return _read(conn)
@@ -174,7 +210,14 @@ def _execute(conn: Conn, args: tuple[Any, ...], script: Script | None) -> Any:
         if script is None:
             raise
         # After a restart or SCRIPT FLUSH: the script did not run; send it in full.
-        _send(conn, ("EVAL", script.body, *args[2:]))
+        if type(args) is Packed:
+            try:
+                conn.send_packed_command(args.request(full=True))
+            except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+                conn.disconnect()
+                raise _Failure(exc, sent=False) from exc
+        else:
+            _send(conn, ("EVAL", script.body, *args[2:]))  # type: ignore[index]
         return _read(conn)
 
 
@@ -193,7 +236,11 @@ class Link:
         """Run ``script`` (by SHA, in full after NOSCRIPT)."""
         return self.command(op, ("EVALSHA", script.sha, len(keys), *keys, *args), script)
 
-    def command(self, op: str, args: tuple[Any, ...], script: Script | None = None) -> Any:
+    def run_packed(self, op: str, call: Packed) -> Any:
+        """Run a prebuilt script call (see :class:`Packed`), like :meth:`run`."""
+        return self.command(op, call, call.script)
+
+    def command(self, op: str, args: tuple[Any, ...] | Packed, script: Script | None = None) -> Any:
         """Send one command and return its reply, as unimq errors."""
         for _ in range(_REDIRECTS):
             server = self.server
@@ -218,7 +265,12 @@ class Link:
         )
 
     def _ask(
-        self, op: str, server: Server, exc: AskError, args: tuple[Any, ...], script: Script | None
+        self,
+        op: str,
+        server: Server,
+        exc: AskError,
+        args: tuple[Any, ...] | Packed,
+        script: Script | None,
     ) -> Any:
         # The slot is migrating: this one command goes to the target node after ASKING.
         target = Server(server.address.moved(exc.host, exc.port))
@@ -239,6 +291,10 @@ class Link:
         if self.server is server:
             self.server = Server(server.address.moved(host, port))
             server.close()
+
+    def lost(self) -> None:
+        """A blocked call on this link failed (see :class:`SentinelLink`); a
+        plain link has nothing to follow."""
 
     def where(self) -> str:
         return self.server.address.server
@@ -303,6 +359,89 @@ class Link:
         if isinstance(exc, ResponseError):
             return UnimqError(f"{op} on {url}: the redis server answered: {exc}", url=url)
         return UnimqError(f"{op} on {url} failed: {type(exc).__name__}: {exc}", url=url)
+
+
+def make_link(address: Address, url: str) -> Link:
+    """The link for ``address``: through its sentinels when it names some."""
+    if address.sentinels:
+        return SentinelLink(address, url)
+    return Link(address, url)
+
+
+class SentinelLink(Link):
+    """A link to the current primary of a Sentinel-watched service.
+
+    The primary is asked of the sentinels when the link is made and again after
+    a failure that suggests a failover (the connection lost, ``READONLY``, a
+    blocked call unblocked by a role change). A request that certainly did not
+    run (``maybe_done=False``) is then sent once more to the new primary; one
+    that may have run is not: its error is raised, and the next call goes to
+    the new primary.
+    """
+
+    def __init__(self, address: Address, url: str) -> None:
+        self.url = url
+        self.sentinel_address = address
+        self._stale = False
+        self.server = Server(self._primary())
+
+    def _primary(self) -> Address:
+        address = self.sentinel_address
+        problems: list[str] = []
+        for host, port in address.sentinels:
+            cls: Callable[..., Any] = SSLConnection if address.tls_on else Connection
+            conn = cast(Conn, cls(**address.sentinel_kwargs(host, port)))
+            try:
+                conn.send_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", address.service)
+                reply = conn.read_response()
+            except (redis.RedisError, OSError) as exc:
+                problems.append(f"{host}:{port}: {exc}")
+                continue
+            finally:
+                conn.disconnect()
+            if not reply:
+                problems.append(f"{host}:{port} monitors no service {address.service!r}")
+                continue
+            primary_host, primary_port = reply
+            return address.moved(primary_host.decode(), int(primary_port))
+        raise BackendUnavailable(
+            f"{self.url}: no sentinel named the primary of {address.service!r} "
+            f"({'; '.join(problems)}); nothing was done, try again once a sentinel answers",
+            maybe_done=False,
+            errno=E.EHOSTUNREACH,
+            url=self.url,
+        )
+
+    def lost(self) -> None:
+        """The primary may have changed: ask the sentinels before the next call."""
+        self._stale = True
+
+    def _refresh(self) -> bool:
+        """Follow the sentinels to the current primary; True if it changed."""
+        self._stale = False
+        primary = self._primary()
+        old = self.server
+        if primary == old.address:
+            return False
+        self.server = Server(primary)
+        old.close()
+        return True
+
+    def command(self, op: str, args: tuple[Any, ...] | Packed, script: Script | None = None) -> Any:
+        if self._stale:
+            self._refresh()
+        try:
+            return super().command(op, args, script)
+        except BackendUnavailable as exc:
+            try:
+                changed = self._refresh()
+            except BackendUnavailable:
+                self._stale = True
+                raise exc from exc.__cause__
+            if not changed or exc.maybe_done is not False:
+                raise
+        # Nothing ran on the old primary and a new one took over: send it there.
+        return super().command(op, args, script)
 
 
 class Blocker:

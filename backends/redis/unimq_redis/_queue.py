@@ -12,21 +12,52 @@ import errno as E
 import math
 import os
 import secrets
+import struct
 import threading
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any, ClassVar, Self
 
 import redis
 from redis.exceptions import MovedError
 
-from unimq import LimitExceeded, QueueExists, QueueNotFound, QueueRemoved, QueueStat
+from unimq import (
+    InvalidURL,
+    LimitExceeded,
+    QueueExists,
+    QueueNotFound,
+    QueueRemoved,
+    QueueStat,
+    UnimqError,
+)
 from unimq._message import Capability, Message, new_message
 from unimq._options import Access, OptionParser, positive_int
 from unimq._queue import Queue
 from unimq._url import QueueURL, parse_url
 from unimq_redis._address import ADDRESS_KEYS, Address, parse_address
-from unimq_redis._link import Blocker, Link, _Failure, _read, _send
-from unimq_redis._scripts import CREATE, RECEIVE, REMOVE, SEND, STAT
+from unimq_redis._link import (
+    Blocker,
+    Link,
+    Packed,
+    SentinelLink,
+    _Failure,
+    _read,
+    _send,
+    bulk,
+    make_link,
+)
+from unimq_redis._renew import Renewer, parse_ttl
+from unimq_redis._scripts import (
+    CREATE,
+    LAYOUT,
+    RECEIVE,
+    RECEIVE_MANY,
+    REMOVE,
+    RENEW,
+    SEND,
+    SEND_MANY,
+    STAT,
+)
 
 __all__ = ["DEFAULTS", "RedisQueue", "list_queues"]
 
@@ -37,6 +68,15 @@ BULK_MAX = 512 << 20
 # Extra seconds a blocked read waits for the server's BLPOP answer before the
 # server counts as unresponsive.
 _REPLY_GRACE = 10.0
+# One batch script call carries at most this many messages and (unless one
+# message alone is larger) this many payload bytes; a longer batch takes more calls.
+BATCH_MESSAGES = 1000
+BATCH_BYTES = 8 << 20
+
+
+def _unpack_lengths(packed: bytes) -> tuple[int, ...]:
+    """RECEIVE_MANY's entry lengths: big-endian 32-bit integers."""
+    return struct.unpack(f">{len(packed) >> 2}I", packed)
 
 
 def _pid() -> int:
@@ -44,17 +84,26 @@ def _pid() -> int:
 
 
 def _set_pid() -> None:
-    global _PID
+    global _PID, _PID_BULK
     _PID = os.getpid()
+    _PID_BULK = bulk(_PID)
 
 
 _PID = os.getpid()
+_PID_BULK = bulk(_PID)  # the pid as a packed script argument
 os.register_at_fork(after_in_child=_set_pid)
+# Packed arguments the hot paths use most: no waiter, mtype selection 0, the
+# default tags (mtype 1, priority 0); payloads above _INLINE are sent as they
+# are rather than copied into the request.
+_NO_WAITER = bulk("")
+_SEL_ANY = bulk(0)
+_DEFAULT_TAGS = bulk(1) + bulk(0)
+_INLINE = 64 << 10
 
 
 def _keys(name: str) -> tuple[str, tuple[str, ...]]:
     prefix = f"unimq:{{{name}}}"
-    suffixes = ("meta", "all", "types", "data", "rw", "sw")
+    suffixes = ("meta", "prios", "types", "rw", "sw")
     return prefix, tuple(f"{prefix}:{s}" for s in suffixes)
 
 
@@ -91,9 +140,14 @@ class RedisQueue(Queue):
         "max_messages": positive_int,
         "max_message_size": positive_int,
         "max_bytes": positive_int,
+        # Seconds: the queue's keys expire unless the creating handle renews them
+        # (unimq.temporary("redis://host:port") passes it; only at creation).
+        "ttl": parse_ttl,
     }
     address_keys: ClassVar[frozenset[str]] = ADDRESS_KEYS
-    attribute_options: ClassVar[frozenset[str]] = frozenset(options)
+    attribute_options: ClassVar[frozenset[str]] = frozenset(DEFAULTS)
+    temporary_ttl: ClassVar[float | None] = 30.0
+    _renewer: Renewer | None = None
     _driver_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.RedisError,)
 
     def __init__(
@@ -109,9 +163,13 @@ class RedisQueue(Queue):
         self._name = address.name
         self._prefix, self._keys = _keys(address.name)
         self._meta = self._keys[:1]
+        # numkeys, the meta key, the prefix and the incarnation: the fixed start
+        # of every send and receive script call.
+        self._fixed = bulk(1) + bulk(self._keys[0]) + bulk(self._prefix) + bulk(self._gen)
         self._blocker = Blocker()
         self._token = secrets.token_hex(6)
         self._install(self._try_send, self._try_receive, self._wait_send, self._wait_receive)
+        self._install_batches(self._try_send_many, self._try_receive_many)
 
     # ------------------------------------------------------------------ opening
 
@@ -122,10 +180,16 @@ class RedisQueue(Queue):
     @classmethod
     def _connect(cls, url: QueueURL) -> tuple[Address, Link]:
         address = parse_address(url)
-        return address, Link(address, str(url))
+        return address, make_link(address, str(url))
 
     @classmethod
     def _open_existing(cls, url: QueueURL, *, access: Access, options: dict[str, Any]) -> Self:
+        if "ttl" in options:
+            raise InvalidURL(
+                f"{url} exists: ttl applies only to a queue this call creates (use "
+                "exclusive=True, or unimq.temporary('redis://host:port', ttl=...))",
+                url=str(url),
+            )
         address, link = cls._connect(url)
         try:
             assert address.name is not None
@@ -136,6 +200,7 @@ class RedisQueue(Queue):
                     errno=E.ENOENT,
                     url=str(url),
                 )
+            _check_layout(url, meta)
             return cls(url, access, address, link, meta)
         except BaseException:
             link.close()
@@ -147,6 +212,7 @@ class RedisQueue(Queue):
         try:
             assert address.name is not None
             attrs = {**DEFAULTS, **options}
+            ttl: float | None = attrs.pop("ttl", None)
             gen = secrets.token_hex(8).encode()
             meta = {
                 b"gen": gen,
@@ -165,6 +231,8 @@ class RedisQueue(Queue):
                     os.geteuid(),
                     os.getegid(),
                     os.getpid(),
+                    LAYOUT,
+                    "" if ttl is None else math.ceil(ttl * 1000),
                 ),
             )
             if not made:
@@ -173,7 +241,10 @@ class RedisQueue(Queue):
                     errno=E.EEXIST,
                     url=str(url),
                 )
-            return cls(url, access, address, link, meta)
+            handle = cls(url, access, address, link, meta)
+            if ttl is not None:
+                handle._renewer = Renewer(handle, ttl)
+            return handle
         except BaseException:
             link.close()
             raise
@@ -218,6 +289,18 @@ class RedisQueue(Queue):
         ]
 
     @classmethod
+    def _temporary_url(cls, server: str, name: str) -> QueueURL:
+        parsed = parse_url(server)
+        address = parse_address(parsed, need_name=False)
+        if address.name is not None:
+            raise InvalidURL(
+                f"{parsed} names a queue ({address.name!r}); give unimq.temporary() the "
+                "server only (redis://host:port), it makes a unique name there",
+                url=str(parsed),
+            )
+        return _queue_url(parsed, address, name)
+
+    @classmethod
     def _list(cls, url: str | QueueURL) -> list[QueueStat]:
         """The queues on the server ``url`` names: the hook for ``unimq ls redis://host``."""
         return list_queues(url)
@@ -244,12 +327,16 @@ class RedisQueue(Queue):
         return f"{self._token}.{os.getpid()}.{threading.get_ident()}"
 
     def _send_script(self, data: bytes, mtype: int, priority: int, waiter: str) -> bool:
-        r = self._link.run(
-            "send",
-            SEND,
-            self._meta,
-            (self._prefix, self._gen, data, mtype, priority, _pid(), waiter),
-        )
+        # EVALSHA sha numkeys meta prefix gen data mtype priority pid waiter
+        tags = _DEFAULT_TAGS if mtype == 1 and priority == 0 else bulk(mtype) + bulk(priority)
+        tail = tags + _PID_BULK + (bulk(waiter) if waiter else _NO_WAITER)
+        head = self._fixed + b"$%d\r\n" % len(data)
+        rest: bytes | list[bytes]
+        if len(data) <= _INLINE:
+            rest = head + data + b"\r\n" + tail
+        else:
+            rest = [head, data, b"\r\n" + tail]
+        r = self._link.run_packed("send", Packed(SEND, 11, rest))
         if r == 1:
             return True
         if r == 0:
@@ -257,9 +344,14 @@ class RedisQueue(Queue):
         raise self._removed_error()
 
     def _receive_script(self, mtype: int, waiter: str) -> Message | None:
-        r = self._link.run(
-            "receive", RECEIVE, self._meta, (self._prefix, self._gen, mtype, _pid(), waiter)
+        # EVALSHA sha numkeys meta prefix gen sel pid waiter
+        rest = (
+            self._fixed
+            + (_SEL_ANY if mtype == 0 else bulk(mtype))
+            + _PID_BULK
+            + (bulk(waiter) if waiter else _NO_WAITER)
         )
+        r = self._link.run_packed("receive", Packed(RECEIVE, 9, rest))
         if r is None:
             return None
         if r == -1:
@@ -271,6 +363,74 @@ class RedisQueue(Queue):
 
     def _try_receive(self, mtype: int) -> Message | None:
         return self._receive_script(mtype, "")
+
+    def _try_send_many(self, batch: list[tuple[bytes, int, int]], start: int) -> int:
+        """Send ``batch[start:]`` in as few script calls as the chunk limits allow."""
+        n, end = start, len(batch)
+        try:
+            while n < end:
+                args: list[Any] = [self._prefix, self._gen, _pid()]
+                size = 0
+                stop = min(end, n + BATCH_MESSAGES)
+                i = n
+                while i < stop:
+                    data, mtype, priority = batch[i]
+                    size += len(data)
+                    if size > BATCH_BYTES and i > n:
+                        break
+                    args += (data, mtype, priority)
+                    i += 1
+                r = self._link.run("send", SEND_MANY, self._meta, tuple(args))
+                if r == -1:
+                    raise self._removed_error()
+                n += r
+                if n < i:
+                    break
+        except Exception as exc:
+            exc.unimq_sent = n - start  # type: ignore[attr-defined]
+            raise
+        return n - start
+
+    def _try_receive_many(self, mtype: int, limit: int) -> list[Message]:
+        """Up to ``limit`` messages in as few script calls as the chunk limits allow."""
+        out: list[Message] = []
+        try:
+            while len(out) < limit:
+                ask = min(limit - len(out), BATCH_MESSAGES)
+                r = self._link.run(
+                    "receive",
+                    RECEIVE_MANY,
+                    self._meta,
+                    (self._prefix, self._gen, mtype, _pid(), ask, BATCH_BYTES),
+                )
+                if r == -1:
+                    raise self._removed_error()
+                if not r:
+                    break
+                runs, lengths, blob, cut = r
+                ends = list(accumulate(_unpack_lengths(lengths)))
+                starts = [0, *ends[:-1]]
+                if len(runs) == 3:  # one type and priority: the common case
+                    mt, pr = runs[0], runs[1]
+                    out += [
+                        new_message((blob[a + 16 : b], mt, pr))
+                        for a, b in zip(starts, ends, strict=True)
+                    ]
+                else:
+                    k = 0
+                    for i in range(0, len(runs), 3):
+                        mt, pr, n = runs[i], runs[i + 1], runs[i + 2]
+                        out += [
+                            new_message((blob[a + 16 : b], mt, pr))
+                            for a, b in zip(starts[k : k + n], ends[k : k + n], strict=True)
+                        ]
+                        k += n
+                if len(ends) < ask and not cut:
+                    break
+        except Exception:
+            if not out:
+                raise
+        return out
 
     def _wait_send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> bool:
         if self._closed:
@@ -312,11 +472,17 @@ class RedisQueue(Queue):
         except _Failure as exc:
             if self._closed:
                 return False
+            if isinstance(link, SentinelLink):
+                link.lost()  # a failover? a spurious wake-up: the retry asks the sentinels
+                return True
             raise link.unavailable(f"{op} (waiting)", exc.cause, maybe_done=False) from exc.cause
         except MovedError as exc:
             link.move(server, exc.host, exc.port)  # spurious wake-up; the retry follows it
         except redis.RedisError as exc:
-            raise link.refused(op, exc) from exc
+            if not str(exc).startswith("UNBLOCKED"):
+                raise link.refused(op, exc) from exc
+            # The server changed role (a failover demoted it): a spurious wake-up.
+            link.lost()
         finally:
             server.put(conn)
         return not self._closed
@@ -329,7 +495,14 @@ class RedisQueue(Queue):
         meta = _pairs(flat)
         return _stat_from(self._url_text, self._name, count, meta)
 
+    def _renew(self) -> bool:
+        """Give every key of this temporary queue its expiry again; False once it is gone."""
+        return bool(self._link.run("renew", RENEW, self._meta, (self._prefix, self._gen)))
+
     def _close(self) -> None:
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None:
+            renewer.stop()
         self._blocker.close()
         self._link.close()
 
@@ -338,6 +511,17 @@ class RedisQueue(Queue):
             raise QueueNotFound(
                 f"{self._url_text} was already removed", errno=E.ENOENT, url=self._url_text
             )
+
+
+def _check_layout(url: QueueURL, meta: dict[bytes, bytes]) -> None:
+    layout = meta.get(b"layout")
+    if layout != str(LAYOUT).encode():
+        raise UnimqError(
+            f"{url} was made by another version of unimq-redis (key layout "
+            f"{(layout or b'?').decode(errors='replace')}, this version reads layout {LAYOUT}); "
+            "drain it with that version, or remove it (unimq rm URL) and create it again",
+            url=str(url),
+        )
 
 
 def _stat_from(url: str, name: str, count: int, meta: dict[bytes, bytes]) -> QueueStat:
@@ -382,7 +566,7 @@ def list_queues(url: str | QueueURL) -> list[QueueStat]:
     parsed = parse_url(url)
     address = parse_address(parsed, need_name=False)
     base = dataclasses.replace(parsed, query=tuple((k, v) for k, v in parsed.query if k == "db"))
-    link = Link(address, str(base))
+    link = make_link(address, str(base))
     found: list[QueueStat] = []
     try:
         cursor: Any = 0
@@ -397,10 +581,10 @@ def list_queues(url: str | QueueURL) -> list[QueueStat]:
         for name in sorted(set(names)):
             qurl = _queue_url(base, address, name)
             r = link.command("stat", ("HGETALL", f"unimq:{{{name}}}:meta"))
-            count = link.command("stat", ("ZCARD", f"unimq:{{{name}}}:all"))
             meta = _pairs(r)
             if b"gen" in meta:
-                found.append(_stat_from(str(qurl), name, count, meta))
+                count = _int(meta, "count")
+                found.append(_stat_from(str(qurl), name, 0 if count is None else count, meta))
     finally:
         link.close()
     return found
@@ -411,4 +595,6 @@ def _queue_url(base: QueueURL, address: Address, name: str) -> QueueURL:
         query = (("queue", name), *base.query)
         return dataclasses.replace(base, query=query)
     authority = base.target.partition("/")[0]
+    if address.service is not None:
+        return dataclasses.replace(base, target=f"{authority}/{address.service}/{name}")
     return dataclasses.replace(base, target=f"{authority}/{name}")

@@ -2,15 +2,25 @@
 
 Keys of queue NAME (all share the hash tag ``{NAME}``, so one cluster slot)::
 
-    unimq:{NAME}:meta     hash: gen (incarnation), limits, mode/uid/gid, bytes, seq, times
-    unimq:{NAME}:all      zset of every message: score 32767 - priority, member
-                          "<seq, 16 digits>:<mtype>:<priority>" (equal scores sort by
-                          member, so FIFO within a priority)
-    unimq:{NAME}:t:<T>    zset of the messages of type T, same scores and members
-    unimq:{NAME}:types    zset of the non-empty types (score = type), for "lowest <= n"
-    unimq:{NAME}:data     hash member -> payload
-    unimq:{NAME}:rw/:sw   zsets of blocked receivers / senders (waiter ids)
-    unimq:{NAME}:w:<id>   a waiter's wake-up list; it blocks in BLPOP on it
+    unimq:{NAME}:meta       hash: gen (incarnation), limits, mode/uid/gid, count, bytes,
+                            seq, times, layout; ttl (ms) for a temporary queue
+    unimq:{NAME}:l:<P>:<T>  list of the messages of priority P and type T, oldest
+                            first; an entry is "<seq, 16 digits><payload>"
+    unimq:{NAME}:h:<P>      zset of the non-empty lists of priority P: member T,
+                            score = seq of the list's first message
+    unimq:{NAME}:prios      zset of the non-empty priorities (score 32767 - P)
+    unimq:{NAME}:tl:<T>     zset of the non-empty priorities of type T (score 32767 - P)
+    unimq:{NAME}:types      zset of the non-empty types (score = type), for "lowest <= n"
+    unimq:{NAME}:rw/:sw     zsets of blocked receivers / senders (waiter ids)
+    unimq:{NAME}:w:<id>     a waiter's wake-up list; it blocks in BLPOP on it
+
+The next message overall is the first of the list ``h:<P>`` ranks first for
+the highest priority in ``prios``; the next of type T is the first of list
+``l:<P>:<T>`` for the highest P in ``tl:<T>``. A receive takes from the head of
+one list (a batch, as long as that list stays first), so the common case is a
+list pop. Index entries go when their list empties and come back with the next
+send; on a temporary queue (meta ``ttl``) every key a script creates gets the
+queue's expiry, which the handle renews while it is open.
 
 A failing attempt that may wait registers its waiter id in the same script
 (and clears its stale wake-ups), so no wake-up can be lost between the check
@@ -22,7 +32,22 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["CREATE", "RECEIVE", "REMOVE", "SEND", "STAT", "Script"]
+__all__ = [
+    "CREATE",
+    "LAYOUT",
+    "RECEIVE",
+    "RECEIVE_MANY",
+    "REMOVE",
+    "RENEW",
+    "SEND",
+    "SEND_MANY",
+    "STAT",
+    "Script",
+]
+
+#: The key layout these scripts use (meta ``layout``); a queue made with another
+#: layout is refused on open rather than misread.
+LAYOUT = 2
 
 
 class Script:
@@ -52,11 +77,64 @@ local function now()
   local t = redis.call('TIME')
   return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 end
-local function register(set, prefix, id)
+local function register(set, prefix, id, ttl)
   if id ~= '' then
     redis.call('ZADD', set, 0, id)
+    if ttl then redis.call('PEXPIRE', set, ttl) end
     redis.call('DEL', prefix .. ':w:' .. id)
   end
+end
+-- List (P, T) just became non-empty with message ``seq`` first: index it.
+local function index(P, pr, mt, seq, ttl)
+  local rank = 32767 - tonumber(pr)
+  local h, tl = P .. ':h:' .. pr, P .. ':tl:' .. mt
+  redis.call('ZADD', h, seq, mt)
+  redis.call('ZADD', P .. ':prios', rank, pr)
+  redis.call('ZADD', tl, rank, pr)
+  redis.call('ZADD', P .. ':types', mt, mt)
+  if ttl then
+    for _, k in ipairs({P .. ':l:' .. pr .. ':' .. mt, h, P .. ':prios', tl, P .. ':types'}) do
+      redis.call('PEXPIRE', k, ttl)
+    end
+  end
+end
+-- Messages were taken from the head of list (P, T): re-rank or unindex it.
+local function popped(P, pr, mt)
+  local first = redis.call('LINDEX', P .. ':l:' .. pr .. ':' .. mt, 0)
+  local h = P .. ':h:' .. pr
+  if first then
+    redis.call('ZADD', h, string.sub(first, 1, 16), mt)
+    return
+  end
+  redis.call('ZREM', h, mt)
+  if redis.call('EXISTS', h) == 0 then redis.call('ZREM', P .. ':prios', pr) end
+  local tl = P .. ':tl:' .. mt
+  redis.call('ZREM', tl, pr)
+  if redis.call('EXISTS', tl) == 0 then redis.call('ZREM', P .. ':types', mt) end
+end
+-- The list holding the next message for selection ``sel``: priority, type and,
+-- for sel == 0, the first seq of the next list of that priority (nil if none).
+local function pick(P, sel)
+  if sel == 0 then
+    local p = redis.call('ZRANGE', P .. ':prios', 0, 0)[1]
+    if not p then return nil end
+    local h = redis.call('ZRANGE', P .. ':h:' .. p, 0, 1, 'WITHSCORES')
+    return p, h[1], h[4]
+  end
+  local t
+  if sel > 0 then
+    t = tostring(sel)
+  else
+    t = redis.call('ZRANGEBYSCORE', P .. ':types', '-inf', -sel, 'LIMIT', 0, 1)[1]
+    if not t then return nil end
+  end
+  local p = redis.call('ZRANGE', P .. ':tl:' .. t, 0, 0)[1]
+  if not p then return nil end
+  return p, t, nil
+end
+local function ttl_of(v)
+  if v then return tonumber(v) end
+  return nil
 end
 """
 
@@ -67,25 +145,70 @@ SEND = Script(
     "send",
     """
 local meta, P = KEYS[1], ARGV[1]
-local m = redis.call('HMGET', meta, 'gen', 'max_messages', 'max_bytes', 'bytes', 'seq')
+local m = redis.call('HMGET', meta, 'gen', 'max_messages', 'max_bytes', 'bytes', 'seq',
+  'count', 'ttl')
 if m[1] ~= ARGV[2] then return -1 end
 local size = string.len(ARGV[3])
-local nbytes = tonumber(m[4])
-local all = P .. ':all'
-if redis.call('ZCARD', all) >= tonumber(m[2]) or nbytes + size > tonumber(m[3]) then
-  register(P .. ':sw', P, ARGV[7])
+local nbytes, count = tonumber(m[4]), tonumber(m[6])
+local ttl = ttl_of(m[7])
+if count >= tonumber(m[2]) or nbytes + size > tonumber(m[3]) then
+  register(P .. ':sw', P, ARGV[7], ttl)
   return 0
 end
 local seq = tonumber(m[5]) + 1
-local member = string.format('%016d', seq) .. ':' .. ARGV[4] .. ':' .. ARGV[5]
-local score = 32767 - tonumber(ARGV[5])
-redis.call('ZADD', all, score, member)
-redis.call('ZADD', P .. ':t:' .. ARGV[4], score, member)
-redis.call('ZADD', P .. ':types', ARGV[4], ARGV[4])
-redis.call('HSET', P .. ':data', member, ARGV[3])
-redis.call('HSET', meta, 'seq', seq, 'bytes', nbytes + size, 'stime', now(), 'spid', ARGV[6])
+local head = string.format('%016d', seq)
+local mt, pr = ARGV[4], ARGV[5]
+if redis.call('RPUSH', P .. ':l:' .. pr .. ':' .. mt, head .. ARGV[3]) == 1 then
+  index(P, pr, mt, head, ttl)
+end
+redis.call('HSET', meta, 'seq', seq, 'count', count + 1, 'bytes', nbytes + size,
+  'stime', now(), 'spid', ARGV[6])
 wake(P .. ':rw', P)
 return 1
+""",
+)
+
+# One batch: as many of the messages as fit, in order; returns how many went.
+# KEYS: meta ; ARGV: prefix gen pid, then data mtype priority per message
+SEND_MANY = Script(
+    "send_many",
+    """
+local meta, P = KEYS[1], ARGV[1]
+local m = redis.call('HMGET', meta, 'gen', 'max_messages', 'max_bytes', 'bytes', 'seq',
+  'count', 'ttl')
+if m[1] ~= ARGV[2] then return -1 end
+local maxm, maxb = tonumber(m[2]), tonumber(m[3])
+local nbytes, seq, count = tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
+local ttl = ttl_of(m[7])
+local sent = 0
+local run, rpr, rmt = {}, nil, nil
+local function flush()
+  if #run == 0 then return end
+  local n = redis.call('RPUSH', P .. ':l:' .. rpr .. ':' .. rmt, unpack(run))
+  if n == #run then index(P, rpr, rmt, string.sub(run[1], 1, 16), ttl) end
+  run = {}
+end
+for i = 4, #ARGV, 3 do
+  local data = ARGV[i]
+  local size = string.len(data)
+  if count >= maxm or nbytes + size > maxb then break end
+  local mt, pr = ARGV[i + 1], ARGV[i + 2]
+  if mt ~= rmt or pr ~= rpr then
+    flush()
+    rmt, rpr = mt, pr
+  end
+  seq = seq + 1
+  run[#run + 1] = string.format('%016d', seq) .. data
+  count = count + 1
+  nbytes = nbytes + size
+  sent = sent + 1
+end
+if sent == 0 then return 0 end
+flush()
+redis.call('HSET', meta, 'seq', seq, 'count', count, 'bytes', nbytes, 'stime', now(),
+  'spid', ARGV[3])
+wake(P .. ':rw', P)
+return sent
 """,
 )
 
@@ -94,71 +217,165 @@ RECEIVE = Script(
     "receive",
     """
 local meta, P = KEYS[1], ARGV[1]
-local m = redis.call('HMGET', meta, 'gen', 'bytes')
+local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', 'ttl')
 if m[1] ~= ARGV[2] then return -1 end
-local sel = tonumber(ARGV[3])
-local all = P .. ':all'
-local found
-if sel == 0 then
-  found = redis.call('ZRANGE', all, 0, 0)
-elseif sel > 0 then
-  found = redis.call('ZRANGE', P .. ':t:' .. sel, 0, 0)
-else
-  local t = redis.call('ZRANGEBYSCORE', P .. ':types', '-inf', -sel, 'LIMIT', 0, 1)
-  if t[1] then found = redis.call('ZRANGE', P .. ':t:' .. t[1], 0, 0) else found = {} end
-end
-local member = found[1]
-if not member then
-  register(P .. ':rw', P, ARGV[5])
+local pr, mt = pick(P, tonumber(ARGV[3]))
+if not pr then
+  register(P .. ':rw', P, ARGV[5], ttl_of(m[4]))
   return false
 end
-local _, _, mt, pr = string.find(member, '^%d+:(%d+):(%d+)$')
-local dkey = P .. ':data'
-local data = redis.call('HGET', dkey, member)
-redis.call('HDEL', dkey, member)
-redis.call('ZREM', all, member)
-local tkey = P .. ':t:' .. mt
-redis.call('ZREM', tkey, member)
-if redis.call('EXISTS', tkey) == 0 then redis.call('ZREM', P .. ':types', mt) end
-redis.call('HSET', meta, 'bytes', tonumber(m[2]) - string.len(data), 'rtime', now(),
-  'rpid', ARGV[4])
+local entry = redis.call('LPOP', P .. ':l:' .. pr .. ':' .. mt)
+popped(P, pr, mt)
+local data = string.sub(entry, 17)
+redis.call('HSET', meta, 'count', tonumber(m[3]) - 1, 'bytes',
+  tonumber(m[2]) - string.len(data), 'rtime', now(), 'rpid', ARGV[4])
 wake(P .. ':sw', P)
 return {data, tonumber(mt), tonumber(pr)}
 """,
 )
 
-# KEYS: meta ; ARGV: gen max_messages max_message_size max_bytes mode uid gid pid
+# Up to ``limit`` messages in the order single receives would take them, and
+# no more payload bytes than ``budget`` unless the first message alone is larger.
+# Reply: {runs, lengths, blob, cut} or {} when nothing matched, -1 if removed:
+# ``blob`` is the entries ("<seq, 16 digits><payload>") one after the other,
+# ``lengths`` their lengths as big-endian 32-bit integers, ``runs`` flat
+# (mtype, priority, count) triples for consecutive entries sharing a type and a
+# priority, and ``cut`` 1 when the budget (not the queue) ended the batch.
+# (Three replies whatever the batch size: parsing one reply element per message
+# would cost the client more than the whole script.)
+# KEYS: meta ; ARGV: prefix gen sel pid limit budget
+RECEIVE_MANY = Script(
+    "receive_many",
+    """
+local meta, P = KEYS[1], ARGV[1]
+local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count')
+if m[1] ~= ARGV[2] then return -1 end
+local sel, left, budget = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local runs, entries, lens = {}, {}, {}
+local size, cut = 0, 0
+while left > 0 and cut == 0 do
+  local pr, mt, bound = pick(P, sel)
+  if not pr then break end
+  local list = P .. ':l:' .. pr .. ':' .. mt
+  if bound then bound = tonumber(bound) end
+  -- Take from the head of the list while it stays first: before the next list of
+  -- this priority starts (``bound``), within ``left`` and the byte budget.
+  local n, start, stop = 0, 0, false
+  while not stop and n < left do
+    local step = math.min(left - n, 128)
+    local part = redis.call('LRANGE', list, start, start + step - 1)
+    for i = 1, #part do
+      local e = part[i]
+      if bound and tonumber(string.sub(e, 1, 16)) >= bound then stop = true break end
+      local len = string.len(e)
+      if #entries > 0 and size + len - 16 > budget then
+        stop = true
+        cut = 1
+        break
+      end
+      n = n + 1
+      entries[#entries + 1] = e
+      lens[#lens + 1] = len
+      size = size + len - 16
+    end
+    if #part < step then stop = true end
+    start = start + #part
+  end
+  if n == 0 then break end
+  redis.call('LTRIM', list, n, -1)
+  runs[#runs + 1] = tonumber(mt)
+  runs[#runs + 1] = tonumber(pr)
+  runs[#runs + 1] = n
+  popped(P, pr, mt)
+  left = left - n
+end
+if #entries == 0 then return {} end
+redis.call('HSET', meta, 'count', tonumber(m[3]) - #entries, 'bytes', tonumber(m[2]) - size,
+  'rtime', now(), 'rpid', ARGV[4])
+wake(P .. ':sw', P)
+local packed = {}
+for i = 1, #lens, 500 do
+  local j = math.min(i + 499, #lens)
+  packed[#packed + 1] = struct.pack('>' .. string.rep('I4', j - i + 1), unpack(lens, i, j))
+end
+return {runs, table.concat(packed), table.concat(entries), cut}
+""",
+)
+
+# KEYS: meta ; ARGV: gen max_messages max_message_size max_bytes mode uid gid pid layout ttl
+# (ttl: milliseconds for a temporary queue, '' otherwise)
 CREATE = Script(
     "create",
     """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'max_messages', ARGV[2],
   'max_message_size', ARGV[3], 'max_bytes', ARGV[4], 'mode', ARGV[5], 'uid', ARGV[6],
-  'gid', ARGV[7], 'bytes', 0, 'seq', 0, 'ctime', now(), 'cpid', ARGV[8], 'layout', 1)
+  'gid', ARGV[7], 'count', 0, 'bytes', 0, 'seq', 0, 'ctime', now(), 'cpid', ARGV[8],
+  'layout', ARGV[9])
+if ARGV[10] and ARGV[10] ~= '' then
+  redis.call('HSET', KEYS[1], 'ttl', ARGV[10])
+  redis.call('PEXPIRE', KEYS[1], ARGV[10])
+end
 return 1
 """,
 )
 
-# KEYS: meta all types data rw sw ; ARGV: prefix gen ('' = whatever incarnation)
+# Every key of the queue, for REMOVE and RENEW: meta first.
+_ALL_KEYS = """
+local function all_keys(P)
+  local keys = {P .. ':meta', P .. ':prios', P .. ':types', P .. ':rw', P .. ':sw'}
+  local prios = redis.call('ZRANGE', P .. ':prios', 0, -1)
+  for i = 1, #prios do keys[#keys + 1] = P .. ':h:' .. prios[i] end
+  local types = redis.call('ZRANGE', P .. ':types', 0, -1)
+  for i = 1, #types do
+    local tl = P .. ':tl:' .. types[i]
+    keys[#keys + 1] = tl
+    local ps = redis.call('ZRANGE', tl, 0, -1)
+    for j = 1, #ps do keys[#keys + 1] = P .. ':l:' .. ps[j] .. ':' .. types[i] end
+  end
+  return keys
+end
+"""
+
+# KEYS: meta (the rest are derived; extra keys are accepted and ignored) ;
+# ARGV: prefix gen ('' = whatever incarnation)
 REMOVE = Script(
     "remove",
-    """
+    _ALL_KEYS
+    + """
 local g = redis.call('HGET', KEYS[1], 'gen')
 if not g or (ARGV[2] ~= '' and g ~= ARGV[2]) then return 0 end
-local types = redis.call('ZRANGE', KEYS[3], 0, -1)
-for i = 1, #types do redis.call('UNLINK', ARGV[1] .. ':t:' .. types[i]) end
-redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-wake(KEYS[5], ARGV[1])
-wake(KEYS[6], ARGV[1])
+local P = ARGV[1]
+local keys = all_keys(P)
+for i = 1, #keys do
+  if keys[i] ~= P .. ':rw' and keys[i] ~= P .. ':sw' then redis.call('UNLINK', keys[i]) end
+end
+wake(P .. ':rw', P)
+wake(P .. ':sw', P)
 return 1
 """,
 )
 
-# KEYS: meta all ; ARGV: gen
+# A temporary queue's handle keeps it alive: every key gets the expiry again.
+# KEYS: meta ; ARGV: prefix gen ; returns 0 if the queue is gone (or another one)
+RENEW = Script(
+    "renew",
+    _ALL_KEYS
+    + """
+local m = redis.call('HMGET', KEYS[1], 'gen', 'ttl')
+if m[1] ~= ARGV[2] or not m[2] then return 0 end
+local keys = all_keys(ARGV[1])
+for i = 1, #keys do redis.call('PEXPIRE', keys[i], m[2]) end
+return 1
+""",
+)
+
+# KEYS: meta (extra keys are accepted and ignored) ; ARGV: gen
 STAT = Script(
     "stat",
     """
-if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return -1 end
-return {redis.call('ZCARD', KEYS[2]), redis.call('HGETALL', KEYS[1])}
+local m = redis.call('HMGET', KEYS[1], 'gen', 'count')
+if m[1] ~= ARGV[1] then return -1 end
+return {tonumber(m[2]), redis.call('HGETALL', KEYS[1])}
 """,
 )
