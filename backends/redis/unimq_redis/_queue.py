@@ -95,6 +95,8 @@ class RedisQueue(Queue):
     address_keys: ClassVar[frozenset[str]] = ADDRESS_KEYS
     attribute_options: ClassVar[frozenset[str]] = frozenset(options)
     _driver_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.RedisError,)
+    #: unimq.aio serves this backend with its own async handle (anyio streams).
+    async_opener: ClassVar[str | None] = "unimq_redis._aqueue:open_async"
 
     def __init__(
         self, url: QueueURL, access: Access, address: Address, link: Link, meta: dict[bytes, bytes]
