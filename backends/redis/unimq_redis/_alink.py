@@ -380,7 +380,9 @@ class ALink:
         try:
             await conn.send(pack(("BLPOP", key, f"{seconds:.3f}")))
             try:
-                with anyio.fail_after(seconds + BLOCK_GRACE) as scope:
+                # BLPOP 0 waits forever: then so does the read (no deadline).
+                limit = seconds + BLOCK_GRACE if seconds else None
+                with anyio.fail_after(limit) as scope:
                     await conn.read(scope, absorb=False)
             except TimeoutError as exc:
                 raise _Failure(_cause(exc), sent=True) from exc
