@@ -70,6 +70,65 @@ def per_message(port: int, n: int) -> dict[str, float]:
     return out
 
 
+def async_vs_sync(port: int, n: int) -> dict[str, float]:
+    """Per-message send and receive: the sync handle, then unimq.aio on asyncio
+    and on trio, same server, same run (the queue prefilled for receives); and
+    receives that wait, fed by a producer process."""
+    import anyio
+
+    import unimq.aio
+
+    out: dict[str, float] = {}
+    url = f"redis://127.0.0.1:{port}/bench-aio"
+    with unimq.open(url, create=True, max_messages=n + 1) as q:
+        t = time.perf_counter()
+        for _ in range(n):
+            q.send(PAYLOAD)
+        out["sync send"] = n / (time.perf_counter() - t)
+        t = time.perf_counter()
+        for _ in range(n):
+            q.receive()
+        out["sync receive"] = n / (time.perf_counter() - t)
+
+    async def run(backend: str) -> None:
+        async with await unimq.aio.open(url) as aq:
+            t = time.perf_counter()
+            for _ in range(n):
+                await aq.send(PAYLOAD)
+            out[f"async send ({backend})"] = n / (time.perf_counter() - t)
+            t = time.perf_counter()
+            for _ in range(n):
+                await aq.receive()
+            out[f"async receive ({backend})"] = n / (time.perf_counter() - t)
+
+    ctx: Any = multiprocessing.get_context("spawn")
+    for backend in ("asyncio", "trio"):
+        anyio.run(run, backend, backend=backend)
+
+    async def fed(backend: str) -> None:
+        producer = ctx.Process(target=_producer, args=(url, n))
+        async with await unimq.aio.open(url) as aq:
+            producer.start()
+            t = time.perf_counter()
+            for _ in range(n):
+                await aq.receive(timeout=30)
+            out[f"1x1 async receive ({backend})"] = n / (time.perf_counter() - t)
+        await anyio.to_thread.run_sync(producer.join, 600)
+
+    producer = ctx.Process(target=_producer, args=(url, n))
+    with unimq.open(url) as q:
+        producer.start()
+        t = time.perf_counter()
+        for _ in range(n):
+            q.receive(timeout=30)
+        out["1x1 sync receive"] = n / (time.perf_counter() - t)
+    producer.join(600)
+    for backend in ("asyncio", "trio"):
+        anyio.run(fed, backend, backend=backend)
+    unimq.remove(url)
+    return out
+
+
 def _raw_producer(port: int, key: str, n: int) -> None:
     r = _raw(port)
     for _ in range(n):
@@ -178,11 +237,24 @@ def wake_latency(port: int, rounds: int) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--aio", action="store_true", help="only unimq.aio against sync")
     args = parser.parse_args()
     server = ValkeyServer(Path(tempfile.mkdtemp(prefix="unimq-bench-")))
     server.start()
     try:
+        if args.aio:
+            results = async_vs_sync(server.port, args.messages)
+            for name, value in results.items():
+                print(f"{name:40s} {value:12,.0f}")
+            for b in ("asyncio", "trio"):
+                for op in ("send", "receive"):
+                    ratio = results[f"async {op} ({b})"] / results[f"sync {op}"]
+                    print(f"ratio async {op} ({b}) / sync {op}: {ratio:.2f}")
+                ratio = results[f"1x1 async receive ({b})"] / results["1x1 sync receive"]
+                print(f"ratio 1x1 async receive ({b}) / sync: {ratio:.2f}")
+            return
         results = per_message(server.port, args.messages)
+        results.update(async_vs_sync(server.port, args.messages))
         results.update(processes(server.port, args.messages, 1))
         results.update(processes(server.port, args.messages, 4))
         results.update(wake_latency(server.port, 200))

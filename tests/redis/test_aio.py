@@ -379,3 +379,24 @@ async def test_many_tasks_share_one_handle(url: str) -> None:
                     await q.send(b"END", timeout=30)
     assert sorted(got) == sorted(b"%d-%d" % (k, i) for k in range(workers) for i in range(50))
     assert not [t for t in threading.enumerate() if t.name.startswith("unimq-aio")]
+
+
+async def test_a_server_that_stops_answering_is_backend_unavailable(
+    aq: unimq.aio.AsyncQueue, control: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import unimq_redis._alink
+
+    monkeypatch.setattr(unimq_redis._alink, "REPLY_TIMEOUT", 0.2)
+    await aq.send(b"kept")
+    await _paused(control)  # the server holds the script and never answers in time
+    with pytest.raises(unimq.BackendUnavailable, match="no answer within") as err:
+        await aq.receive()
+    assert err.value.maybe_done is True
+    await _unpause(control)
+    # The connection was dropped: valkey discards the held command of a closed
+    # client (the message stays queued); had the server run it first, the
+    # message would be gone with the connection, as maybe_done warns.
+    left = (await aq.stat()).messages
+    await aq.send(b"again")  # the handle works again
+    expected = [b"kept", b"again"] if left == 1 else [b"again"]
+    assert [m.data for m in await aq.receive_many(10, timeout=5)] == expected

@@ -262,23 +262,18 @@ class ALink:
 
     # ------------------------------------------------------------------ round trips
 
-    async def _execute(self, conn: AConn, args: tuple[Any, ...], script: Script | None) -> Any:
+    async def _execute(
+        self, conn: AConn, args: tuple[Any, ...], script: Script | None, scope: anyio.CancelScope
+    ) -> Any:
         await conn.send(pack(args))
         try:
-            return await self._reply(conn)
+            return await conn.read(scope, absorb=True)
         except NoScriptError:
             if script is None:
                 raise
             # After a restart or SCRIPT FLUSH: the script did not run; send it in full.
             await conn.send(pack(("EVAL", script.body, *args[2:])))
-            return await self._reply(conn)
-
-    async def _reply(self, conn: AConn) -> Any:
-        try:
-            with anyio.fail_after(REPLY_TIMEOUT) as scope:
-                return await conn.read(scope, absorb=True)
-        except TimeoutError as exc:
-            raise _Failure(_cause(exc), sent=True) from exc
+            return await conn.read(scope, absorb=True)
 
     async def run(
         self, op: str, script: Script, keys: tuple[str, ...], args: tuple[Any, ...]
@@ -299,24 +294,30 @@ class ALink:
             request left (``maybe_done=True``).
         """
         link = self.link
-        with anyio.CancelScope(shield=True):
+        sent = False
+        # One scope: shielded from the caller's cancellation, and the deadline
+        # after which the server counts as unresponsive.
+        deadline = anyio.current_time() + REPLY_TIMEOUT
+        with anyio.CancelScope(shield=True, deadline=deadline) as scope:
             for _ in range(_REDIRECTS):
                 server = link.server
+                sent = False
                 try:
                     conn = await self._get(op, server)
                 except _Failure as exc:
                     raise link.unavailable(op, exc.cause, maybe_done=False) from exc.cause
                 except RedisError as exc:
                     raise link.refused(op, exc) from exc
+                sent = True
                 try:
-                    reply = await self._execute(conn, args, script)
+                    reply = await self._execute(conn, args, script, scope)
                 except MovedError as exc:
                     await self._put(conn, server)
                     link.move(server, exc.host, exc.port)
                     continue
                 except AskError as exc:
                     await self._put(conn, server)
-                    return await self._ask(op, server, exc, args, script)
+                    return await self._ask(op, server, exc, args, script, scope)
                 except _Failure as exc:
                     await conn.discard()
                     raise link.unavailable(op, exc.cause, maybe_done=exc.sent) from exc.cause
@@ -324,11 +325,14 @@ class ALink:
                     await self._put(conn, server)
                     raise link.refused(op, exc) from exc
                 except BaseException:
-                    await conn.discard()
+                    await conn.discard()  # the deadline, or a failure of ours
                     raise
                 absorbed, conn.absorbed = conn.absorbed, None
                 await self._put(conn, server)
                 return reply, absorbed
+        if scope.cancelled_caught:
+            late = TimeoutError(E.ETIMEDOUT, f"no answer within {REPLY_TIMEOUT:g} s")
+            raise link.unavailable(op, late, maybe_done=sent)
         raise BackendUnavailable(
             f"{op} on {link.url}: more than {_REDIRECTS} cluster redirections (the cluster "
             "is resharding?); nothing was done, try again",
@@ -337,7 +341,13 @@ class ALink:
         )
 
     async def _ask(
-        self, op: str, server: Server, exc: AskError, args: tuple[Any, ...], script: Script | None
+        self,
+        op: str,
+        server: Server,
+        exc: AskError,
+        args: tuple[Any, ...],
+        script: Script | None,
+        scope: anyio.CancelScope,
     ) -> tuple[Any, BaseException | None]:
         # The slot is migrating: this one command goes to the target node after ASKING.
         link = self.link
@@ -350,8 +360,8 @@ class ALink:
             raise link.refused(op, error) from error
         try:
             await conn.send(pack(("ASKING",)))
-            await self._reply(conn)
-            reply = await self._execute(conn, args, script)
+            await conn.read(scope, absorb=True)
+            reply = await self._execute(conn, args, script, scope)
             return reply, conn.absorbed
         except _Failure as failure:
             raise link.unavailable(op, failure.cause, maybe_done=failure.sent) from failure.cause
