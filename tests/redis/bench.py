@@ -70,63 +70,77 @@ def per_message(port: int, n: int) -> dict[str, float]:
     return out
 
 
-def async_vs_sync(port: int, n: int) -> dict[str, float]:
-    """Per-message send and receive: the sync handle, then unimq.aio on asyncio
-    and on trio, same server, same run (the queue prefilled for receives); and
-    receives that wait, fed by a producer process."""
+def async_vs_sync(port: int, n: int, rounds: int = 3) -> dict[str, float]:
+    """Per-message send and receive: the sync handle against unimq.aio on asyncio
+    and on trio, same server, interleaved rounds, medians (the queue prefilled
+    for receives); receives fed by a producer process; and 8 tasks sharing one
+    async handle (each waiting call has its own connection)."""
     import anyio
 
     import unimq.aio
 
-    out: dict[str, float] = {}
+    runs: dict[str, list[float]] = {}
     url = f"redis://127.0.0.1:{port}/bench-aio"
-    with unimq.open(url, create=True, max_messages=n + 1) as q:
-        t = time.perf_counter()
-        for _ in range(n):
-            q.send(PAYLOAD)
-        out["sync send"] = n / (time.perf_counter() - t)
-        t = time.perf_counter()
-        for _ in range(n):
-            q.receive()
-        out["sync receive"] = n / (time.perf_counter() - t)
+    ctx: Any = multiprocessing.get_context("spawn")
 
-    async def run(backend: str) -> None:
+    def record(name: str, seconds: float) -> None:
+        runs.setdefault(name, []).append(n / seconds)
+
+    def sync_round() -> None:
+        with unimq.open(url) as q:
+            t = time.perf_counter()
+            for _ in range(n):
+                q.send(PAYLOAD)
+            record("sync send", time.perf_counter() - t)
+            t = time.perf_counter()
+            for _ in range(n):
+                q.receive()
+            record("sync receive", time.perf_counter() - t)
+            producer = ctx.Process(target=_producer, args=(url, n))
+            producer.start()
+            t = time.perf_counter()
+            for _ in range(n):
+                q.receive(timeout=30)
+            record("1x1 sync receive", time.perf_counter() - t)
+            producer.join(600)
+
+    async def async_round(backend: str) -> None:
         async with await unimq.aio.open(url) as aq:
             t = time.perf_counter()
             for _ in range(n):
                 await aq.send(PAYLOAD)
-            out[f"async send ({backend})"] = n / (time.perf_counter() - t)
+            record(f"async send ({backend})", time.perf_counter() - t)
             t = time.perf_counter()
             for _ in range(n):
                 await aq.receive()
-            out[f"async receive ({backend})"] = n / (time.perf_counter() - t)
-
-    ctx: Any = multiprocessing.get_context("spawn")
-    for backend in ("asyncio", "trio"):
-        anyio.run(run, backend, backend=backend)
-
-    async def fed(backend: str) -> None:
-        producer = ctx.Process(target=_producer, args=(url, n))
-        async with await unimq.aio.open(url) as aq:
+            record(f"async receive ({backend})", time.perf_counter() - t)
+            producer = ctx.Process(target=_producer, args=(url, n))
             producer.start()
             t = time.perf_counter()
             for _ in range(n):
                 await aq.receive(timeout=30)
-            out[f"1x1 async receive ({backend})"] = n / (time.perf_counter() - t)
-        await anyio.to_thread.run_sync(producer.join, 600)
+            record(f"1x1 async receive ({backend})", time.perf_counter() - t)
+            await anyio.to_thread.run_sync(producer.join, 600)
+            for _ in range(n):
+                await aq.send(PAYLOAD)
 
-    producer = ctx.Process(target=_producer, args=(url, n))
-    with unimq.open(url) as q:
-        producer.start()
-        t = time.perf_counter()
-        for _ in range(n):
-            q.receive(timeout=30)
-        out["1x1 sync receive"] = n / (time.perf_counter() - t)
-    producer.join(600)
-    for backend in ("asyncio", "trio"):
-        anyio.run(fed, backend, backend=backend)
+            async def drain(k: int) -> None:
+                for _ in range(k):
+                    await aq.receive()
+
+            t = time.perf_counter()
+            async with anyio.create_task_group() as tg:
+                for _ in range(8):
+                    tg.start_soon(drain, n // 8)
+            record(f"async receive, 8 tasks ({backend})", time.perf_counter() - t)
+
+    unimq.open(url, create=True, max_messages=n + 1).close()
+    for _ in range(rounds):
+        sync_round()
+        for backend in ("asyncio", "trio"):
+            anyio.run(async_round, backend, backend=backend)
     unimq.remove(url)
-    return out
+    return {name: statistics.median(values) for name, values in runs.items()}
 
 
 def _raw_producer(port: int, key: str, n: int) -> None:
@@ -252,6 +266,8 @@ def main() -> None:
                     print(f"ratio async {op} ({b}) / sync {op}: {ratio:.2f}")
                 ratio = results[f"1x1 async receive ({b})"] / results["1x1 sync receive"]
                 print(f"ratio 1x1 async receive ({b}) / sync: {ratio:.2f}")
+                ratio = results[f"async receive, 8 tasks ({b})"] / results["sync receive"]
+                print(f"ratio async receive, 8 tasks ({b}) / sync receive: {ratio:.2f}")
             return
         results = per_message(server.port, args.messages)
         results.update(async_vs_sync(server.port, args.messages))
