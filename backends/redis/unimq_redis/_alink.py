@@ -91,13 +91,16 @@ class AConn:
         #: A native asyncio cancellation absorbed during a shielded round trip.
         self.absorbed: BaseException | None = None
 
-    async def send(self, data: bytes) -> None:
+    async def send(self, data: bytes, scope: anyio.CancelScope, *, absorb: bool) -> None:
+        """Write ``data``; ``scope`` and ``absorb`` as for :meth:`read`."""
         try:
             await self.stream.send(data)
         except anyio.get_cancelled_exc_class() as exc:
-            # Only a native asyncio cancel reaches here inside a shield. On a
-            # connection used request by request the transport's buffer is
-            # empty, so anyio wrote the bytes before its first await: they left.
+            if not absorb or scope.cancel_called:
+                raise
+            # A native asyncio cancel through the shield. On a connection used
+            # request by request the transport's buffer is empty, so anyio wrote
+            # the bytes before its first await: they left; the reply is read.
             self.absorbed = exc
         except _LOST as exc:
             raise _Failure(_cause(exc), sent=False) from exc
@@ -220,9 +223,9 @@ class ALink:
         if address.db:
             cmds.append(("SELECT", address.db))
         cmds.append(("CLIENT", "SETNAME", "unimq"))
-        await conn.send(b"".join(pack(c) for c in cmds))
         first: RedisError | None = None
         with anyio.CancelScope() as scope:
+            await conn.send(b"".join(pack(c) for c in cmds), scope, absorb=False)
             for cmd in cmds:
                 try:
                     await conn.read(scope, absorb=False)
@@ -265,14 +268,14 @@ class ALink:
     async def _execute(
         self, conn: AConn, args: tuple[Any, ...], script: Script | None, scope: anyio.CancelScope
     ) -> Any:
-        await conn.send(pack(args))
+        await conn.send(pack(args), scope, absorb=True)
         try:
             return await conn.read(scope, absorb=True)
         except NoScriptError:
             if script is None:
                 raise
             # After a restart or SCRIPT FLUSH: the script did not run; send it in full.
-            await conn.send(pack(("EVAL", script.body, *args[2:])))
+            await conn.send(pack(("EVAL", script.body, *args[2:])), scope, absorb=True)
             return await conn.read(scope, absorb=True)
 
     async def run(
@@ -359,7 +362,7 @@ class ALink:
         except RedisError as error:
             raise link.refused(op, error) from error
         try:
-            await conn.send(pack(("ASKING",)))
+            await conn.send(pack(("ASKING",)), scope, absorb=True)
             await conn.read(scope, absorb=True)
             reply = await self._execute(conn, args, script, scope)
             return reply, conn.absorbed
@@ -388,11 +391,11 @@ class ALink:
             raise link.refused(op, exc) from exc
         done = False
         try:
-            await conn.send(pack(("BLPOP", key, f"{seconds:.3f}")))
             try:
                 # BLPOP 0 waits forever: then so does the read (no deadline).
                 limit = seconds + BLOCK_GRACE if seconds else None
                 with anyio.fail_after(limit) as scope:
+                    await conn.send(pack(("BLPOP", key, f"{seconds:.3f}")), scope, absorb=False)
                     await conn.read(scope, absorb=False)
             except TimeoutError as exc:
                 raise _Failure(_cause(exc), sent=True) from exc
