@@ -400,3 +400,33 @@ async def test_a_server_that_stops_answering_is_backend_unavailable(
     await aq.send(b"again")  # the handle works again
     expected = [b"kept", b"again"] if left == 1 else [b"again"]
     assert [m.data for m in await aq.receive_many(10, timeout=5)] == expected
+
+
+async def test_closing_under_load_raises_queue_closed_and_loses_nothing(url: str) -> None:
+    q = await unimq.aio.open(url, create=True, max_messages=1000)
+    counts = {"sent": 0, "received": 0, "closed": 0}
+
+    async def worker() -> None:
+        try:
+            while True:
+                try:
+                    sent = await q.send_many([b"x"] * 4, timeout=0)
+                except unimq.QueueClosed as exc:
+                    counts["sent"] += exc.sent or 0  # a batch says how many went
+                    raise
+                counts["sent"] += sent
+                got = await q.receive_many(4, timeout=0)
+                counts["received"] += len(got)
+        except unimq.QueueClosed:
+            counts["closed"] += 1
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for _ in range(8):
+                tg.start_soon(worker)
+            while counts["received"] < 200:  # all eight are busy
+                await anyio.sleep(0)
+            await q.aclose()
+    assert counts["closed"] == 8  # QueueClosed only, never BackendUnavailable
+    async with await unimq.aio.open(url) as check:
+        assert (await check.stat()).messages == counts["sent"] - counts["received"]

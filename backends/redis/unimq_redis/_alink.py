@@ -26,6 +26,7 @@ import errno as E
 import select
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -175,6 +176,8 @@ class ALink:
         self._server: Server | None = None  # the server the idle connections lead to
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
+        #: The error a call on a closed link raises (the handle's QueueClosed).
+        self.closed_error: Callable[[], BaseException] | None = None
 
     # ------------------------------------------------------------------ connections
 
@@ -237,6 +240,8 @@ class ALink:
 
     async def _get(self, op: str, server: Server) -> AConn:
         if self._closed:
+            if self.closed_error is not None:
+                raise self.closed_error()
             raise _Failure(ConnectionAbortedError(E.ECONNABORTED, "handle closed"), sent=False)
         if server is not self._server:
             self._server = server

@@ -74,6 +74,7 @@ class AsyncRedisQueue(AsyncQueue):
         self._h = handle
         self._r = handle
         self._link = link
+        link.closed_error = handle._closed_error
         self._stash = Stash()
         self._stashed = self._stash._items
         self._calls = 0
