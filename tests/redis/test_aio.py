@@ -430,3 +430,37 @@ async def test_closing_under_load_raises_queue_closed_and_loses_nothing(url: str
     assert counts["closed"] == 8  # QueueClosed only, never BackendUnavailable
     async with await unimq.aio.open(url) as check:
         assert (await check.stat()).messages == counts["sent"] - counts["received"]
+
+
+async def test_closing_puts_handed_on_messages_back_at_the_head(
+    url: str, control: redis.Redis
+) -> None:
+    # The shutdown of a service: its consumer task is cancelled while a receive's
+    # script is on the server, then the handle is closed. The message the script
+    # took goes back to the head of the queue, before the ones behind it.
+    q = await unimq.aio.open(url, create=True)
+    await q.send(b"first", mtype=2, priority=1)
+    await q.send(b"second", priority=1)
+    await q.send(b"low")
+    await _paused(control)
+    with anyio.CancelScope() as scope:
+        async with anyio.create_task_group() as tg:
+
+            async def cancel_then_unpause() -> None:
+                await _until_blocked(control)
+                scope.cancel()
+                await _unpause(control)
+
+            tg.start_soon(cancel_then_unpause)
+            await q.receive()
+    assert scope.cancelled_caught
+    assert (await q.stat()).messages == 2  # "first" is held by the handle
+    await q.aclose()
+    async with await unimq.aio.open(url) as other:
+        got = await other.receive_many(10, timeout=5)
+        assert got == [
+            unimq.Message(b"first", 2, 1),
+            unimq.Message(b"second", 1, 1),
+            unimq.Message(b"low", 1, 0),
+        ]
+        assert (await other.stat()).bytes == 0

@@ -38,6 +38,7 @@ from unimq._options import Access, check_timeout
 from unimq._queue import WAIT_CHUNK, _as_bytes, _index
 from unimq._url import QueueURL
 from unimq.aio._helper import Stash
+from unimq.aio._loop import wait_through_cancel
 from unimq.aio._queue import AsyncQueue
 from unimq_redis._address import parse_address
 from unimq_redis._alink import ALink
@@ -51,9 +52,32 @@ from unimq_redis._queue import (
     _pid,
     _stat_from,
 )
-from unimq_redis._scripts import CREATE, RECEIVE, REMOVE, SEND, STAT
+from unimq_redis._scripts import CREATE, RECEIVE, REMOVE, SEND, STAT, Script
 
-__all__ = ["AsyncRedisQueue", "open_async"]
+__all__ = ["RETURN", "AsyncRedisQueue", "open_async"]
+
+# Closing a handle that still holds messages handed on by cancelled receives
+# puts them back at the head of their priority, oldest first (members of 32
+# digits sort before every 16-digit one), so closing loses nothing.
+# KEYS: meta ; ARGV: prefix gen data mtype priority
+RETURN = Script(
+    "return",
+    """
+local meta, P = KEYS[1], ARGV[1]
+local m = redis.call('HMGET', meta, 'gen', 'bytes', 'hseq')
+if m[1] ~= ARGV[2] then return -1 end
+local h = tonumber(m[3] or '0') + 1
+local member = string.rep('0', 16) .. string.format('%016d', h) .. ':' .. ARGV[4] .. ':' .. ARGV[5]
+local score = 32767 - tonumber(ARGV[5])
+redis.call('ZADD', P .. ':all', score, member)
+redis.call('ZADD', P .. ':t:' .. ARGV[4], score, member)
+redis.call('ZADD', P .. ':types', ARGV[4], ARGV[4])
+redis.call('HSET', P .. ':data', member, ARGV[3])
+redis.call('HSET', meta, 'bytes', tonumber(m[2]) + string.len(ARGV[3]), 'hseq', h)
+wake(P .. ':rw', P)
+return 1
+""",
+)
 
 _log = logging.getLogger("unimq.queue")
 _monotonic = time.monotonic
@@ -83,6 +107,10 @@ class AsyncRedisQueue(AsyncQueue):
         self._waits: dict[anyio.CancelScope, bool] = {}
         self._free_ids: list[str] = []
         self._ids = 0
+        #: Calls between taking a message off the server and handing it to
+        #: their caller or the stash; aclose() waits for them.
+        self._busy = 0
+        self._idle: anyio.Event | None = None
 
     @property
     def waits_by(self) -> str:
@@ -124,7 +152,19 @@ class AsyncRedisQueue(AsyncQueue):
             return False
         raise r._removed_error()
 
+    def _leave(self) -> None:
+        self._busy -= 1
+        if not self._busy and self._idle is not None:
+            self._idle.set()
+
     async def _try_receive(self, mtype: int, waiter: str) -> Message | None:
+        self._busy += 1
+        try:
+            return await self._try_receive_once(mtype, waiter)
+        finally:
+            self._leave()
+
+    async def _try_receive_once(self, mtype: int, waiter: str) -> Message | None:
         r = self._r
         reply, absorbed = await self._link.run(
             "receive", RECEIVE, r._meta, (r._prefix, r._gen, mtype, _pid(), waiter)
@@ -324,6 +364,16 @@ class AsyncRedisQueue(AsyncQueue):
             if msg is None:
                 break
             out.append(msg)
+        self._busy += 1
+        try:
+            return await self._receive_rest(out, mtype, max_messages)
+        finally:
+            self._leave()
+
+    async def _receive_rest(
+        self, out: list[Message], mtype: int, max_messages: int
+    ) -> list[Message]:
+        h = self._r
         cancelled: BaseException | None = None
         while len(out) < max_messages and not h._closed:
             try:
@@ -390,7 +440,48 @@ class AsyncRedisQueue(AsyncQueue):
             h.close()  # no connection of its own: only marks it closed
             for scope in list(self._waits):
                 scope.cancel()
-        await self._link.aclose()
+        with anyio.CancelScope(shield=True):
+            if self._busy:  # a script that took a message is being answered
+                self._idle = anyio.Event()
+                await wait_through_cancel(self._idle)
+            if self._stashed:
+                await self._return_stash()
+            await self._link.aclose()
+
+    async def _return_stash(self) -> None:
+        """Put the messages cancelled receives handed on back at the head of the
+        queue (nobody can receive them from a closed handle)."""
+        r = self._r
+        returned = 0
+        while self._stashed:
+            msg = self._stashed[0]
+            try:
+                reply, _ = await self._link.run(
+                    "close",
+                    RETURN,
+                    r._meta,
+                    (r._prefix, r._gen, msg.data, msg.mtype, msg.priority),
+                )
+            except UnimqError as exc:
+                _log.warning(
+                    "closing %s: %d message(s) a cancelled receive took could not be "
+                    "put back and are lost (%s)",
+                    r._url_text,
+                    len(self._stashed),
+                    exc,
+                )
+                break
+            self._stashed.popleft()
+            if reply == 1:
+                returned += 1
+        if returned:
+            _log.info(
+                "closing %s: put %d message(s) taken by cancelled receives back at the "
+                "head of the queue",
+                r._url_text,
+                returned,
+            )
+        self._stashed.clear()
 
 
 # ---------------------------------------------------------------------- opening
