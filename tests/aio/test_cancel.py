@@ -251,7 +251,7 @@ async def test_receives_cancelled_at_random_lose_and_duplicate_nothing(
         await q.receive(timeout=0.05)
 
 
-@pytest.mark.parametrize("kind", ["posix", "sysv"], indirect=True)
+@pytest.mark.parametrize("kind", ["posix", "sysv", "redis"], indirect=True)
 async def test_sends_cancelled_at_random_enqueue_once_or_not_at_all(
     open_async: OpenAsync, url: str
 ) -> None:

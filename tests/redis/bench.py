@@ -107,6 +107,79 @@ def single_process(port: int, n: int, repeats: int) -> tuple[dict[str, float], d
     return rates, ratios
 
 
+def async_vs_sync(port: int, n: int, rounds: int = 3) -> dict[str, float]:
+    """Per-message send and receive: the sync handle against unimq.aio on asyncio
+    and on trio, same server, interleaved rounds, medians (the queue prefilled
+    for receives); receives fed by a producer process; and 8 tasks sharing one
+    async handle (each waiting call has its own connection)."""
+    import anyio
+
+    import unimq.aio
+
+    runs: dict[str, list[float]] = {}
+    url = f"redis://127.0.0.1:{port}/bench-aio"
+    ctx: Any = multiprocessing.get_context("spawn")
+
+    def record(name: str, seconds: float) -> None:
+        runs.setdefault(name, []).append(n / seconds)
+
+    def sync_round() -> None:
+        with unimq.open(url) as q:
+            t = time.perf_counter()
+            for _ in range(n):
+                q.send(PAYLOAD)
+            record("sync send", time.perf_counter() - t)
+            t = time.perf_counter()
+            for _ in range(n):
+                q.receive()
+            record("sync receive", time.perf_counter() - t)
+            producer = ctx.Process(target=_producer, args=(url, n))
+            producer.start()
+            t = time.perf_counter()
+            for _ in range(n):
+                q.receive(timeout=30)
+            record("1x1 sync receive", time.perf_counter() - t)
+            producer.join(600)
+
+    async def async_round(backend: str) -> None:
+        async with await unimq.aio.open(url) as aq:
+            t = time.perf_counter()
+            for _ in range(n):
+                await aq.send(PAYLOAD)
+            record(f"async send ({backend})", time.perf_counter() - t)
+            t = time.perf_counter()
+            for _ in range(n):
+                await aq.receive()
+            record(f"async receive ({backend})", time.perf_counter() - t)
+            producer = ctx.Process(target=_producer, args=(url, n))
+            producer.start()
+            t = time.perf_counter()
+            for _ in range(n):
+                await aq.receive(timeout=30)
+            record(f"1x1 async receive ({backend})", time.perf_counter() - t)
+            await anyio.to_thread.run_sync(producer.join, 600)
+            for _ in range(n):
+                await aq.send(PAYLOAD)
+
+            async def drain(k: int) -> None:
+                for _ in range(k):
+                    await aq.receive()
+
+            t = time.perf_counter()
+            async with anyio.create_task_group() as tg:
+                for _ in range(8):
+                    tg.start_soon(drain, n // 8)
+            record(f"async receive, 8 tasks ({backend})", time.perf_counter() - t)
+
+    unimq.open(url, create=True, max_messages=n + 1).close()
+    for _ in range(rounds):
+        sync_round()
+        for backend in ("asyncio", "trio"):
+            anyio.run(async_round, backend, backend=backend)
+    unimq.remove(url)
+    return {name: statistics.median(values) for name, values in runs.items()}
+
+
 def _raw_producer(port: int, key: str, n: int) -> None:
     r = _raw(port)
     for _ in range(n):
@@ -217,6 +290,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds per figure")
     parser.add_argument("--quick", action="store_true", help="fewer messages, no 4x4 run")
+    parser.add_argument("--aio", action="store_true", help="only unimq.aio against sync")
     args = parser.parse_args()
     if args.quick:
         args.messages = min(args.messages, 4_000)
@@ -224,6 +298,12 @@ def main() -> None:
     server = ValkeyServer(Path(tempfile.mkdtemp(prefix="unimq-bench-")))
     server.start()
     try:
+        if args.aio:
+            results = async_vs_sync(server.port, args.messages, args.repeats)
+            for name, value in results.items():
+                print(f"{name:40s} {value:12,.0f}")
+            _print_aio_ratios(results)
+            return
         results, ratios = single_process(server.port, args.messages, args.repeats)
         if args.quick:
             results.update(processes(server.port, args.messages, 1))
@@ -231,6 +311,7 @@ def main() -> None:
             results.update(processes(server.port, args.messages, 1))
             results.update(processes(server.port, args.messages, 4))
         results.update(wake_latency(server.port, 50 if args.quick else 200))
+        results.update(async_vs_sync(server.port, args.messages, 1 if args.quick else 3))
     finally:
         server.stop()
     for name, value in results.items():
@@ -240,6 +321,18 @@ def main() -> None:
     for ours, raw in (("1x1 unimq", "1x1 raw RPUSH/BLPOP"), ("4x4 unimq", "4x4 raw RPUSH/BLPOP")):
         if ours in results:
             print(f"ratio {ours} / {raw}: {results[ours] / results[raw]:.2f}")
+    _print_aio_ratios(results)
+
+
+def _print_aio_ratios(results: dict[str, float]) -> None:
+    for b in ("asyncio", "trio"):
+        for op in ("send", "receive"):
+            ratio = results[f"async {op} ({b})"] / results[f"sync {op}"]
+            print(f"ratio async {op} ({b}) / sync {op}: {ratio:.2f}")
+        ratio = results[f"1x1 async receive ({b})"] / results["1x1 sync receive"]
+        print(f"ratio 1x1 async receive ({b}) / sync: {ratio:.2f}")
+        ratio = results[f"async receive, 8 tasks ({b})"] / results["sync receive"]
+        print(f"ratio async receive, 8 tasks ({b}) / sync receive: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -7,11 +7,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import redis
 from redis.crc import key_slot
 
 import unimq
+import unimq.aio
 from tests.helpers import wait_for
 from tests.redis.server import ValkeyServer
 from unimq.testing import in_background
@@ -104,3 +106,27 @@ def test_blocked_receive_on_another_node_wakes(cluster: list[ValkeyServer]) -> N
         q.remove()
         with pytest.raises(unimq.QueueRemoved):
             sender.receive(timeout=1)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_unimq_aio_follows_the_redirection(cluster: list[ValkeyServer]) -> None:
+    # Opened through node 0, the queue lives on node 2: MOVED, then that node.
+    name = _name_on(2, set())
+    url = f"redis://127.0.0.1:{cluster[0].port}/{name}"
+    async with await unimq.aio.open(url, create=True) as q, await unimq.aio.open(url) as other:
+        await q.send(b"first", priority=2)
+        assert await q.receive(timeout=1) == unimq.Message(b"first", 1, 2)
+        got: list[bytes] = []
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+
+                async def receive() -> None:
+                    got.append((await q.receive(timeout=30)).data)
+
+                tg.start_soon(receive)
+                await anyio.wait_all_tasks_blocked()
+                await other.send(b"woken")
+        assert got == [b"woken"]
+        assert (await q.stat()).messages == 0
+        await q.remove()

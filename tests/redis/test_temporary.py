@@ -19,7 +19,7 @@ import redis
 import unimq
 from tests.redis.server import ValkeyServer
 
-TTL = 1.0
+TTL = 2.0
 WAIT = 30.0  # bound on every wait below (a few ttl on a busy machine)
 
 

@@ -416,6 +416,15 @@ class SentinelLink(Link):
         """The primary may have changed: ask the sentinels before the next call."""
         self._stale = True
 
+    @property
+    def stale(self) -> bool:
+        """Whether the sentinels must be asked before the next call."""
+        return self._stale
+
+    def refresh(self) -> bool:
+        """Follow the sentinels to the current primary; True if it changed."""
+        return self._refresh()
+
     def _refresh(self) -> bool:
         """Follow the sentinels to the current primary; True if it changed."""
         self._stale = False

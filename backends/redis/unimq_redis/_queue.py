@@ -149,6 +149,8 @@ class RedisQueue(Queue):
     temporary_ttl: ClassVar[float | None] = 30.0
     _renewer: Renewer | None = None
     _driver_errors: ClassVar[tuple[type[BaseException], ...]] = (redis.RedisError,)
+    #: unimq.aio serves this backend with its own async handle (anyio streams).
+    async_opener: ClassVar[str | None] = "unimq_redis._aqueue:open_async"
 
     def __init__(
         self, url: QueueURL, access: Access, address: Address, link: Link, meta: dict[bytes, bytes]
@@ -222,18 +224,7 @@ class RedisQueue(Queue):
                 "create",
                 CREATE,
                 _keys(address.name)[1][:1],
-                (
-                    gen,
-                    attrs["max_messages"],
-                    attrs["max_message_size"],
-                    attrs["max_bytes"],
-                    mode,
-                    os.geteuid(),
-                    os.getegid(),
-                    os.getpid(),
-                    LAYOUT,
-                    "" if ttl is None else math.ceil(ttl * 1000),
-                ),
+                create_args(gen, attrs, mode, ttl),
             )
             if not made:
                 raise QueueExists(
@@ -364,23 +355,32 @@ class RedisQueue(Queue):
     def _try_receive(self, mtype: int) -> Message | None:
         return self._receive_script(mtype, "")
 
+    def _send_many_chunk(self, batch: list[tuple[bytes, int, int]], n: int) -> tuple[Any, int]:
+        """SEND_MANY's arguments for ``batch[n:]`` within the chunk limits, and
+        the index after the last message they carry."""
+        args: list[Any] = [self._prefix, self._gen, _pid()]
+        size = 0
+        stop = min(len(batch), n + BATCH_MESSAGES)
+        i = n
+        while i < stop:
+            data, mtype, priority = batch[i]
+            size += len(data)
+            if size > BATCH_BYTES and i > n:
+                break
+            args += (data, mtype, priority)
+            i += 1
+        return tuple(args), i
+
+    def _receive_many_args(self, mtype: int, ask: int) -> tuple[Any, ...]:
+        return (self._prefix, self._gen, mtype, _pid(), ask, BATCH_BYTES)
+
     def _try_send_many(self, batch: list[tuple[bytes, int, int]], start: int) -> int:
         """Send ``batch[start:]`` in as few script calls as the chunk limits allow."""
         n, end = start, len(batch)
         try:
             while n < end:
-                args: list[Any] = [self._prefix, self._gen, _pid()]
-                size = 0
-                stop = min(end, n + BATCH_MESSAGES)
-                i = n
-                while i < stop:
-                    data, mtype, priority = batch[i]
-                    size += len(data)
-                    if size > BATCH_BYTES and i > n:
-                        break
-                    args += (data, mtype, priority)
-                    i += 1
-                r = self._link.run("send", SEND_MANY, self._meta, tuple(args))
+                args, i = self._send_many_chunk(batch, n)
+                r = self._link.run("send", SEND_MANY, self._meta, args)
                 if r == -1:
                     raise self._removed_error()
                 n += r
@@ -398,34 +398,14 @@ class RedisQueue(Queue):
             while len(out) < limit:
                 ask = min(limit - len(out), BATCH_MESSAGES)
                 r = self._link.run(
-                    "receive",
-                    RECEIVE_MANY,
-                    self._meta,
-                    (self._prefix, self._gen, mtype, _pid(), ask, BATCH_BYTES),
+                    "receive", RECEIVE_MANY, self._meta, self._receive_many_args(mtype, ask)
                 )
                 if r == -1:
                     raise self._removed_error()
                 if not r:
                     break
-                runs, lengths, blob, cut = r
-                ends = list(accumulate(_unpack_lengths(lengths)))
-                starts = [0, *ends[:-1]]
-                if len(runs) == 3:  # one type and priority: the common case
-                    mt, pr = runs[0], runs[1]
-                    out += [
-                        new_message((blob[a + 16 : b], mt, pr))
-                        for a, b in zip(starts, ends, strict=True)
-                    ]
-                else:
-                    k = 0
-                    for i in range(0, len(runs), 3):
-                        mt, pr, n = runs[i], runs[i + 1], runs[i + 2]
-                        out += [
-                            new_message((blob[a + 16 : b], mt, pr))
-                            for a, b in zip(starts[k : k + n], ends[k : k + n], strict=True)
-                        ]
-                        k += n
-                if len(ends) < ask and not cut:
+                more = batch_messages(r, out, ask)
+                if not more:
                     break
         except Exception:
             if not out:
@@ -511,6 +491,43 @@ class RedisQueue(Queue):
             raise QueueNotFound(
                 f"{self._url_text} was already removed", errno=E.ENOENT, url=self._url_text
             )
+
+
+def create_args(gen: bytes, attrs: dict[str, Any], mode: int, ttl: float | None) -> tuple[Any, ...]:
+    """CREATE's arguments (after the meta key): limits, owner, layout, expiry in ms."""
+    return (
+        gen,
+        attrs["max_messages"],
+        attrs["max_message_size"],
+        attrs["max_bytes"],
+        mode,
+        os.geteuid(),
+        os.getegid(),
+        os.getpid(),
+        LAYOUT,
+        "" if ttl is None else math.ceil(ttl * 1000),
+    )
+
+
+def batch_messages(reply: Any, out: list[Message], ask: int) -> bool:
+    """Append the messages of a RECEIVE_MANY ``reply`` (asked for ``ask``) to
+    ``out``; True if the queue may hold more for the same selection."""
+    runs, lengths, blob, cut = reply
+    ends = list(accumulate(_unpack_lengths(lengths)))
+    starts = [0, *ends[:-1]]
+    if len(runs) == 3:  # one type and priority: the common case
+        mt, pr = runs[0], runs[1]
+        out += [new_message((blob[a + 16 : b], mt, pr)) for a, b in zip(starts, ends, strict=True)]
+    else:
+        k = 0
+        for i in range(0, len(runs), 3):
+            mt, pr, n = runs[i], runs[i + 1], runs[i + 2]
+            out += [
+                new_message((blob[a + 16 : b], mt, pr))
+                for a, b in zip(starts[k : k + n], ends[k : k + n], strict=True)
+            ]
+            k += n
+    return len(ends) >= ask or bool(cut)
 
 
 def _check_layout(url: QueueURL, meta: dict[bytes, bytes]) -> None:

@@ -39,6 +39,7 @@ __all__ = [
     "RECEIVE_MANY",
     "REMOVE",
     "RENEW",
+    "RETURN",
     "SEND",
     "SEND_MANY",
     "STAT",
@@ -299,6 +300,33 @@ for i = 1, #lens, 500 do
   packed[#packed + 1] = struct.pack('>' .. string.rep('I4', j - i + 1), unpack(lens, i, j))
 end
 return {runs, table.concat(packed), table.concat(entries), cut}
+""",
+)
+
+# Put back a message that a cancelled async receive took, when its handle
+# closes: at the head of its list, before every message sent. Its seq is
+# negative (meta ``hseq`` counts down from 0), so a list's head still has the
+# smallest seq of the priority; called newest first, the oldest ends up first.
+# Capacity is not checked: the message was in the queue a moment ago.
+# KEYS: meta ; ARGV: prefix gen data mtype priority
+RETURN = Script(
+    "return",
+    """
+local meta, P = KEYS[1], ARGV[1]
+local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', 'hseq', 'ttl')
+if m[1] ~= ARGV[2] then return -1 end
+local h = tonumber(m[4] or '0') - 1
+local head = string.format('%016d', h)
+local mt, pr = ARGV[4], ARGV[5]
+if redis.call('LPUSH', P .. ':l:' .. pr .. ':' .. mt, head .. ARGV[3]) == 1 then
+  index(P, pr, mt, head, ttl_of(m[5]))
+else
+  redis.call('ZADD', P .. ':h:' .. pr, h, mt)
+end
+redis.call('HSET', meta, 'count', tonumber(m[3]) + 1,
+  'bytes', tonumber(m[2]) + string.len(ARGV[3]), 'hseq', h)
+wake(P .. ':rw', P)
+return 1
 """,
 )
 
