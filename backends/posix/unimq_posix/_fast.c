@@ -27,6 +27,11 @@
  * descriptors.  So no call ever uses a descriptor number after close (the
  * kernel reuses numbers at once).
  *
+ * Spinning (_spin.h): a wait that close() can wake with the wake signal
+ * first retries the non-blocking call on the queue descriptor without the
+ * GIL, registered as a waiter, for a few microseconds (never past its
+ * deadline), then runs the signal handlers and sleeps as described above.
+ *
  * Waking: a thread sleeping in mq_receive/mq_send/poll() is woken by the wake
  * signal of _wake.h (the same file as the SysV channel's): a thread-directed
  * real-time signal, the first from SIGRTMIN+8 whose disposition was SIG_DFL

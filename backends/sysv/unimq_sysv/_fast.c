@@ -51,6 +51,11 @@
  * The user's signals: EINTR runs Python's handlers (PyErr_CheckSignals);
  * their exceptions propagate, otherwise the wait resumes.
  *
+ * Spinning (_spin.h): a wait that blocks in the kernel first retries with
+ * IPC_NOWAIT without the GIL, registered as a waiter, for a few microseconds
+ * (never past its deadline; close() and interrupt() end it), then runs the
+ * signal handlers and blocks.
+ *
  * The waiter registry, the wake signal and the deadline timer live in
  * _wake.h, without Python or message-queue code: the async layer can reuse
  * them for any blocking call.
