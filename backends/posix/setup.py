@@ -12,7 +12,7 @@ setup(
         Extension(
             "unimq_posix._fast",
             ["unimq_posix/_fast.c"],
-            depends=["unimq_posix/_wake.h"],
+            depends=["unimq_posix/_wake.h", "unimq_posix/_spin.h"],
             extra_compile_args=["-O2"],
             optional=True,
             libraries=["rt"],

@@ -12,7 +12,7 @@ setup(
         Extension(
             "unimq_sysv._fast",
             ["unimq_sysv/_fast.c"],
-            depends=["unimq_sysv/_wake.h"],
+            depends=["unimq_sysv/_wake.h", "unimq_sysv/_spin.h"],
             extra_compile_args=["-O2"],
             optional=True,
         )

@@ -27,6 +27,11 @@
  * descriptors.  So no call ever uses a descriptor number after close (the
  * kernel reuses numbers at once).
  *
+ * Spinning (_spin.h): a wait that close() can wake with the wake signal
+ * first retries the non-blocking call on the queue descriptor without the
+ * GIL, registered as a waiter, for a few microseconds (never past its
+ * deadline), then runs the signal handlers and sleeps as described above.
+ *
  * Waking: a thread sleeping in mq_receive/mq_send/poll() is woken by the wake
  * signal of _wake.h (the same file as the SysV channel's): a thread-directed
  * real-time signal, the first from SIGRTMIN+8 whose disposition was SIG_DFL
@@ -65,6 +70,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "_spin.h"
 #include "_wake.h"
 
 #define STACK_BUF 8192
@@ -91,6 +97,7 @@ typedef struct Channel {
      * direction wait for this lock, so a ready queue wakes one thread, not all. */
     PyThread_type_lock pollers[2];
     wake_registry reg; /* the threads the wake signal wakes (in the kernel or poll()) */
+    spin_budget spin[2]; /* how long a wait spins before it sleeps, per direction (_spin.h) */
 } Channel;
 
 /* Every initialized channel, so that a forked child can reset them: in the
@@ -493,7 +500,7 @@ typedef struct {
     ssize_t got;
 } Attempt;
 
-enum { W_DONE = 1, W_TIMEOUT = 0, W_ERROR = -1, W_CLOSED = 2, W_SIGNAL = 3 };
+enum { W_DONE = 1, W_TIMEOUT = 0, W_ERROR = -1, W_CLOSED = 2, W_SIGNAL = 3, W_BUSY = 4 };
 
 /* Without the GIL: poll the queue and the eventfd until the attempt succeeds,
  * the deadline passes, close() writes the eventfd, or a signal arrives (the
@@ -564,6 +571,7 @@ static int take_poller(Channel *self, PyThread_type_lock poller, int forever,
 
 static int poll_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline,
                         int signalled);
+static int spin_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline);
 static int block_attempt(Channel *self, mqd_t twin, Attempt *a);
 static mqd_t get_twin(Channel *self);
 
@@ -626,8 +634,8 @@ block_attempt(Channel *self, mqd_t twin, Attempt *a)
     wake_node node;
     if (registry_enter(&self->reg, &node, 0) < 0)
         return W_CLOSED;
-    int w;
-    for (;;) {
+    int w = spin_attempt(self, a, 1, NULL);
+    while (w == W_BUSY) {
         /* A signal that arrived before the wait (or while a handler ran) is
          * handled now, not after the next message. */
         if (PyErr_CheckSignals() < 0) {
@@ -665,6 +673,66 @@ block_attempt(Channel *self, mqd_t twin, Attempt *a)
     }
     registry_leave(&self->reg, &node);
     return w;
+}
+
+/* In flight and registered (close() wakes it), GIL held: before the wait
+ * sleeps, retry the attempt without blocking on the queue descriptor, without
+ * the GIL, for as long as _spin.h allows (never past the deadline).  W_DONE,
+ * W_CLOSED, W_ERROR (an exception is set: a failure, or a signal handler's
+ * exception), or W_BUSY: not done, sleep now.  The signal handlers run before
+ * it returns W_BUSY, so a signal that came during the spin is not left
+ * pending through the sleep. */
+static int
+spin_attempt(Channel *self, Attempt *a, int forever, const struct timespec *deadline)
+{
+    long left = -1;
+    if (!forever) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left = (long)(deadline->tv_sec - now.tv_sec) * 1000000000L +
+               (deadline->tv_nsec - now.tv_nsec);
+        if (left <= 0)
+            return W_BUSY;
+    }
+    spin_budget *budget = &self->spin[a->sending];
+    long limit = spin_limit(budget, left);
+    if (limit <= 0)
+        return W_BUSY;
+    int ok = 0, closing = 0, err = 0;
+    mqd_t mqd = self->mqd;
+    Py_BEGIN_ALLOW_THREADS
+    long start = spin_now_ns();
+    do {
+        if (!registry_is_open(&self->reg)) {
+            closing = 1;
+            break;
+        }
+        if (a->sending)
+            ok = mq_send(mqd, a->data, a->len, a->priority) == 0;
+        else {
+            a->got = mq_receive(mqd, a->buf, a->size, &a->priority);
+            ok = a->got >= 0;
+        }
+        if (ok)
+            break;
+        err = errno;
+    } while (err == EAGAIN && spin_again(start, limit));
+    Py_END_ALLOW_THREADS
+    if (ok) {
+        spin_result(budget, 1);
+        return W_DONE;
+    }
+    if (closing)
+        return W_CLOSED;
+    if (err == EAGAIN)
+        spin_result(budget, 0);
+    else if (err != EINTR) {
+        set_errno(err);
+        return W_ERROR;
+    }
+    if (PyErr_CheckSignals() < 0)
+        return W_ERROR;
+    return W_BUSY;
 }
 
 /* Wait, without the GIL, to become the direction's poller: W_DONE (the lock
@@ -720,7 +788,9 @@ poll_attempt(Channel *self, Attempt *a, int forever, const struct timespec *dead
     wake_node node;
     if (registry_enter(&self->reg, &node, 0) < 0)
         return W_CLOSED;
-    int w = poll_loop(self, a, forever, deadline, -1); /* poll() ignores a negative fd */
+    int w = spin_attempt(self, a, forever, deadline);
+    if (w == W_BUSY)
+        w = poll_loop(self, a, forever, deadline, -1); /* poll() ignores a negative fd */
     registry_leave(&self->reg, &node);
     return w;
 }
@@ -1084,7 +1154,33 @@ fast_unlink(PyObject *module, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* _spin([max_ns]) -> int: the longest a wait spins before it sleeps (ns, 0:
+ * never; see _spin.h); with an argument, set it (process-wide) and return
+ * the previous value. For tests and benchmarks. */
+static PyObject *
+fast_spin(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    long previous = spin_max_ns;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "_spin([max_ns: int])");
+        return NULL;
+    }
+    if (nargs == 1) {
+        long value = PyLong_AsLong(args[0]);
+        if (value == -1 && PyErr_Occurred())
+            return NULL;
+        if (value < 0 || value > 1000000000L) {
+            PyErr_SetString(PyExc_ValueError, "max_ns must be 0..1e9");
+            return NULL;
+        }
+        __atomic_store_n(&spin_max_ns, value, __ATOMIC_RELAXED);
+    }
+    return PyLong_FromLong(previous);
+}
+
 static PyMethodDef fast_functions[] = {
+    {"_spin", (PyCFunction)(void (*)(void))fast_spin, METH_FASTCALL,
+     "_spin([max_ns]) -> int: how long a wait spins before it sleeps (ns); set it."},
     {"unlink", (PyCFunction)fast_unlink, METH_O, "unlink(name): mq_unlink."},
     {NULL, NULL, 0, NULL},
 };
@@ -1100,6 +1196,7 @@ static struct PyModuleDef fast_module = {
 PyMODINIT_FUNC
 PyInit__fast(void)
 {
+    spin_setup();
     if (PyType_Ready(&ChannelType) < 0)
         return NULL;
     if (pthread_atfork(NULL, NULL, after_fork_child) != 0) {

@@ -43,3 +43,6 @@ class Channel:
     def notify(self, arg: object, /) -> None: ...
 
 def unlink(name: str, /) -> None: ...
+def _spin(max_ns: int = ..., /) -> int:
+    """How long a wait spins before it sleeps (ns, 0: never); with an argument, set it
+    (process-wide) and return the previous value."""

@@ -51,6 +51,11 @@
  * The user's signals: EINTR runs Python's handlers (PyErr_CheckSignals);
  * their exceptions propagate, otherwise the wait resumes.
  *
+ * Spinning (_spin.h): a wait that blocks in the kernel first retries with
+ * IPC_NOWAIT without the GIL, registered as a waiter, for a few microseconds
+ * (never past its deadline; close() and interrupt() end it), then runs the
+ * signal handlers and blocks.
+ *
  * The waiter registry, the wake signal and the deadline timer live in
  * _wake.h, without Python or message-queue code: the async layer can reuse
  * them for any blocking call.
@@ -81,6 +86,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "_spin.h"
 #include "_wake.h"
 
 #define STACK_BUF 8192
@@ -96,6 +102,7 @@ typedef struct {
     Py_ssize_t bufsize;    /* receive buffer: grows on E2BIG */
     PyTypeObject *message; /* unimq.Message, a 3-tuple subclass (data, mtype, priority) */
     wake_registry reg;
+    spin_budget spin[2]; /* how long a wait spins before it sleeps, per direction (_spin.h) */
 } Channel;
 
 struct msg {
@@ -482,8 +489,18 @@ wait_for(Channel *self, operation *op, double timeout)
     }
     double delay = BACKOFF_START;
     ssize_t got;
+    /* A waiter that blocks in the kernel spins first (_spin.h): the first
+     * round retries with IPC_NOWAIT, without the GIL, then runs the signal
+     * handlers and blocks. (A polling waiter has its own backoff.) */
+    long limit = 0;
+    spin_budget *budget = &self->spin[op->sending];
+    if (blocking) {
+        double left = timeout < 0 ? -1.0 : (end - monotonic()) * 1e9;
+        if (timeout < 0 || left > 0)
+            limit = spin_limit(budget, left > 1e12 ? (long)1e12 : (long)left);
+    }
     for (;;) {
-        int err = 0, closing = 0, expired = 0;
+        int err = 0, closing = 0, expired = 0, spun = 0;
         got = -1;
         /* A signal that arrived while a handler ran (or just before the wait)
          * is handled now rather than after the blocking call returns; one that
@@ -496,6 +513,18 @@ wait_for(Channel *self, operation *op, double timeout)
         Py_BEGIN_ALLOW_THREADS
         if (!registry_is_open(&self->reg) || node_interrupted(&node)) {
             closing = 1; /* close(), or interrupt() for this thread: leave, doing nothing */
+        }
+        else if (limit > 0) { /* the spin: a busy queue ends it (errno EAGAIN/ENOMSG) */
+            long start = spin_now_ns();
+            do {
+                if (!registry_is_open(&self->reg) || node_interrupted(&node)) {
+                    err = EINTR; /* the next round sees it */
+                    break;
+                }
+                got = attempt(self, op, IPC_NOWAIT);
+                err = errno;
+            } while (got == -1 && err == busy && spin_again(start, limit));
+            spun = 1;
         }
         else if (blocking) {
             if (timed && monotonic() >= end) {
@@ -514,6 +543,12 @@ wait_for(Channel *self, operation *op, double timeout)
                 expired = backoff_sleep(end, &delay);
         }
         Py_END_ALLOW_THREADS
+        if (spun) { /* not done: run the handlers, then block */
+            spin_result(budget, got >= 0);
+            limit = spun = 0;
+            if (got == -1 && err == busy)
+                err = EINTR;
+        }
         if (got >= 0)
             break; /* done, even if close() began meanwhile: nothing is lost */
         if (closing) {
@@ -1056,16 +1091,48 @@ static PyTypeObject ChannelType = {
     .tp_getset = Channel_getset,
 };
 
+/* _spin([max_ns]) -> int: the longest a wait spins before it sleeps (ns, 0:
+ * never; see _spin.h); with an argument, set it (process-wide) and return
+ * the previous value. For tests and benchmarks. */
+static PyObject *
+fast_spin(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    long previous = spin_max_ns;
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "_spin([max_ns: int])");
+        return NULL;
+    }
+    if (nargs == 1) {
+        long value = PyLong_AsLong(args[0]);
+        if (value == -1 && PyErr_Occurred())
+            return NULL;
+        if (value < 0 || value > 1000000000L) {
+            PyErr_SetString(PyExc_ValueError, "max_ns must be 0..1e9");
+            return NULL;
+        }
+        __atomic_store_n(&spin_max_ns, value, __ATOMIC_RELAXED);
+    }
+    return PyLong_FromLong(previous);
+}
+
+static PyMethodDef fast_functions[] = {
+    {"_spin", (PyCFunction)(void (*)(void))fast_spin, METH_FASTCALL,
+     "_spin([max_ns]) -> int: how long a wait spins before it sleeps (ns); set it."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef fast_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "unimq_sysv._fast",
     .m_doc = "Optional C primitives for unimq's SysV backend.",
     .m_size = -1,
+    .m_methods = fast_functions,
 };
 
 PyMODINIT_FUNC
 PyInit__fast(void)
 {
+    spin_setup();
     if (PyType_Ready(&ChannelType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&fast_module);
