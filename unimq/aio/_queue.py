@@ -18,6 +18,7 @@ from unimq._options import Access, check_timeout
 from unimq._queue import Queue, _as_bytes, _index, batch_sent
 from unimq.aio._fd_wait import DescriptorWaiter
 from unimq.aio._helper import HelperWaiter, Stash
+from unimq.aio._watch import WatchWaiter
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -53,6 +54,8 @@ def _waiter_for(handle: Queue, stash: Stash) -> _Waiter:
     fileno = getattr(handle, "fileno", None)
     if handle.capabilities & Capability.FILENO and fileno is not None:
         return DescriptorWaiter(handle, fileno())
+    if callable(getattr(handle, "_watch", None)) and callable(getattr(handle, "_unwatch", None)):
+        return WatchWaiter(handle, handle)  # type: ignore[arg-type]
     return HelperWaiter(handle, stash)
 
 
@@ -110,7 +113,8 @@ class AsyncQueue:
     @property
     def waits_by(self) -> str:
         """How this handle waits: ``"descriptor"`` (the event loop polls the
-        queue's descriptor) or ``"helper thread"``."""
+        queue's descriptor), ``"wake-up callback"`` (an in-process queue wakes
+        the loop; no thread) or ``"helper thread"``."""
         return self._waiter.name
 
     def __repr__(self) -> str:
