@@ -18,6 +18,7 @@ from unimq._options import Access, check_timeout
 from unimq._queue import Queue, _as_bytes, _index, batch_sent
 from unimq.aio._fd_wait import DescriptorWaiter
 from unimq.aio._helper import HelperWaiter, Stash
+from unimq.aio._loop import checkpoint as _checkpoint
 from unimq.aio._watch import WatchWaiter
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ __all__ = ["AsyncQueue"]
 
 M = TypeVar("M")
 _monotonic = time.monotonic
-_checkpoint = anyio.lowlevel.checkpoint
 #: An operation that finds its message or room at once is a checkpoint (a
 #: cancellation point and a trip through the event loop) every this many
 #: calls; one that waits is a cancellation point while it waits. A task
@@ -123,14 +123,6 @@ class AsyncQueue:
 
     # ------------------------------------------------------------------ send / receive
 
-    async def _step(self) -> None:
-        """A checkpoint every :data:`YIELD_EVERY` calls; called before the
-        attempt, never after it (a cancellation there would lose a message)."""
-        self._calls += 1
-        if self._calls >= YIELD_EVERY:
-            self._calls = 0
-            await _checkpoint()
-
     async def send(
         self,
         data: bytes | bytearray | memoryview,
@@ -145,7 +137,15 @@ class AsyncQueue:
         (enqueued exactly once; the cancellation then takes effect at the
         caller's next checkpoint).
         """
-        await self._step()  # the only cancellation point before an attempt
+        # A checkpoint every YIELD_EVERY calls, before the attempt (never after
+        # it: a cancellation there would lose the message); inline, as this is
+        # the hot path.
+        calls = self._calls + 1
+        if calls < YIELD_EVERY:
+            self._calls = calls
+        else:
+            self._calls = 0
+            await _checkpoint()
         h = self._h
         if h._closed:
             raise h._closed_error()
@@ -176,7 +176,12 @@ class AsyncQueue:
         If cancelled, it took nothing from the queue, or the message it took
         is returned by the next receive on this handle.
         """
-        await self._step()
+        calls = self._calls + 1  # as in send()
+        if calls < YIELD_EVERY:
+            self._calls = calls
+        else:
+            self._calls = 0
+            await _checkpoint()
         h = self._h
         if h._closed:
             raise h._closed_error()
