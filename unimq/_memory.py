@@ -4,7 +4,9 @@ It counts capacity in messages *and* bytes (like SysV), orders by priority
 (like POSIX) and selects by mtype (like SysV), blocks with timeouts across
 threads, and removal wakes blocked callers with :class:`QueueRemoved` (like
 SysV). Queues live in this process only: a handle pickled into another
-process finds no queue there.
+process finds no queue there. Besides its condition (for threads), a queue
+calls the wake-up callbacks registered with ``_watch`` on every change:
+unimq.aio waits on a memory queue that way, without a thread.
 """
 
 from __future__ import annotations
