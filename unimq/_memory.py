@@ -4,15 +4,19 @@ It counts capacity in messages *and* bytes (like SysV), orders by priority
 (like POSIX) and selects by mtype (like SysV), blocks with timeouts across
 threads, and removal wakes blocked callers with :class:`QueueRemoved` (like
 SysV). Queues live in this process only: a handle pickled into another
-process finds no queue there.
+process finds no queue there. Besides its condition (for threads), a queue
+calls the wake-up callbacks registered with ``_watch`` on every change:
+unimq.aio waits on a memory queue that way, without a thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno as E
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self
@@ -52,6 +56,15 @@ class _State:
     change_time: float = field(default_factory=time.time)
     send_pid: int | None = None
     receive_pid: int | None = None
+    #: Wake-up callbacks (see MemoryQueue._watch): called under ``cond`` on every
+    #: change, from whichever thread made it; they must not block.
+    watchers: list[Callable[[], object]] = field(default_factory=list)
+
+    def changed(self) -> None:
+        """Wake everything that waits on this queue (call with ``cond`` held)."""
+        self.cond.notify_all()
+        for wake in self.watchers:
+            wake()
 
 
 _registry: dict[str, _State] = {}
@@ -176,7 +189,7 @@ class MemoryQueue(Queue):
         state.nbytes += len(data)
         state.send_time = time.time()
         state.send_pid = os.getpid()
-        state.cond.notify_all()
+        state.changed()
         return True
 
     def _take(self, mtype: int) -> Message | None:
@@ -190,7 +203,7 @@ class MemoryQueue(Queue):
         state.nbytes -= len(msg.data)
         state.receive_time = time.time()
         state.receive_pid = os.getpid()
-        state.cond.notify_all()
+        state.changed()
         return msg
 
     def _try_send(self, data: bytes, mtype: int, priority: int) -> bool:
@@ -253,11 +266,25 @@ class MemoryQueue(Queue):
         wait returns early (the others on this queue wake spuriously and wait
         again), for unimq.aio's cancellation."""
         with self._state.cond:
-            self._state.cond.notify_all()
+            self._state.changed()
 
     def _close(self) -> None:
         with self._state.cond:  # wake this handle's waiters: they see closed and leave
-            self._state.cond.notify_all()
+            self._state.changed()
+
+    def _watch(self, wake: Callable[[], object]) -> None:
+        """Call ``wake()`` on every change of the queue (a message sent or taken,
+        removal, a handle closed) until :meth:`_unwatch`: how unimq.aio waits
+        without a thread. ``wake`` runs in the thread that made the change,
+        with the queue's lock held: it must be quick, never block and never
+        call back into the queue."""
+        with self._state.cond:
+            self._state.watchers.append(wake)
+
+    def _unwatch(self, wake: Callable[[], object]) -> None:
+        """Stop calling ``wake`` (no error if it was not watching)."""
+        with self._state.cond, contextlib.suppress(ValueError):
+            self._state.watchers.remove(wake)
 
     def _remove(self) -> None:
         state = self._state
@@ -275,4 +302,4 @@ def _mark_removed(state: _State) -> None:
         state.removed = True
         state.items.clear()
         state.nbytes = 0
-        state.cond.notify_all()
+        state.changed()

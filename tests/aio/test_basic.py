@@ -180,10 +180,12 @@ async def test_async_for_receives_until_closed(open_async: OpenAsync) -> None:
 async def test_waiting_strategy_follows_capabilities(open_async: OpenAsync, kind: str) -> None:
     q = await open_async()
     fileno = q.capabilities & unimq.Capability.FILENO
+    expected = "descriptor" if fileno else "helper thread"
+    if kind == "memory":  # an in-process queue wakes the loop itself: no thread
+        expected = "wake-up callback"
     if kind == "redis":  # a network backend: the server makes it wait (BLPOP)
-        assert q.waits_by == "server"
-    else:
-        assert q.waits_by == ("descriptor" if fileno else "helper thread")
+        expected = "server"
+    assert q.waits_by == expected
     assert repr(q).startswith("<unimq.aio.AsyncQueue ")
 
 

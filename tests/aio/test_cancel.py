@@ -103,6 +103,22 @@ async def test_cancel_while_the_helper_is_inside_msgrcv(open_async: OpenAsync, u
     assert (await q.stat()).messages == 0
 
 
+@pytest.mark.parametrize("kind", ["sysv"], indirect=True)  # waits in helper threads
+async def test_a_receive_cancelled_before_its_hand_off_starts_no_helper(
+    open_async: OpenAsync,
+) -> None:
+    q = await open_async()
+    with anyio.CancelScope() as scope:
+        scope.cancel()  # lands at the receive's first checkpoint: in its retries
+        await q.receive()
+    assert scope.cancelled_caught
+    # It was cancelled before handing its wait to a helper thread: no thread,
+    # no orphaned msgrcv; the next message goes to the next receive.
+    assert q._waiter.threads == 0  # type: ignore[attr-defined]
+    await q.send(b"kept")
+    assert (await q.receive(timeout=0)).data == b"kept"
+
+
 async def test_cancelled_send_enqueued_nothing(open_async: OpenAsync) -> None:
     q = await open_async(capacity=1, size=16)
     await q.send(b"f" * 16)

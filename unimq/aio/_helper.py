@@ -40,7 +40,7 @@ import anyio.to_thread
 
 from unimq._message import Message
 from unimq._queue import WAIT_CHUNK, Queue
-from unimq.aio._loop import loop_caller, wait_through_cancel
+from unimq.aio._loop import checkpoint, loop_caller, wait_through_cancel
 
 __all__ = ["CHUNK", "HelperWaiter", "Stash"]
 
@@ -54,6 +54,11 @@ CHUNK = 0.05
 _REPOKE = 0.001
 #: An idle helper thread exits after this many seconds.
 _IDLE = 30.0
+#: Before a receive is handed to a helper thread, the task retries the
+#: non-blocking attempt after each of this many trips through the event loop
+#: (a few microseconds each, other tasks run meanwhile): a reply already on
+#: its way is taken without the two thread wake-ups a hand-off costs.
+SPIN = 3
 
 _monotonic = time.monotonic
 
@@ -209,6 +214,15 @@ class HelperWaiter:
     async def receive(self, mtype: int, timeout: float | None) -> Message:
         h = self._h
         asked = timeout
+        if not self.orphans:
+            start = _monotonic()
+            msg = await self._spin(mtype)
+            if msg is not None:
+                return msg
+            if timeout is not None:
+                timeout -= _monotonic() - start
+                if timeout <= 0:
+                    raise h._empty_error(asked)
         if self.orphans:  # an earlier receive's message may be on its way: take it first
             end = None if timeout is None else _monotonic() + timeout
             msg = await self._adopt_orphans(mtype, end)
@@ -255,6 +269,25 @@ class HelperWaiter:
         if h._closed or self._closed:
             raise h._closed_error()
         raise h._empty_error(asked)
+
+    async def _spin(self, mtype: int) -> Message | None:
+        """A few more non-blocking attempts, each after a checkpoint (so a
+        cancellation lands before an attempt, never after it); None if the
+        queue stayed empty or a cancelled receive left an orphan meanwhile."""
+        h = self._h
+        attempt = h._receive_nowait
+        for _ in range(SPIN):
+            await checkpoint()
+            if h._closed:
+                raise h._closed_error()
+            if self.orphans:  # its message comes first: the caller adopts it
+                return None
+            msg = self._stash.take(mtype) if self._stash else None  # stashed meanwhile
+            if msg is None:
+                msg = attempt(mtype)
+            if msg is not None:
+                return msg
+        return None
 
     async def _receive_blocking(self, mtype: int) -> Message:
         """An untimed receive when waits cannot be interrupted: the helper blocks

@@ -2,6 +2,8 @@
 
 - :func:`loop_caller` gives a thread-safe "run this soon in the event loop" for
   the running loop (helper threads use it to wake the task that waits for them).
+- :func:`checkpoint` is ``anyio.lowlevel.checkpoint`` without its backend
+  lookup on asyncio (the hot paths pay it every few calls).
 - :func:`wait_through_cancel` waits for an event while cancellation is pending,
   so a cancelled operation can learn what its helper thread did.
 """
@@ -16,11 +18,26 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-__all__ = ["CallSoon", "loop_caller", "wait_through_cancel"]
+__all__ = ["CallSoon", "checkpoint", "loop_caller", "wait_through_cancel"]
 
 #: Schedules a callable in the event loop's thread; callable from any thread,
 #: never blocks, and does nothing once the loop has finished.
 CallSoon = Callable[[Callable[[], object]], None]
+
+
+_running_asyncio_loop = asyncio._get_running_loop
+_asyncio_sleep = asyncio.sleep
+_anyio_checkpoint = anyio.lowlevel.checkpoint
+
+
+async def checkpoint() -> None:
+    """A cancellation point and a trip through the event loop: exactly
+    ``anyio.lowlevel.checkpoint`` (on asyncio that is ``asyncio.sleep(0)``),
+    minus its look-up of the running backend on asyncio."""
+    if _running_asyncio_loop() is not None:
+        await _asyncio_sleep(0)
+    else:
+        await _anyio_checkpoint()
 
 
 def loop_caller() -> CallSoon:

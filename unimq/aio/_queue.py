@@ -18,6 +18,8 @@ from unimq._options import Access, check_timeout
 from unimq._queue import Queue, _as_bytes, _index, batch_sent
 from unimq.aio._fd_wait import DescriptorWaiter
 from unimq.aio._helper import HelperWaiter, Stash
+from unimq.aio._loop import checkpoint as _checkpoint
+from unimq.aio._watch import WatchWaiter
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -29,7 +31,6 @@ __all__ = ["AsyncQueue"]
 
 M = TypeVar("M")
 _monotonic = time.monotonic
-_checkpoint = anyio.lowlevel.checkpoint
 #: An operation that finds its message or room at once is a checkpoint (a
 #: cancellation point and a trip through the event loop) every this many
 #: calls; one that waits is a cancellation point while it waits. A task
@@ -53,6 +54,8 @@ def _waiter_for(handle: Queue, stash: Stash) -> _Waiter:
     fileno = getattr(handle, "fileno", None)
     if handle.capabilities & Capability.FILENO and fileno is not None:
         return DescriptorWaiter(handle, fileno())
+    if callable(getattr(handle, "_watch", None)) and callable(getattr(handle, "_unwatch", None)):
+        return WatchWaiter(handle, handle)  # type: ignore[arg-type]
     return HelperWaiter(handle, stash)
 
 
@@ -110,7 +113,8 @@ class AsyncQueue:
     @property
     def waits_by(self) -> str:
         """How this handle waits: ``"descriptor"`` (the event loop polls the
-        queue's descriptor) or ``"helper thread"``."""
+        queue's descriptor), ``"wake-up callback"`` (an in-process queue wakes
+        the loop; no thread) or ``"helper thread"``."""
         return self._waiter.name
 
     def __repr__(self) -> str:
@@ -118,14 +122,6 @@ class AsyncQueue:
         return f"<unimq.aio.AsyncQueue {self._h.url!r}{state}>"
 
     # ------------------------------------------------------------------ send / receive
-
-    async def _step(self) -> None:
-        """A checkpoint every :data:`YIELD_EVERY` calls; called before the
-        attempt, never after it (a cancellation there would lose a message)."""
-        self._calls += 1
-        if self._calls >= YIELD_EVERY:
-            self._calls = 0
-            await _checkpoint()
 
     async def send(
         self,
@@ -141,7 +137,15 @@ class AsyncQueue:
         (enqueued exactly once; the cancellation then takes effect at the
         caller's next checkpoint).
         """
-        await self._step()  # the only cancellation point before an attempt
+        # A checkpoint every YIELD_EVERY calls, before the attempt (never after
+        # it: a cancellation there would lose the message); inline, as this is
+        # the hot path.
+        calls = self._calls + 1
+        if calls < YIELD_EVERY:
+            self._calls = calls
+        else:
+            self._calls = 0
+            await _checkpoint()
         h = self._h
         if h._closed:
             raise h._closed_error()
@@ -172,7 +176,12 @@ class AsyncQueue:
         If cancelled, it took nothing from the queue, or the message it took
         is returned by the next receive on this handle.
         """
-        await self._step()
+        calls = self._calls + 1  # as in send()
+        if calls < YIELD_EVERY:
+            self._calls = calls
+        else:
+            self._calls = 0
+            await _checkpoint()
         h = self._h
         if h._closed:
             raise h._closed_error()
