@@ -121,7 +121,7 @@ def batches_matched(r: dict[str, Any]) -> str:
         ["queue capacity, capacity-matched run", *(_size(s) for s in sizes), "typed JSON"],
         [
             [
-                "POSIX queue (unimq; the C program's holds as many of exactly the size)",
+                "POSIX queue (`max_messages` x `max_message_size`)",
                 *(_posix(queues[s]["posix"]) for s in sizes),
                 _posix(queues["typed"]["posix"]),
             ],
@@ -133,7 +133,7 @@ def batches_matched(r: dict[str, Any]) -> str:
             [
                 "faster-fifo ring",
                 *(_bytes(queues[s]["faster-fifo max_bytes"]) for s in sizes),
-                "(not run)",
+                "(not compared)",
             ],
         ],
     )

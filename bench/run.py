@@ -6,7 +6,9 @@ as ratios against the references measured alongside.
 
 Throughput: one sender process, one receiver process, messages/s from the
 first to the last message received; ping-pong: round-trip times over two
-queues. Each case runs ``--runs`` times and the median is reported.
+queues. Each case runs ``--runs`` times and the median is reported. The batch
+table runs twice: at this machine's kernel limits, and in a private IPC
+namespace whose limits match faster-fifo's buffer (bench.matched).
 """
 
 from __future__ import annotations

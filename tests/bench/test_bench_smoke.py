@@ -78,9 +78,7 @@ def test_bench_smoke(tmp_path: Path) -> None:
         assert f"_Not measured in this run: {m['skipped']}._" in rendered
     else:
         assert f"| **{mine}** | **{m['batches']['16'][mine] / 1000:,.0f}** |" in rendered
-        assert (
-            "| POSIX queue (unimq; the C program's holds as many of exactly the size) " in rendered
-        )
+        assert "| POSIX queue (`max_messages` x `max_message_size`) " in rendered
     assert rendered.count("<!-- bench:") == len(docs.SECTIONS)
     assert set(saved["ratios"]["typed"]) >= {
         "JSON small model posix / mp.Queue",
