@@ -274,7 +274,10 @@ def bench(session: nox.Session) -> None:
     """Benchmarks: ``nox -s bench`` (full, a few minutes) or ``nox -s bench -- --quick``.
 
     Writes bench-results/*.json; a full run also redraws docs/img/bench.png and
-    rewrites the tables of docs/benchmarks.md from the same run.
+    rewrites the tables of docs/benchmarks.md from the same run. The batches run
+    twice: at this machine's kernel limits, and through ``unshare --ipc`` with the
+    limits of a private IPC namespace raised to match faster-fifo's 1 MiB buffer
+    (bench.matched; skipped, saying why, where unshare is refused).
     """
     install_workspace(session, "bench")  # matplotlib for the chart, pyzmq as a reference
     full = "--quick" not in session.posargs  # a full run redraws the chart and the page

@@ -37,9 +37,11 @@ def _batch_rate(receive_many: Callable[[], list[Any]], count: int) -> float:
 # ---------------------------------------------------------------- unimq
 
 
-def _unimq_url(kind: str, tag: str, key: Callable[[str], int]) -> tuple[str, dict[str, Any]]:
+def _unimq_url(
+    kind: str, tag: str, key: Callable[[str], int], posix: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
     if kind == "posix":
-        return f"posix:///unimq-bench-batch-{tag}", POSIX_OPTIONS
+        return f"posix:///unimq-bench-batch-{tag}", posix
     return f"sysv://{key('batch' + tag)}", {}
 
 
@@ -51,9 +53,17 @@ def _unimq_sender(url: str, payload: bytes, count: int) -> None:
 
 
 def unimq_batches(
-    ctx: Any, kind: str, tag: str, key: Callable[[str], int], size: int, count: int
+    ctx: Any,
+    kind: str,
+    tag: str,
+    key: Callable[[str], int],
+    size: int,
+    count: int,
+    posix: dict[str, Any] = POSIX_OPTIONS,
 ) -> float:
-    url, options = _unimq_url(kind, tag, key)
+    """Batches of ``size`` bytes; ``posix``: the POSIX queue's attributes (a SysV
+    queue gets its namespace's default ``msg_qbytes``, kernel.msgmnb)."""
+    url, options = _unimq_url(kind, tag, key, posix)
     with unimq.open(url, create=True, **options) as q:
         try:
             child = ctx.Process(target=_unimq_sender, args=(url, b"x" * size, count))
@@ -74,10 +84,15 @@ def _typed_sender(url: str, count: int) -> None:
 
 
 def unimq_typed_batches(
-    ctx: Any, kind: str, tag: str, key: Callable[[str], int], count: int
+    ctx: Any,
+    kind: str,
+    tag: str,
+    key: Callable[[str], int],
+    count: int,
+    posix: dict[str, Any] = POSIX_OPTIONS,
 ) -> float:
     """Typed JSON batches of the small model."""
-    url, options = _unimq_url(kind, tag, key)
+    url, options = _unimq_url(kind, tag, key, posix)
     with unimq.open(url, create=True, **options) as q:
         try:
             typed = q.typed(Small)
@@ -184,10 +199,19 @@ MP_TYPED = "multiprocessing.Queue, small model (pickled)"
 
 
 def cases(
-    run: Any, c: dict[str, Path] | None, size: int, count: int
+    run: Any,
+    c: dict[str, Path] | None,
+    size: int,
+    count: int,
+    posix: dict[str, Any] = POSIX_OPTIONS,
 ) -> dict[str, Callable[[], float]]:
-    """Every batch case of one size; ``run`` is bench.run (its openers and helpers)."""
+    """Every batch case of one size; ``run`` is bench.run (its openers and helpers).
+
+    ``posix``: the attributes of unimq's POSIX queue; the C program's queue holds
+    as many messages (``max_messages``) of exactly ``size`` bytes.
+    """
     ctx, key, tag = run.CTX, run._key, run._tag
+    depth = str(posix["max_messages"])
     out: dict[str, Callable[[], float]] = {}
     for kind in ("posix", "sysv"):
         if c is not None:
@@ -197,11 +221,12 @@ def cases(
                 if kind == "posix"
                 else (lambda: str(key("cb" + tag())))
             )
-            out[C_CASES[kind]] = lambda exe=exe, target=target: run.run_c(  # type: ignore[misc]
-                exe, "throughput", target(), count, size
+            extra = (depth,) if kind == "posix" else ()
+            out[C_CASES[kind]] = lambda exe=exe, target=target, extra=extra: run.run_c(  # type: ignore[misc]
+                exe, "throughput", target(), count, size, *extra
             )["msgs_per_s"]
         out[UNIMQ_CASES[kind]] = lambda kind=kind: unimq_batches(  # type: ignore[misc]
-            ctx, kind, tag(), key, size, count
+            ctx, kind, tag(), key, size, count, posix
         )
     if have_faster_fifo():
         out[FIFO_BATCH] = lambda: fifo_batches(ctx, size, count)
@@ -212,10 +237,14 @@ def cases(
     return out
 
 
-def typed_cases(run: Any, count: int) -> dict[str, Callable[[], float]]:
+def typed_cases(
+    run: Any, count: int, posix: dict[str, Any] = POSIX_OPTIONS
+) -> dict[str, Callable[[], float]]:
     ctx, key, tag = run.CTX, run._key, run._tag
     out: dict[str, Callable[[], float]] = {
-        TYPED_CASES[kind]: lambda kind=kind: unimq_typed_batches(ctx, kind, tag(), key, count)  # type: ignore[misc]
+        TYPED_CASES[kind]: lambda kind=kind: unimq_typed_batches(  # type: ignore[misc]
+            ctx, kind, tag(), key, count, posix
+        )
         for kind in ("posix", "sysv")
     }
     out[MP_TYPED] = lambda: mp_typed(ctx, count)

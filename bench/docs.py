@@ -61,30 +61,104 @@ def ratios(r: dict[str, Any]) -> str:
 
 
 def batches(r: dict[str, Any]) -> str:
-    """Batch throughput per size, its paired ratios, and typed batches."""
-    sizes = list(r["batches"])
-    first = r["batches"][sizes[0]]
+    """Batch throughput per size, its paired ratios, and typed batches, at the
+    machine's default kernel limits."""
+    return _batch_tables(r["batches"], r["ratios"], "", r["typed_batches"])
+
+
+def _batch_tables(
+    rates: dict[str, dict[str, float]],
+    ratio: dict[str, dict[str, float]],
+    prefix: str,
+    typed: dict[str, float],
+) -> str:
+    """A batch table (size -> case -> msgs/s), its paired ratios (``ratio``'s
+    groups named ``{prefix}batches {size} B``), and the typed batches."""
+    sizes = list(rates)
+    first = rates[sizes[0]]
     rows = []
     for name in sorted(first, key=lambda n: -first[n]):
-        cells = [_k(r["batches"][size][name]) for size in sizes]
+        cells = [_k(rates[size][name]) for size in sizes]
         if name.startswith("unimq"):
             rows.append([f"**{name}**", *(f"**{c}**" for c in cells)])
         else:
             rows.append([name, *cells])
     parts = [table(["thousand msgs/s", *(_size(s) for s in sizes)], rows)]
-    names = r["ratios"][f"batches {sizes[0]} B"]
+    names = ratio[f"{prefix}batches {sizes[0]} B"]
     parts.append(
         table(
             ["paired ratio, same run", *(_size(s) for s in sizes)],
-            [[n, *(_x(r["ratios"][f"batches {size} B"][n]) for size in sizes)] for n in names],
+            [[n, *(_x(ratio[f"{prefix}batches {size} B"][n]) for size in sizes)] for n in names],
         )
     )
-    typed_rows = [[name, _k(value)] for name, value in r["typed_batches"].items()]
+    typed_rows = [[name, _k(value)] for name, value in typed.items()]
     typed_rows += [
-        [f"ratio: {name}", _x(value)] for name, value in r["ratios"]["typed batches"].items()
+        [f"ratio: {name}", _x(value)] for name, value in ratio[f"{prefix}typed batches"].items()
     ]
     parts.append(table(["typed, small model", "thousand msgs/s"], typed_rows))
     return "\n\n".join(parts)
+
+
+#: The Benchmarks page's text where the run has no capacity-matched figures.
+MATCHED_PLACEHOLDER = (
+    "_Not measured yet: the next full `nox -s bench` (run where `unshare --ipc` is "
+    "allowed) fills this section._"
+)
+
+
+def batches_matched(r: dict[str, Any]) -> str:
+    """The batch tables again with the kernel queues as roomy as faster-fifo's
+    ring (bench.matched): what each queue got, the tables, and the ratios to
+    faster-fifo at both configurations side by side."""
+    m = r.get("matched")
+    if m is None:
+        return MATCHED_PLACEHOLDER
+    if "skipped" in m:
+        return f"_Not measured in this run: {m['skipped']}._"
+    sizes = list(m["batches"])
+    queues = m["queues"]
+    depth = table(
+        ["queue capacity, capacity-matched run", *(_size(s) for s in sizes), "typed JSON"],
+        [
+            [
+                "POSIX queue (`max_messages` x `max_message_size`)",
+                *(_posix(queues[s]["posix"]) for s in sizes),
+                _posix(queues["typed"]["posix"]),
+            ],
+            [
+                "SysV queue (`msg_qbytes` = kernel.msgmnb)",
+                *(_bytes(queues[s]["sysv max_bytes"]) for s in sizes),
+                _bytes(queues["typed"]["sysv max_bytes"]),
+            ],
+            [
+                "faster-fifo ring",
+                *(_bytes(queues[s]["faster-fifo max_bytes"]) for s in sizes),
+                "(not compared)",
+            ],
+        ],
+    )
+    parts = [depth, _batch_tables(m["batches"], r["ratios"], "matched ", m["typed_batches"])]
+    fifo = "faster-fifo put_many/get_many"
+    both = [s for s in sizes if s in r.get("batches", {})]
+    rows = []
+    for kind in ("posix", "sysv"):
+        name = f"unimq {kind} batches / {fifo}"
+        for label, prefix in (("default limits", ""), ("matched limits", "matched ")):
+            found = [r["ratios"].get(f"{prefix}batches {s} B", {}).get(name) for s in both]
+            if all(v is not None for v in found):
+                rows.append([f"{kind}, {label}", *(_x(v) for v in found if v is not None)])
+    if rows:
+        parts.append(table([f"unimq batches / {fifo}", *(_size(s) for s in both)], rows))
+    image = "![Capacity-matched batches chart](img/bench-batches-matched.png)"
+    return image + "\n\n" + "\n\n".join(parts)
+
+
+def _posix(attrs: dict[str, int]) -> str:
+    return f"{attrs['max_messages']:,} x {_size(str(attrs['max_message_size']))}"
+
+
+def _bytes(n: int) -> str:
+    return "1 MiB" if n == 1 << 20 else _size(str(n))
 
 
 def pingpong(r: dict[str, Any]) -> str:
@@ -206,6 +280,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], str]] = {
     "throughput": throughput,
     "ratios": ratios,
     "batches": batches,
+    "batches_matched": batches_matched,
     "pingpong": pingpong,
     "sysv_timed": sysv_timed,
     "scale": scale,

@@ -6,7 +6,9 @@ as ratios against the references measured alongside.
 
 Throughput: one sender process, one receiver process, messages/s from the
 first to the last message received; ping-pong: round-trip times over two
-queues. Each case runs ``--runs`` times and the median is reported.
+queues. Each case runs ``--runs`` times and the median is reported. The batch
+table runs twice: at this machine's kernel limits, and in a private IPC
+namespace whose limits match faster-fifo's buffer (bench.matched).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import sysv_ipc
 from pydantic import BaseModel
 
 import unimq
-from bench import batches, codecs, docs, inprocess
+from bench import batches, codecs, docs, inprocess, matched
 from bench.codecs import SEED, SMALL, Seed, Small
 
 HERE = Path(__file__).resolve().parent
@@ -353,9 +355,15 @@ def c_programs() -> Iterator[dict[str, Path] | None]:
         yield out
 
 
-def run_c(exe: Path, mode: str, target: str, count: int, size: int) -> dict[str, float]:
+def run_c(
+    exe: Path, mode: str, target: str, count: int, size: int, *extra: str
+) -> dict[str, float]:
+    """One run of a C reference; ``extra``: ref_posix's queue depth (MAXMSG)."""
     proc = subprocess.run(
-        [str(exe), mode, target, str(count), str(size)], capture_output=True, text=True, check=True
+        [str(exe), mode, target, str(count), str(size), *extra],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result: dict[str, float] = json.loads(proc.stdout)
     return result
@@ -637,6 +645,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         typed_samples = interleaved(batches.typed_cases(sys.modules[__name__], tcount), runs)
         results["typed_batches"] = {k: statistics.median(v) for k, v in typed_samples.items()}
         results["typed_batches_runs"] = typed_samples
+    # The same batch cases with the kernel queues as roomy as faster-fifo's ring, in a
+    # private IPC namespace (bench.matched), or {"skipped": why} where none can be made.
+    results["matched"] = matched.launch(bcount, runs, [s for s in sizes if s <= 4096])
+    if "skipped" in results["matched"]:
+        print(f"capacity-matched batches skipped: {results['matched']['skipped']}", flush=True)
     results["scale"] = scale_table(count, runs)
     print(
         "scale: " + ", ".join(f"{k} {v / 1000:.0f}k" for k, v in results["scale"].items()),
@@ -690,6 +703,10 @@ def ratios(r: dict[str, Any]) -> dict[str, dict[str, float]]:
             "unimq sysv / sysv_ipc": paired(samples, "unimq sysv", "sysv_ipc raw", median),
         }
     out.update(batches.ratios(r["batches_runs"], r["typed_batches_runs"], paired))
+    m = r.get("matched", {})
+    if "batches_runs" in m:
+        found = batches.ratios(m["batches_runs"], m["typed_batches_runs"], paired)
+        out.update({f"matched {name}": values for name, values in found.items()})
     typed = r["typed"]
     mp_small = typed["multiprocessing.Queue, small model (pickled)"]
     mp_seed = typed["multiprocessing.Queue, seed struct (pickled)"]
@@ -720,6 +737,19 @@ def report(r: dict[str, Any]) -> None:
         for name, value in sorted(row.items(), key=lambda kv: -kv[1]):
             t.add_row(name, f"{value:,.0f}", f"{value * int(size) / 1e6:,.1f}")
         console.print(t)
+    for size, row in r.get("matched", {}).get("batches", {}).items():
+        posix = r["matched"]["queues"][size]["posix"]
+        t = Table(
+            f"capacity-matched batches, {size} B (POSIX {posix['max_messages']} messages, "
+            f"SysV {r['matched']['queues'][size]['sysv max_bytes']:,} bytes)",
+            "msgs/s",
+            "MB/s",
+        )
+        for name, value in sorted(row.items(), key=lambda kv: -kv[1]):
+            t.add_row(name, f"{value:,.0f}", f"{value * int(size) / 1e6:,.1f}")
+        console.print(t)
+    if "skipped" in r.get("matched", {}):
+        console.print(f"capacity-matched batches: skipped ({r['matched']['skipped']})")
     for size, row in r["pingpong"].items():
         t = Table(f"ping-pong, {size} B", "median us", "p99 us")
         for name, (med, p99) in sorted(row.items(), key=lambda kv: kv[1][0]):
@@ -739,9 +769,14 @@ def report(r: dict[str, Any]) -> None:
         for name, ns in row.items():
             t.add_row(name, f"{ns:.0f}")
         console.print(t)
-    for title in ("typed", "typed_batches", "sysv_timed", "memory"):
+    matched_typed = {"matched typed_batches": r.get("matched", {}).get("typed_batches", {})}
+    for title, values in (
+        *((name, r[name]) for name in ("typed", "typed_batches")),
+        *matched_typed.items(),
+        *((name, r[name]) for name in ("sysv_timed", "memory")),
+    ):
         t = Table(title, "value")
-        for name, value in r[title].items():
+        for name, value in values.items():
             t.add_row(name, f"{value:,.1f}")
         console.print(t)
     t = Table("ratio (same run)", "value")
@@ -776,31 +811,43 @@ def chart(r: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+    title = f"unimq batches of {batches.BATCH} vs C, faster-fifo, pyzmq, multiprocessing"
     if r.get("batches"):
-        batches_chart(r, path.with_name(f"{path.stem}-batches{path.suffix}"))
+        batches_chart(
+            r["batches"],
+            path.with_name(f"{path.stem}-batches{path.suffix}"),
+            title + ",\nat this machine's default kernel limits",
+        )
+    if r.get("matched", {}).get("batches"):
+        batches_chart(
+            r["matched"]["batches"],
+            path.with_name(f"{path.stem}-batches-matched{path.suffix}"),
+            title + ",\nkernel queues as roomy as faster-fifo's 1 MiB (private IPC namespace)",
+        )
 
 
-def batches_chart(r: dict[str, Any], path: Path) -> None:
-    """The batches table as a chart, next to the main one (``bench-batches.png``)."""
+def batches_chart(table: dict[str, dict[str, float]], path: Path, title: str) -> None:
+    """A batches table (size -> case -> msgs/s) as a chart next to the main one
+    (``bench-batches.png``, ``bench-batches-matched.png``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sizes = list(r["batches"])
-    names = list(r["batches"][sizes[0]])
+    sizes = list(table)
+    names = list(table[sizes[0]])
     fig, ax = plt.subplots(figsize=(10, 5))
     width = 0.8 / len(names)
     for i, name in enumerate(names):
         ax.bar(
             [s + i * width for s in range(len(sizes))],
-            [r["batches"][size][name] / 1000 for size in sizes],
+            [table[size][name] / 1000 for size in sizes],
             width,
             label=name,
         )
     ax.set_xticks([s + 0.4 - width / 2 for s in range(len(sizes))], [f"{s} B" for s in sizes])
     ax.set_ylabel("thousand messages/s (one producer, one consumer process)")
-    ax.set_title(f"unimq batches of {batches.BATCH} vs C, faster-fifo, pyzmq, multiprocessing")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

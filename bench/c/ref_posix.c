@@ -1,7 +1,8 @@
 /* Reference: POSIX mq_send/mq_receive throughput and ping-pong, sender and
  * receiver in separate processes. Prints one JSON line.
- *   ref_posix throughput NAME COUNT SIZE
- *   ref_posix pingpong NAME COUNT SIZE */
+ *   ref_posix throughput NAME COUNT SIZE [MAXMSG]
+ *   ref_posix pingpong NAME COUNT SIZE [MAXMSG]
+ * The queues hold MAXMSG messages of SIZE bytes (10 unless given). */
 #include <fcntl.h>
 #include <mqueue.h>
 #include <stdio.h>
@@ -17,9 +18,11 @@ static double now(void) {
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
+static long maxmsg = 10;
+
 static mqd_t open_q(const char *name, long size) {
     struct mq_attr a = {0};
-    a.mq_maxmsg = 10;
+    a.mq_maxmsg = maxmsg;
     a.mq_msgsize = size;
     mqd_t q = mq_open(name, O_CREAT | O_RDWR, 0600, &a);
     if (q == (mqd_t)-1) { perror(name); exit(2); }
@@ -35,6 +38,7 @@ int main(int argc, char **argv) {
     if (argc < 5) { fprintf(stderr, "usage\n"); return 1; }
     const char *name = argv[2];
     long count = atol(argv[3]), size = atol(argv[4]);
+    if (argc > 5) maxmsg = atol(argv[5]);
     char *buf = calloc(1, (size_t)size + 1);
     unsigned prio;
     if (strcmp(argv[1], "throughput") == 0) {

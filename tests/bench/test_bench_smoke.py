@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import batches, codecs, docs, run
+from bench import batches, codecs, docs, matched, run
 from tests.helpers import ROOT
 
 
@@ -41,6 +41,21 @@ def test_bench_smoke(tmp_path: Path) -> None:
     }
     assert set(saved["typed_batches"]) == {*batches.TYPED_CASES.values(), batches.MP_TYPED}
     assert all(rate > 0 for rate in saved["typed_batches"].values())
+    # Capacity-matched batches: measured in a private IPC namespace, or skipped saying why.
+    m = saved["matched"]
+    if "skipped" in m:
+        assert "unshare" in m["skipped"]
+        assert "ratios" not in m and "matched batches 16 B" not in saved["ratios"]
+    else:
+        assert m["limits"]["kernel.msgmnb"] == batches.FIFO_BYTES
+        assert m["limits"]["fs.mqueue.msg_max"] == matched.MAX_MESSAGES
+        posix = m["queues"]["16"]["posix"]
+        assert posix == {"max_messages": matched.MAX_MESSAGES, "max_message_size": 16}
+        assert m["queues"]["16"]["sysv max_bytes"] == batches.FIFO_BYTES
+        assert set(m["batches"]["16"]) == set(batch_row)
+        assert all(rate > 0 for rate in m["batches"]["16"].values())
+        assert set(m["typed_batches"]) == set(saved["typed_batches"])
+        assert set(saved["ratios"]["matched batches 16 B"]) == set(saved["ratios"]["batches 16 B"])
     assert saved["sysv_timed"]["idle CPU %"] >= 0
     scale = saved["scale"]
     for kind in ("posix", "sysv"):
@@ -59,6 +74,11 @@ def test_bench_smoke(tmp_path: Path) -> None:
     mine = batches.UNIMQ_CASES["sysv"]
     assert f"| **{mine}** | **{batch_row[mine] / 1000:,.0f}** |" in rendered
     assert docs.render(rendered, saved) == rendered
+    if "skipped" in m:
+        assert f"_Not measured in this run: {m['skipped']}._" in rendered
+    else:
+        assert f"| **{mine}** | **{m['batches']['16'][mine] / 1000:,.0f}** |" in rendered
+        assert "| POSIX queue (`max_messages` x `max_message_size`) " in rendered
     assert rendered.count("<!-- bench:") == len(docs.SECTIONS)
     assert set(saved["ratios"]["typed"]) >= {
         "JSON small model posix / mp.Queue",
