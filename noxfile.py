@@ -32,6 +32,11 @@ nox.options.error_on_missing_interpreters = False
 nox.options.download_python = "never"
 
 ROOT = Path(__file__).resolve().parent
+#: pytest-xdist workers for the suite: most tests wait (on queues, processes,
+#: servers) rather than compute, so four workers halve the run on 2 cores.
+#: Every test makes its own uniquely named queues, so workers never collide.
+#: ``nox -s tests -- -n 0 ...`` runs in one process.
+WORKERS = ["-n", "4"]
 SUPPORTED = ("3.11", "3.12", "3.13")
 #: The user the unprivileged session runs as (nobody), with no capabilities.
 NOBODY = 65534
@@ -91,7 +96,7 @@ def install_workspace(session: nox.Session, *groups: str, venv: str | None = Non
 def tests(session: nox.Session) -> None:
     """The full test suite (the contract over every backend, per-backend, examples)."""
     install_workspace(session)
-    session.run("pytest", *session.posargs)
+    session.run("pytest", *WORKERS, *session.posargs)
 
 
 @nox.session(venv_backend="none")
@@ -142,6 +147,7 @@ def unprivileged(session: nox.Session) -> None:
                 str(venv / "bin" / "python"),
                 "-m",
                 "pytest",
+                *WORKERS,
                 *session.posargs,
                 external=True,
             )
