@@ -55,10 +55,12 @@ _REPOKE = 0.001
 #: An idle helper thread exits after this many seconds.
 _IDLE = 30.0
 #: Before a receive is handed to a helper thread, the task retries the
-#: non-blocking attempt after each of this many trips through the event loop
-#: (a few microseconds each, other tasks run meanwhile): a reply already on
-#: its way is taken without the two thread wake-ups a hand-off costs.
+#: non-blocking attempt after each trip through the event loop (a few
+#: microseconds each, other tasks run meanwhile), at least SPIN times and for
+#: up to SPIN_SECONDS (the budget the C waits spin for): a reply already on its
+#: way is taken without the two thread wake-ups a hand-off costs.
 SPIN = 3
+SPIN_SECONDS = 20e-6
 
 _monotonic = time.monotonic
 
@@ -276,7 +278,9 @@ class HelperWaiter:
         queue stayed empty or a cancelled receive left an orphan meanwhile."""
         h = self._h
         attempt = h._receive_nowait
-        for _ in range(SPIN):
+        tries, until = 0, _monotonic() + SPIN_SECONDS
+        while tries < SPIN or _monotonic() < until:
+            tries += 1
             await checkpoint()
             if h._closed:
                 raise h._closed_error()

@@ -12,10 +12,8 @@ import errno as E
 import math
 import os
 import secrets
-import struct
 import threading
 from datetime import UTC, datetime
-from itertools import accumulate
 from typing import Any, ClassVar, Self
 
 import redis
@@ -72,11 +70,6 @@ _REPLY_GRACE = 10.0
 # message alone is larger) this many payload bytes; a longer batch takes more calls.
 BATCH_MESSAGES = 1000
 BATCH_BYTES = 8 << 20
-
-
-def _unpack_lengths(packed: bytes) -> tuple[int, ...]:
-    """RECEIVE_MANY's entry lengths: big-endian 32-bit integers."""
-    return struct.unpack(f">{len(packed) >> 2}I", packed)
 
 
 def _pid() -> int:
@@ -512,22 +505,17 @@ def create_args(gen: bytes, attrs: dict[str, Any], mode: int, ttl: float | None)
 def batch_messages(reply: Any, out: list[Message], ask: int) -> bool:
     """Append the messages of a RECEIVE_MANY ``reply`` (asked for ``ask``) to
     ``out``; True if the queue may hold more for the same selection."""
-    runs, lengths, blob, cut = reply
-    ends = list(accumulate(_unpack_lengths(lengths)))
-    starts = [0, *ends[:-1]]
+    runs, entries, cut = reply
     if len(runs) == 3:  # one type and priority: the common case
         mt, pr = runs[0], runs[1]
-        out += [new_message((blob[a + 16 : b], mt, pr)) for a, b in zip(starts, ends, strict=True)]
+        out += [new_message((e[16:], mt, pr)) for e in entries]
     else:
         k = 0
         for i in range(0, len(runs), 3):
             mt, pr, n = runs[i], runs[i + 1], runs[i + 2]
-            out += [
-                new_message((blob[a + 16 : b], mt, pr))
-                for a, b in zip(starts[k : k + n], ends[k : k + n], strict=True)
-            ]
+            out += [new_message((e[16:], mt, pr)) for e in entries[k : k + n]]
             k += n
-    return len(ends) >= ask or bool(cut)
+    return len(entries) >= ask or bool(cut)
 
 
 def _check_layout(url: QueueURL, meta: dict[bytes, bytes]) -> None:

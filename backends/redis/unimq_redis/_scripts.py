@@ -237,13 +237,12 @@ return {data, tonumber(mt), tonumber(pr)}
 
 # Up to ``limit`` messages in the order single receives would take them, and
 # no more payload bytes than ``budget`` unless the first message alone is larger.
-# Reply: {runs, lengths, blob, cut} or {} when nothing matched, -1 if removed:
-# ``blob`` is the entries ("<seq, 16 digits><payload>") one after the other,
-# ``lengths`` their lengths as big-endian 32-bit integers, ``runs`` flat
-# (mtype, priority, count) triples for consecutive entries sharing a type and a
-# priority, and ``cut`` 1 when the budget (not the queue) ended the batch.
-# (Three replies whatever the batch size: parsing one reply element per message
-# would cost the client more than the whole script.)
+# Reply: {runs, entries, cut} or {} when nothing matched, -1 if removed:
+# ``entries`` are the entries taken ("<seq, 16 digits><payload>"), ``runs``
+# flat (mtype, priority, count) triples for consecutive entries sharing a type
+# and a priority, and ``cut`` 1 when the budget (not the queue) ended the batch.
+# A list is in seq order, so where the next list of the priority starts
+# (``bound``) is found by a binary search, not by looking at every entry.
 # KEYS: meta ; ARGV: prefix gen sel pid limit budget
 RECEIVE_MANY = Script(
     "receive_many",
@@ -252,54 +251,56 @@ local meta, P = KEYS[1], ARGV[1]
 local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count')
 if m[1] ~= ARGV[2] then return -1 end
 local sel, left, budget = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local runs, entries, lens = {}, {}, {}
-local size, cut = 0, 0
+local runs, out = {}, {}
+local total, size, cut = 0, 0, 0
 while left > 0 and cut == 0 do
   local pr, mt, bound = pick(P, sel)
   if not pr then break end
   local list = P .. ':l:' .. pr .. ':' .. mt
   if bound then bound = tonumber(bound) end
-  -- Take from the head of the list while it stays first: before the next list of
-  -- this priority starts (``bound``), within ``left`` and the byte budget.
-  local n, start, stop = 0, 0, false
-  while not stop and n < left do
-    local step = math.min(left - n, 128)
+  local k, start, stop = 0, 0, false
+  while not stop and k < left do
+    local step = math.min(left - k, 128)
     local part = redis.call('LRANGE', list, start, start + step - 1)
-    for i = 1, #part do
+    local n = #part
+    if n < step then stop = true end
+    if bound and n > 0 and tonumber(string.sub(part[n], 1, 16)) >= bound then
+      local lo, hi = 0, n
+      while lo < hi do
+        local mid = math.floor((lo + hi) / 2)
+        if tonumber(string.sub(part[mid + 1], 1, 16)) >= bound then hi = mid else lo = mid + 1 end
+      end
+      n = lo
+      stop = true
+    end
+    for i = 1, n do
       local e = part[i]
-      if bound and tonumber(string.sub(e, 1, 16)) >= bound then stop = true break end
-      local len = string.len(e)
-      if #entries > 0 and size + len - 16 > budget then
-        stop = true
+      local len = string.len(e) - 16
+      if total > 0 and size + len > budget then
         cut = 1
+        stop = true
         break
       end
-      n = n + 1
-      entries[#entries + 1] = e
-      lens[#lens + 1] = len
-      size = size + len - 16
+      total = total + 1
+      k = k + 1
+      out[total] = e
+      size = size + len
     end
-    if #part < step then stop = true end
-    start = start + #part
+    start = start + n
   end
-  if n == 0 then break end
-  redis.call('LTRIM', list, n, -1)
+  if k == 0 then break end
+  redis.call('LTRIM', list, k, -1)
   runs[#runs + 1] = tonumber(mt)
   runs[#runs + 1] = tonumber(pr)
-  runs[#runs + 1] = n
+  runs[#runs + 1] = k
   popped(P, pr, mt)
-  left = left - n
+  left = left - k
 end
-if #entries == 0 then return {} end
-redis.call('HSET', meta, 'count', tonumber(m[3]) - #entries, 'bytes', tonumber(m[2]) - size,
+if total == 0 then return {} end
+redis.call('HSET', meta, 'count', tonumber(m[3]) - total, 'bytes', tonumber(m[2]) - size,
   'rtime', now(), 'rpid', ARGV[4])
 wake(P .. ':sw', P)
-local packed = {}
-for i = 1, #lens, 500 do
-  local j = math.min(i + 499, #lens)
-  packed[#packed + 1] = struct.pack('>' .. string.rep('I4', j - i + 1), unpack(lens, i, j))
-end
-return {runs, table.concat(packed), table.concat(entries), cut}
+return {runs, out, cut}
 """,
 )
 
