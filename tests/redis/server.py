@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
+import weakref
 from pathlib import Path
 
 __all__ = ["ValkeyServer", "free_port", "valkey_binary"]
@@ -54,6 +57,23 @@ def free_port(*, with_bus: bool = False) -> int:
         return port
 
 
+#: sockaddr_un.sun_path holds 108 bytes, the terminating NUL included.
+SUN_PATH_MAX = 107
+
+
+def _socket_path(owner: object, workdir: Path) -> str:
+    """``workdir/valkey.sock``, or, where that path is too long for a unix
+    socket (a deep pytest-xdist or unprivileged-run TMPDIR), the same name in
+    a short directory of its own, removed with ``owner`` (it outlives
+    restarts of the server)."""
+    path = workdir / "valkey.sock"
+    if len(os.fsencode(path)) <= SUN_PATH_MAX:
+        return str(path)
+    short = tempfile.mkdtemp(prefix="valkey-")
+    weakref.finalize(owner, shutil.rmtree, short, True)
+    return str(Path(short) / "valkey.sock")
+
+
 class ValkeyServer:
     """One valkey-server process; ``start()`` returns once it accepts connections."""
 
@@ -72,7 +92,7 @@ class ValkeyServer:
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.unix_socket = str(workdir / "valkey.sock") if unix_socket else None
+        self.unix_socket = _socket_path(self, workdir) if unix_socket else None
         self.port = 0 if unix_socket else (port or free_port(with_bus=cluster))
         self.appendonly = appendonly
         self.cluster = cluster
