@@ -182,3 +182,19 @@ async def test_a_sentinel_url_follows_the_primary(topology: Topology) -> None:  
         await q.send(b"three")
         assert [m.data for m in await q.receive_many(10, timeout=0)] == [b"two", b"three"]
         await q.remove()
+
+
+async def test_closing_after_removal_says_the_handed_on_messages_went_with_the_queue(
+    url: str, control: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    q = await unimq.aio.open(url, create=True)
+    await q.send_many([b"a", b"b"])
+    await _cancelled_while_held(control, q.receive)  # "a" is handed on, held by q
+    async with await unimq.aio.open(url) as other:
+        await other.remove()
+    with caplog.at_level("WARNING", logger="unimq.queue"):
+        await q.aclose()
+    assert "the queue was removed; 1 message(s)" in caplog.text
+    assert not await anyio.to_thread.run_sync(
+        lambda: control.exists(f"unimq:{{{url.rsplit('/', 1)[1]}}}:meta")
+    )

@@ -482,6 +482,14 @@ class AsyncRedisQueue(AsyncQueue):
             self._stashed.pop()
             if reply == 1:
                 returned += 1
+            else:  # -1: the queue was removed meanwhile; the rest have nowhere to go
+                _log.warning(
+                    "closing %s: the queue was removed; %d message(s) a cancelled receive "
+                    "took are dropped with it",
+                    r._url_text,
+                    len(self._stashed) + 1,
+                )
+                break
         if returned:
             _log.info(
                 "closing %s: put %d message(s) taken by cancelled receives back at the "
