@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import anyio
@@ -80,11 +80,13 @@ async def _unpause(control: redis.Redis) -> None:
         await anyio.to_thread.run_sync(control.client_unpause)
 
 
-async def test_a_receive_cancelled_while_its_script_runs_hands_the_message_on(
-    aq: unimq.aio.AsyncQueue, control: redis.Redis
-) -> None:
-    await aq.send(b"taken while cancelled")
+async def _cancelled_while_held(
+    control: redis.Redis, call: Callable[[], Awaitable[object]]
+) -> bool:
+    """Run ``call`` while the server holds every write (scripts included), and
+    cancel it there; True if ``call`` returned, False if it raised the cancellation."""
     await _paused(control)
+    returned = False
     with anyio.CancelScope() as scope:
         async with anyio.create_task_group() as tg:
 
@@ -94,8 +96,17 @@ async def test_a_receive_cancelled_while_its_script_runs_hands_the_message_on(
                 await _unpause(control)
 
             tg.start_soon(cancel_then_unpause)
-            await aq.receive()
-    assert scope.cancelled_caught  # the receive raised the cancellation ...
+            await call()
+            returned = True
+    assert returned or scope.cancelled_caught
+    return returned
+
+
+async def test_a_receive_cancelled_while_its_script_runs_hands_the_message_on(
+    aq: unimq.aio.AsyncQueue, control: redis.Redis
+) -> None:
+    await aq.send(b"taken while cancelled")
+    assert not await _cancelled_while_held(control, aq.receive)  # it raised ...
     assert (await aq.stat()).messages == 0  # ... after its script took the message
     assert (await aq.receive(timeout=0)).data == b"taken while cancelled"  # handed on
     with pytest.raises(unimq.QueueEmpty):
@@ -105,19 +116,7 @@ async def test_a_receive_cancelled_while_its_script_runs_hands_the_message_on(
 async def test_a_send_cancelled_while_its_script_runs_returns_because_it_enqueued(
     aq: unimq.aio.AsyncQueue, control: redis.Redis
 ) -> None:
-    await _paused(control)
-    returned = False
-    with anyio.CancelScope() as scope:
-        async with anyio.create_task_group() as tg:
-
-            async def cancel_then_unpause() -> None:
-                await _until_blocked(control)
-                scope.cancel()
-                await _unpause(control)
-
-            tg.start_soon(cancel_then_unpause)
-            await aq.send(b"sent once")
-            returned = True
+    returned = await _cancelled_while_held(control, lambda: aq.send(b"sent once"))
     assert returned  # it returned: so it was enqueued, once
     assert [m.data for m in await aq.receive_many(10, timeout=0)] == [b"sent once"]
 
@@ -442,18 +441,7 @@ async def test_closing_puts_handed_on_messages_back_at_the_head(
     await q.send(b"first", mtype=2, priority=1)
     await q.send(b"second", priority=1)
     await q.send(b"low")
-    await _paused(control)
-    with anyio.CancelScope() as scope:
-        async with anyio.create_task_group() as tg:
-
-            async def cancel_then_unpause() -> None:
-                await _until_blocked(control)
-                scope.cancel()
-                await _unpause(control)
-
-            tg.start_soon(cancel_then_unpause)
-            await q.receive()
-    assert scope.cancelled_caught
+    assert not await _cancelled_while_held(control, q.receive)
     assert (await q.stat()).messages == 2  # "first" is held by the handle
     await q.aclose()
     async with await unimq.aio.open(url) as other:

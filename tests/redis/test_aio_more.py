@@ -5,7 +5,7 @@ batches in one script call, messages put back at close in order (key layout
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 
 import anyio
 import anyio.to_thread
@@ -16,7 +16,7 @@ import unimq
 import unimq.aio
 from tests.redis.conftest import new_name
 from tests.redis.server import ValkeyServer
-from tests.redis.test_aio import _control, _paused, _unpause, _until_blocked
+from tests.redis.test_aio import _cancelled_while_held, _control
 from tests.redis.test_sentinel import Topology, _raw, topology  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.anyio
@@ -107,24 +107,6 @@ async def test_receive_many_selects_the_lowest_type_up_to_n(url: str) -> None:
         await q.remove()
 
 
-async def _cancelled_while_held(
-    control: redis.Redis, call: Callable[[], Awaitable[object]]
-) -> None:
-    """Run ``call`` with the server holding every script, and cancel it there."""
-    await _paused(control)
-    with anyio.CancelScope() as scope:
-        async with anyio.create_task_group() as tg:
-
-            async def cancel_then_unpause() -> None:
-                await _until_blocked(control)
-                scope.cancel()
-                await _unpause(control)
-
-            tg.start_soon(cancel_then_unpause)
-            await call()
-    assert scope.cancelled_caught
-
-
 async def test_a_cancelled_batch_goes_back_in_order_at_close(
     url: str, control: redis.Redis
 ) -> None:
@@ -134,9 +116,9 @@ async def test_a_cancelled_batch_goes_back_in_order_at_close(
     q = await unimq.aio.open(url, create=True)
     await q.send_many([b"lo-1", b"lo-2", b"lo-3", unimq.Message(b"hi", 1, 2)])
     # A cancelled receive hands "hi" on to the next receive of this handle ...
-    await _cancelled_while_held(control, q.receive)
+    assert not await _cancelled_while_held(control, q.receive)
     # ... whose batch starts with it and takes the rest with one held script.
-    await _cancelled_while_held(control, lambda: q.receive_many(10, timeout=WAIT))
+    assert not await _cancelled_while_held(control, lambda: q.receive_many(10, timeout=WAIT))
     assert (await q.stat()).messages == 0
     await q.send(b"later-hi", priority=2)
     await q.send(b"later-lo")
@@ -189,7 +171,7 @@ async def test_closing_after_removal_says_the_handed_on_messages_went_with_the_q
 ) -> None:
     q = await unimq.aio.open(url, create=True)
     await q.send_many([b"a", b"b"])
-    await _cancelled_while_held(control, q.receive)  # "a" is handed on, held by q
+    assert not await _cancelled_while_held(control, q.receive)  # "a" is handed on, held by q
     async with await unimq.aio.open(url) as other:
         await other.remove()
     with caplog.at_level("WARNING", logger="unimq.queue"):
