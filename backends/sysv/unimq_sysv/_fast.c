@@ -656,6 +656,31 @@ Channel_send_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     return PyBool_FromLong(rc >= 0);
 }
 
+/* The waiting receive of receive_wait and receive_except_wait: msgrcv with
+ * ``flags`` through wait_for (its waiting, wake-up and close()); None when the
+ * wait ended without a message. */
+static PyObject *
+receive_waiting(Channel *self, long mtype, int flags, double timeout)
+{
+    if (!self->initialized) {
+        check_open(self);
+        return NULL;
+    }
+    struct msg stack;
+    rbuf b;
+    if (rbuf_init(self, &b, &stack) < 0)
+        return NULL;
+    operation op = {0, NULL, 0, &b, mtype, flags};
+    ssize_t got = wait_for(self, &op, timeout);
+    PyObject *result = NULL;
+    if (got == WAIT_NONE)
+        result = Py_NewRef(Py_None);
+    else if (got >= 0)
+        result = received(self, b.m, got);
+    rbuf_release(&b);
+    return result;
+}
+
 /* receive_wait(mtype: int, timeout: float | None) -> Message | None */
 static PyObject *
 Channel_receive_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
@@ -668,23 +693,7 @@ Channel_receive_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (long_arg(args[0], "mtype", &mtype) < 0 || timeout_arg(args[1], &timeout) < 0)
         return NULL;
-    if (!self->initialized) {
-        check_open(self);
-        return NULL;
-    }
-    struct msg stack;
-    rbuf b;
-    if (rbuf_init(self, &b, &stack) < 0)
-        return NULL;
-    operation op = {0, NULL, 0, &b, mtype};
-    ssize_t got = wait_for(self, &op, timeout);
-    PyObject *result = NULL;
-    if (got == WAIT_NONE)
-        result = Py_NewRef(Py_None);
-    else if (got >= 0)
-        result = received(self, b.m, got);
-    rbuf_release(&b);
-    return result;
+    return receive_waiting(self, mtype, 0, timeout);
 }
 
 /* ------------------------------------------------------------------ batches */
@@ -985,23 +994,7 @@ Channel_receive_except_wait(Channel *self, PyObject *const *args, Py_ssize_t nar
         PyErr_SetString(PyExc_ValueError, "MSG_EXCEPT needs mtype > 0");
         return NULL;
     }
-    if (!self->initialized) {
-        check_open(self);
-        return NULL;
-    }
-    struct msg stack;
-    rbuf b;
-    if (rbuf_init(self, &b, &stack) < 0)
-        return NULL;
-    operation op = {0, NULL, 0, &b, mtype, MSG_EXCEPT};
-    ssize_t got = wait_for(self, &op, timeout);
-    PyObject *result = NULL;
-    if (got == WAIT_NONE)
-        result = Py_NewRef(Py_None);
-    else if (got >= 0)
-        result = received(self, b.m, got);
-    rbuf_release(&b);
-    return result;
+    return receive_waiting(self, mtype, MSG_EXCEPT, timeout);
 }
 
 /* peek(index: int) -> Message | None: a copy of the message at that position
