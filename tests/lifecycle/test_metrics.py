@@ -30,6 +30,13 @@ NAMESPACE = ["unshare", "--ipc", "--mount", "--propagation", "private"]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
 
+def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` from the repository (60 s at most), capturing its text output."""
+    return subprocess.run(
+        argv, capture_output=True, text=True, env=ENV, cwd=ROOT, timeout=60, check=False
+    )
+
+
 def read_line(stream: IO[str], timeout: float = 60) -> str:
     """One line from a child's stdout, failing instead of waiting unbounded."""
     ready, _, _ = select.select([stream], [], [], timeout)
@@ -119,15 +126,7 @@ def test_an_unreadable_url_is_reported_not_fatal() -> None:
 
 
 def test_once_prints_parseable_text() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "unimq", "metrics", "--once"],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    proc = _run([sys.executable, "-m", "unimq", "metrics", "--once"])
     assert proc.returncode == 0, proc.stderr
     samples = parse_metrics(proc.stdout)
     assert sample(samples, "unimq_limit", name="kernel.msgmax") is not None
@@ -135,15 +134,7 @@ def test_once_prints_parseable_text() -> None:
 
 @pytest.mark.parametrize("address", ["nope", "127.0.0.1:99999", "127.0.0.1:"])
 def test_bad_listen_address_is_a_usage_error(address: str) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "unimq", "metrics", "--listen", address],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    proc = _run([sys.executable, "-m", "unimq", "metrics", "--listen", address])
     assert proc.returncode == 2
     assert "HOST:PORT" in proc.stderr
 
@@ -218,15 +209,7 @@ def test_posix_not_mounted_is_reported_as_down() -> None:
     if reason is not None:
         pytest.skip(reason)
     code = "from unimq import system; print(system.metrics_text())"
-    proc = subprocess.run(
-        [*NAMESPACE, sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    proc = _run([*NAMESPACE, sys.executable, "-c", code])
     assert proc.returncode == 0, proc.stderr
     samples = parse_metrics(proc.stdout)
     if system.mqueue_mount() is None:  # the namespace inherits the host's mounts
@@ -236,15 +219,7 @@ def test_posix_not_mounted_is_reported_as_down() -> None:
 def test_json_figures_are_the_scraped_ones(sysv_queue: tuple[int, int]) -> None:
     key, _ = sysv_queue
     url = f"sysv://0x{key:08x}"
-    proc = subprocess.run(
-        [sys.executable, "-m", "unimq", "metrics", "--once", "--json"],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    proc = _run([sys.executable, "-m", "unimq", "metrics", "--once", "--json"])
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(proc.stdout)
     (row,) = [q for q in figures["queues"] if q["url"] == url]
@@ -260,15 +235,7 @@ def test_json_figures_are_the_scraped_ones(sysv_queue: tuple[int, int]) -> None:
 
 
 def test_every_writes_json_lines_until_count() -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "unimq", "metrics", "--every", "0.01", "--count", "3"],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    proc = _run([sys.executable, "-m", "unimq", "metrics", "--every", "0.01", "--count", "3"])
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert len(lines) == 3
@@ -278,13 +245,5 @@ def test_every_writes_json_lines_until_count() -> None:
 
 @pytest.mark.parametrize("args", [["--count", "2"], ["--once", "--every", "1"], ["--every", "0"]])
 def test_every_usage_errors(args: list[str]) -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "unimq", "metrics", *args],
-        capture_output=True,
-        text=True,
-        env=ENV,
-        cwd=ROOT,
-        timeout=60,
-        check=False,
-    )
+    proc = _run([sys.executable, "-m", "unimq", "metrics", *args])
     assert proc.returncode == 2, proc.stderr
