@@ -6,9 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 import unimq
-from tests.typed.test_typed import Even, Odd, Order, has, raw
-
-__all__ = ["raw"]  # the fixture, shared with test_typed
+from tests.typed.test_typed import Even, Odd, Order, has
 
 
 def test_send_many_receive_many_round_trip(raw: unimq.Queue) -> None:

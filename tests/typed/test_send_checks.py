@@ -14,8 +14,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import unimq
-from tests.conformance.conftest import KINDS, small_options
-from tests.conftest import HAVE_POSIX, HAVE_SYSV, UrlFactory
+from tests.conformance.conftest import small_options
+from tests.conftest import UrlFactory
 from unimq import cstruct
 from unimq.typed import _queue as _typed
 
@@ -60,19 +60,6 @@ class Carried(BaseModel):
 class Rec(BaseModel):
     name: Annotated[str, cstruct.char(8)]
     n: Annotated[int, cstruct.int32]
-
-
-_MISSING = {"posix": not HAVE_POSIX, "sysv": not HAVE_SYSV, "memory": False}
-
-
-@pytest.fixture(params=KINDS)
-def raw(request: pytest.FixtureRequest, make_url: UrlFactory) -> Iterator[unimq.Queue]:
-    kind: str = request.param
-    if _MISSING[kind]:
-        pytest.skip(f"the {kind} backend is not installed")
-    q = unimq.open(make_url(kind), create=True, **small_options(kind, 8, 512))
-    yield q
-    q.close()
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Annotated, Literal
 
 import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 import unimq
-from tests.conformance.conftest import KINDS, small_options
-from tests.conftest import HAVE_POSIX, HAVE_SYSV, UrlFactory
+from tests.conformance.conftest import small_options
+from tests.conftest import UrlFactory
 from unimq import cstruct
 
 
@@ -38,19 +37,6 @@ class Seed(BaseModel):
     mtext: Annotated[str, cstruct.char(256)]
     myname: Annotated[str, cstruct.char(16)]
     seq: Annotated[int, cstruct.int32]
-
-
-_MISSING = {"posix": not HAVE_POSIX, "sysv": not HAVE_SYSV, "memory": False}
-
-
-@pytest.fixture(params=KINDS)
-def raw(request: pytest.FixtureRequest, make_url: UrlFactory) -> Iterator[unimq.Queue]:
-    kind: str = request.param
-    if _MISSING[kind]:
-        pytest.skip(f"the {kind} backend is not installed")
-    q = unimq.open(make_url(kind), create=True, **small_options(kind, 8, 512))
-    yield q
-    q.close()
 
 
 def has(q: unimq.Queue, cap: unimq.Capability) -> bool:
