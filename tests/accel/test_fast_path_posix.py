@@ -25,6 +25,7 @@ import pytest
 import unimq
 from tests.conftest import HAVE_POSIX, new_posix_name
 from tests.helpers import ROOT, compile_c, run_python
+from unimq.testing import Waiter
 
 pytestmark = pytest.mark.skipif(not HAVE_POSIX, reason="posix backend not installed")
 
@@ -116,22 +117,12 @@ def test_descriptors_one_until_the_first_wait(impl: Any, name: str) -> None:
 def test_close_defers_release_until_the_waiter_left(impl: Any, name: str) -> None:
     before = fd_count()
     ch = make(impl, name)
-    results: list[object] = []
-    entered = threading.Event()
-
-    def wait() -> None:
-        entered.set()
-        results.append(ch.receive_wait(0, None))
-
-    waiter = threading.Thread(target=wait)
+    waiter = Waiter(lambda: ch.receive_wait(0, None))
     waiter.start()
-    assert entered.wait(WAKE)
-    waiter.join(0.2)
-    assert waiter.is_alive()
+    waiter.blocked()
     ch.close()
-    waiter.join(WAKE)
-    assert not waiter.is_alive(), "close() did not wake the waiter"
-    assert results == [None]
+    waiter.finish()
+    assert (waiter.result, waiter.error) == (None, None)
     assert fd_count() == before, "descriptors kept after the last waiter left"
     assert errno_of(lambda: ch.fileno()) == errno.EBADF
     assert errno_of(lambda: ch.send_nowait(b"x", 1, 0)) == errno.EBADF
@@ -248,18 +239,9 @@ def test_forked_child_waits_although_a_parent_thread_was_waiting(
     the process forks: the child's own waits still work. The parent closes its
     copy first, so that only the child competes for the message."""
     ch = make(impl, name)
-    entered = threading.Event()
-    results: list[object] = []
-
-    def wait() -> None:
-        entered.set()
-        results.append(ch.receive_wait(0, timeout))
-
-    waiter = threading.Thread(target=wait)
+    waiter = Waiter(lambda: ch.receive_wait(0, timeout))
     waiter.start()
-    assert entered.wait(WAKE)
-    waiter.join(0.2)
-    assert waiter.is_alive()
+    waiter.blocked()
     go_read, go_write = os.pipe()
     done_read, done_write = os.pipe()
     with warnings.catch_warnings():
@@ -280,8 +262,8 @@ def test_forked_child_waits_although_a_parent_thread_was_waiting(
             os.write(done_write, bytes([code]))
             os._exit(code)
     ch.close()  # wakes the parent's waiter; the child keeps its own descriptor
-    waiter.join(WAKE)
-    assert results == [None]
+    waiter.finish()
+    assert (waiter.result, waiter.error) == (None, None)
     os.write(go_write, b"g")
     os.close(done_write)  # the child's end only: EOF once it exited
     status = os.read(done_read, 1)
