@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import sys
 import time
@@ -14,12 +15,15 @@ import anyio.lowlevel
 
 from unimq._errors import QueueClosed, QueueFull, UnimqError
 from unimq._message import Capability, Message, QueueStat
+from unimq._open import open as open_queue
 from unimq._options import Access, check_timeout
 from unimq._queue import Queue, _as_bytes, _index, batch_sent
 from unimq.aio._fd_wait import DescriptorWaiter
 from unimq.aio._helper import HelperWaiter, Stash
 from unimq.aio._loop import checkpoint as _checkpoint
 from unimq.aio._watch import WatchWaiter
+
+_log = logging.getLogger("unimq.queue")
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
@@ -315,6 +319,40 @@ class AsyncQueue:
             self._waiter.close()  # wakes the tasks that wait in the event loop
         with anyio.CancelScope(shield=True):
             await self._waiter.aclose(first)
+            if first and self._stashed:
+                self._send_back_stash()
+
+    def _send_back_stash(self) -> None:
+        """Send back the messages that cancelled receives handed on and nobody
+        received (the helpers have ended, so the stash is final): nobody can
+        receive them from a closed handle. The handle is closed, so through a
+        new one to the same URL; non-blocking calls only. A kernel queue has no
+        "insert at the head", so they go to the tail (logged); what cannot be
+        sent back is logged as lost, with the reason."""
+        url = self._h.url
+        items = list(self._stashed)
+        self._stashed.clear()
+        returned = 0
+        try:
+            with open_queue(url) as again:
+                for msg in items:
+                    again.send(msg.data, mtype=msg.mtype, priority=msg.priority, timeout=0)
+                    returned += 1
+        except UnimqError as exc:
+            _log.warning(
+                "closing %s: %d message(s) that cancelled receives took could not be "
+                "sent back and are lost: %s",
+                url,
+                len(items) - returned,
+                exc,
+            )
+        if returned:
+            _log.info(
+                "closing %s: sent %d message(s) that cancelled receives took back to the "
+                "queue, at its tail (a kernel queue cannot insert at the head)",
+                url,
+                returned,
+            )
 
     # ------------------------------------------------------------------ typed layer
 
