@@ -10,6 +10,7 @@ thread; no assertion is about elapsed time.
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
 import signal
@@ -242,3 +243,69 @@ def test_a_signal_during_the_spin_runs_its_handler_before_the_sleep(
             signal.signal(signal.SIGUSR1, old)
         assert not helper.is_alive()
         assert not rescued, "the handler ran only once a message woke the sleeping wait"
+
+
+# ------------------------------------------------------------------ receive_spin (SysV)
+
+
+@pytest.fixture
+def sysv_q(make_url: UrlFactory) -> Iterator[unimq.Queue]:
+    if "sysv" not in KINDS:
+        pytest.skip("the sysv backend is not installed")
+    with small("sysv", make_url) as q:
+        yield q
+
+
+def test_receive_spin_takes_a_message_sent_while_it_spins(sysv_q: unimq.Queue) -> None:
+    """The spin (unimq.aio's retry on an idle loop) takes what arrives during it."""
+    ch = channel(sysv_q)
+    w = Waiter(lambda: ch.receive_spin(0, LONG_SPIN))
+    w.start()
+    wait_for(lambda: ch.waiters == 1, "the spin to start")
+    sysv_q.send(b"during", mtype=3)
+    w.finish()
+    assert w.error is None
+    assert w.result == (b"during", 3, 0)
+    assert sysv_q.stat().messages == 0
+
+
+def test_receive_spin_selects_like_receive(sysv_q: unimq.Queue) -> None:
+    ch = channel(sysv_q)
+    sysv_q.send(b"five", mtype=5)
+    sysv_q.send(b"two", mtype=2)
+    assert ch.receive_spin(7, 1000) is None  # no type 7: the others stay
+    assert ch.receive_spin(-3, 1000) == (b"two", 2, 0)  # lowest type <= 3
+    assert ch.receive_spin(0, 0) == (b"five", 5, 0)  # ns 0: one try
+    assert ch.receive_spin(0, 1000) is None
+    with pytest.raises(TypeError):
+        ch.receive_spin(0)
+    with pytest.raises(TypeError):
+        ch.receive_spin(0, 1.5)
+    with pytest.raises(TypeError):
+        ch.receive_spin(True, 10)
+
+
+def test_receive_spin_is_bounded_by_its_budget(sysv_q: unimq.Queue) -> None:
+    ch = channel(sysv_q)
+    cpu, result = measured(lambda: ch.receive_spin(0, 20_000_000))()  # 20 ms
+    assert result is None
+    # A spin that ignored its budget would never return (nothing is sent).
+    assert cpu < 1.0, f"a 20 ms spin used {cpu:.3f} s of CPU"
+
+
+def test_close_ends_receive_spin(sysv_q: unimq.Queue) -> None:
+    """close() waits for a spinning caller to leave (it holds no GIL meanwhile)
+    and ends its spin: nothing is taken after close()."""
+    ch = channel(sysv_q)
+    w = Waiter(measured(lambda: ch.receive_spin(0, LONG_SPIN)))
+    w.start()
+    wait_for(lambda: ch.waiters == 1, "the spin to start")
+    sysv_q.close()
+    w.finish()
+    assert w.error is None
+    cpu, result = w.result
+    assert result is None
+    assert cpu < 0.25, f"the spinning caller used {cpu:.3f} s of CPU after close()"
+    with pytest.raises(OSError, match="Bad file descriptor") as info:
+        ch.receive_spin(0, 0)
+    assert info.value.errno == errno.EBADF

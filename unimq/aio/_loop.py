@@ -6,6 +6,9 @@
   lookup on asyncio (the hot paths pay it every few calls).
 - :func:`wait_through_cancel` waits for an event while cancellation is pending,
   so a cancelled operation can learn what its helper thread did.
+- :func:`loop_idle` tells whether any other task of the running loop is
+  ready to run (a task with nothing to wait for may then retry a
+  non-blocking call briefly instead of handing its wait to a thread).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-__all__ = ["CallSoon", "checkpoint", "loop_caller", "wait_through_cancel"]
+__all__ = ["CallSoon", "checkpoint", "loop_caller", "loop_idle", "wait_through_cancel"]
 
 #: Schedules a callable in the event loop's thread; callable from any thread,
 #: never blocks, and does nothing once the loop has finished.
@@ -38,6 +41,51 @@ async def checkpoint() -> None:
         await _asyncio_sleep(0)
     else:
         await _anyio_checkpoint()
+
+
+def loop_idle() -> bool:
+    """True when no other task of the running loop is ready to run now.
+
+    asyncio: its queue of ready callbacks is empty (``_ready``; an event loop
+    without one, such as uvloop, is never called idle). trio: no task is in
+    its run queue or in the batch it is running (a task there has a pending
+    ``_next_send_fn``); with more than TRIO_SCAN tasks, or a trio without
+    these internals, the loop is never called idle.
+    """
+    loop = _running_asyncio_loop()
+    if loop is not None:
+        ready = getattr(loop, "_ready", None)
+        return ready is not None and not ready
+    return _trio_idle()
+
+
+#: trio is only called idle with at most this many tasks (they are looked at).
+TRIO_SCAN = 64
+
+
+def _trio_idle() -> bool:
+    global _trio_context
+    context = _trio_context
+    if context is None:
+        try:
+            from trio._core._run import GLOBAL_RUN_CONTEXT  # only under trio
+        except ImportError:  # pragma: no cover (a trio without that module)
+            return False
+        context = _trio_context = GLOBAL_RUN_CONTEXT
+    runner = getattr(context, "runner", None)
+    runq = getattr(runner, "runq", None)
+    tasks = getattr(runner, "tasks", None)
+    if runq is None or tasks is None or runq or len(tasks) > TRIO_SCAN:
+        return False
+    current = getattr(context, "task", None)
+    for task in tasks:
+        if task is not current and getattr(task, "_next_send_fn", True) is not None:
+            return False  # picked for this batch, not run yet (or unknown)
+    return True
+
+
+#: trio's per-thread run context, once looked up.
+_trio_context: object = None
 
 
 def loop_caller() -> CallSoon:

@@ -696,6 +696,52 @@ Channel_receive_wait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     return receive_waiting(self, mtype, 0, timeout);
 }
 
+/* receive_spin(mtype: int, ns: int) -> Message | None: receive_nowait retried
+ * for up to ns nanoseconds (sched_yield between tries, without the GIL); None
+ * when nothing came or close() began meanwhile. For a caller that would
+ * otherwise hand the wait to another thread although it has nothing else to
+ * do: unimq.aio's task, when its event loop has no other task ready to run
+ * (a reply on its way is taken without two thread wake-ups). */
+static PyObject *
+Channel_receive_spin(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    long mtype, ns;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "receive_spin(mtype, ns)");
+        return NULL;
+    }
+    if (long_arg(args[0], "mtype", &mtype) < 0 || long_arg(args[1], "ns", &ns) < 0 ||
+        check_open(self) < 0)
+        return NULL;
+    struct msg stack;
+    rbuf b;
+    if (rbuf_init(self, &b, &stack) < 0)
+        return NULL;
+    ssize_t got = -1;
+    int err = ENOMSG;
+    wake_node node;
+    if (registry_enter(&self->reg, &node, 1) == 0) { /* close() waits until we left */
+        Py_BEGIN_ALLOW_THREADS
+        long start = spin_now_ns();
+        do {
+            got = receive_into(self, &b, mtype, IPC_NOWAIT);
+            err = errno;
+        } while (got == -1 && err == ENOMSG && registry_is_open(&self->reg) &&
+                 spin_again(start, ns));
+        Py_END_ALLOW_THREADS
+        registry_leave(&self->reg, &node);
+    }
+    PyObject *result;
+    if (got >= 0)
+        result = received(self, b.m, got);
+    else if (err == ENOMSG)
+        result = Py_NewRef(Py_None);
+    else
+        result = raise_errno(err);
+    rbuf_release(&b);
+    return result;
+}
+
 /* ------------------------------------------------------------------ batches */
 
 /* Raise OSError(err) carrying unimq_sent = sent: how many messages of the
@@ -1047,6 +1093,8 @@ static PyMethodDef Channel_methods[] = {
      "send_nowait(data, mtype, priority) -> bool: one msgsnd with IPC_NOWAIT."},
     {"receive_nowait", (PyCFunction)(void (*)(void))Channel_receive_nowait, METH_FASTCALL,
      "receive_nowait(mtype) -> Message | None: one msgrcv with IPC_NOWAIT."},
+    {"receive_spin", (PyCFunction)(void (*)(void))Channel_receive_spin, METH_FASTCALL,
+     "receive_spin(mtype, ns) -> Message | None: receive_nowait retried for up to ns."},
     {"send_wait", (PyCFunction)(void (*)(void))Channel_send_wait, METH_FASTCALL,
      "send_wait(data, mtype, priority, timeout) -> bool: wait for room and send."},
     {"receive_wait", (PyCFunction)(void (*)(void))Channel_receive_wait, METH_FASTCALL,

@@ -182,6 +182,8 @@ class SysVQueue(Queue):
                 channel.send_nowait, channel.receive_nowait, channel.send_wait, channel.receive_wait
             )
             self._install_batches(channel.send_many_nowait, channel.receive_many_nowait)
+            #: receive_nowait retried for up to ns nanoseconds (unimq.aio, idle loop).
+            self._receive_spin: Callable[[int, int], Message | None] = channel.receive_spin
             self._except_nowait: Callable[[int], Message | None] = channel.receive_except_nowait
             self._except_wait: Callable[[int, float | None], Message | None] = (
                 channel.receive_except_wait
