@@ -1,10 +1,13 @@
 /* Reference: POSIX mq_send/mq_receive throughput and ping-pong, sender and
  * receiver in separate processes. Prints one JSON line.
  *   ref_posix throughput NAME COUNT SIZE [MAXMSG]
+ *   ref_posix spin NAME COUNT SIZE [MAXMSG]   (throughput without ever sleeping:
+ *       O_NONBLOCK calls retried after sched_yield, the kernel path's ceiling)
  *   ref_posix pingpong NAME COUNT SIZE [MAXMSG]
  * The queues hold MAXMSG messages of SIZE bytes (10 unless given). */
 #include <fcntl.h>
 #include <mqueue.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,11 +23,11 @@ static double now(void) {
 
 static long maxmsg = 10;
 
-static mqd_t open_q(const char *name, long size) {
+static mqd_t open_q(const char *name, long size, int flags) {
     struct mq_attr a = {0};
     a.mq_maxmsg = maxmsg;
     a.mq_msgsize = size;
-    mqd_t q = mq_open(name, O_CREAT | O_RDWR, 0600, &a);
+    mqd_t q = mq_open(name, O_CREAT | O_RDWR | flags, 0600, &a);
     if (q == (mqd_t)-1) { perror(name); exit(2); }
     return q;
 }
@@ -41,16 +44,18 @@ int main(int argc, char **argv) {
     if (argc > 5) maxmsg = atol(argv[5]);
     char *buf = calloc(1, (size_t)size + 1);
     unsigned prio;
-    if (strcmp(argv[1], "throughput") == 0) {
-        mqd_t q = open_q(name, size);
+    int spin = strcmp(argv[1], "spin") == 0;
+    if (spin || strcmp(argv[1], "throughput") == 0) {
+        mqd_t q = open_q(name, size, spin ? O_NONBLOCK : 0);
         pid_t pid = fork();
         if (pid == 0) {
-            for (long i = 0; i < count; i++) mq_send(q, buf, (size_t)size, 0);
+            for (long i = 0; i < count; i++)
+                while (mq_send(q, buf, (size_t)size, 0) != 0) sched_yield(); /* EAGAIN */
             _exit(0);
         }
         double t0 = 0;
         for (long i = 0; i < count; i++) {
-            mq_receive(q, buf, (size_t)size, &prio);
+            while (mq_receive(q, buf, (size_t)size, &prio) < 0) sched_yield();
             if (i == 0) t0 = now();
         }
         double dt = now() - t0;
@@ -62,7 +67,7 @@ int main(int argc, char **argv) {
     /* pingpong: NAME and NAME-r */
     char rname[300];
     snprintf(rname, sizeof rname, "%s-r", name);
-    mqd_t q = open_q(name, size), r = open_q(rname, size);
+    mqd_t q = open_q(name, size, 0), r = open_q(rname, size, 0);
     pid_t pid = fork();
     if (pid == 0) {
         for (long i = 0; i < count; i++) {

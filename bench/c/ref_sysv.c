@@ -1,7 +1,10 @@
 /* Reference: SysV msgsnd/msgrcv throughput and ping-pong, sender and receiver
  * in separate processes. Prints one JSON line.
  *   ref_sysv throughput KEY COUNT SIZE
+ *   ref_sysv spin KEY COUNT SIZE      (throughput without ever sleeping:
+ *       IPC_NOWAIT calls retried after sched_yield, the kernel path's ceiling)
  *   ref_sysv pingpong KEY COUNT SIZE      (replies on mtype 2) */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,15 +35,18 @@ int main(int argc, char **argv) {
     size_t size = (size_t)atol(argv[4]);
     static struct msg m;
     m.mtype = 1;
-    if (strcmp(argv[1], "throughput") == 0) {
+    int spin = strcmp(argv[1], "spin") == 0;
+    if (spin || strcmp(argv[1], "throughput") == 0) {
+        int flag = spin ? IPC_NOWAIT : 0;
         pid_t pid = fork();
         if (pid == 0) {
-            for (long i = 0; i < count; i++) msgsnd(id, &m, size, 0);
+            for (long i = 0; i < count; i++)
+                while (msgsnd(id, &m, size, flag) != 0) sched_yield(); /* EAGAIN */
             _exit(0);
         }
         double t0 = 0;
         for (long i = 0; i < count; i++) {
-            msgrcv(id, &m, sizeof m.text, 0, 0);
+            while (msgrcv(id, &m, sizeof m.text, 0, flag) < 0) sched_yield(); /* ENOMSG */
             if (i == 0) t0 = now();
         }
         double dt = now() - t0;
