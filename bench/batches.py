@@ -187,6 +187,12 @@ UNIMQ_CASES = {
     "sysv": f"unimq sysv send_many/receive_many({BATCH})",
 }
 C_CASES = {"posix": "C mq_send/mq_receive (per message)", "sysv": "C msgsnd/msgrcv (per message)"}
+#: The same C programs never sleeping (non-blocking calls retried after
+#: sched_yield): the most the kernel path gives, Python or not.
+C_SPIN = {
+    "posix": "C mq_send/mq_receive spinning (kernel ceiling)",
+    "sysv": "C msgsnd/msgrcv spinning (kernel ceiling)",
+}
 FIFO_BATCH = f"faster-fifo put_many/get_many({BATCH})"
 FIFO_SINGLE = "faster-fifo put/get"
 ZMQ = "pyzmq ipc PUSH/PULL"
@@ -222,9 +228,10 @@ def cases(
                 else (lambda: str(key("cb" + tag())))
             )
             extra = (depth,) if kind == "posix" else ()
-            out[C_CASES[kind]] = lambda exe=exe, target=target, extra=extra: run.run_c(  # type: ignore[misc]
-                exe, "throughput", target(), count, size, *extra
-            )["msgs_per_s"]
+            for mode, name in (("throughput", C_CASES[kind]), ("spin", C_SPIN[kind])):
+                out[name] = lambda exe=exe, target=target, extra=extra, mode=mode: run.run_c(  # type: ignore[misc]
+                    exe, mode, target(), count, size, *extra
+                )["msgs_per_s"]
         out[UNIMQ_CASES[kind]] = lambda kind=kind: unimq_batches(  # type: ignore[misc]
             ctx, kind, tag(), key, size, count, posix
         )
@@ -264,6 +271,7 @@ def ratios(
             mine = UNIMQ_CASES[kind]
             for ref, label in (
                 (C_CASES[kind], "C per message"),
+                (C_SPIN[kind], "C spinning (kernel ceiling)"),
                 (FIFO_BATCH, "faster-fifo put_many/get_many"),
                 (ZMQ, "pyzmq ipc"),
                 (MP, "multiprocessing.Queue"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,10 @@ def test_bench_smoke(tmp_path: Path) -> None:
     batch_row = saved["batches"]["16"]
     for name in (*batches.UNIMQ_CASES.values(), batches.MP):
         assert batch_row[name] > 0
+    if shutil.which("cc") or shutil.which("gcc"):  # the C references, per message and spinning
+        for name in (*batches.C_CASES.values(), *batches.C_SPIN.values()):
+            assert batch_row[name] > 0
+        assert "unimq sysv batches / C spinning (kernel ceiling)" in saved["ratios"]["batches 16 B"]
     if batches.have_faster_fifo():
         assert batch_row[batches.FIFO_BATCH] > 0 and batch_row[batches.FIFO_SINGLE] > 0
     assert set(saved["ratios"]["batches 16 B"]) >= {
