@@ -9,6 +9,7 @@ import random
 import pytest
 import redis
 from unimq_redis import _queue as redis_queue
+from unimq_redis._scripts import RETURN
 
 import unimq
 from tests.redis.server import ValkeyServer
@@ -179,10 +180,17 @@ def test_batch_on_a_removed_queue(url: str) -> None:
             q.receive_many(5, timeout=0)
 
 
+@pytest.mark.parametrize("budget", [None, 12], ids=["whole-queue", "byte-budget"])
 @pytest.mark.parametrize("seed", range(6))
-def test_random_batches_match_memory_backend(url: str, seed: int) -> None:
+def test_random_batches_match_memory_backend(
+    url: str, seed: int, budget: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Interleaved batch and single operations with every kind of selection
-    return exactly what memory:// returns for the same operations."""
+    return exactly what memory:// returns for the same operations; with a byte
+    budget per script call smaller than the queue, every batch is read entry
+    by entry and cut by the budget."""
+    if budget is not None:
+        monkeypatch.setattr(redis_queue, "BATCH_BYTES", budget)
     rng = random.Random(seed)
     with (
         unimq.open(url, create=True, max_messages=60) as q,
@@ -260,4 +268,130 @@ def test_every_script_reloads_after_a_cache_flush(url: str, valkey: ValkeyServer
             ]
         finally:
             r.close()
+        q.remove()
+
+
+# RECEIVE_MANY takes a list with one LPOP (and counts its bytes at once) when
+# the whole queue fits in the batch's byte budget and no other list of the
+# priority interleaves with it; otherwise it reads the entries in steps. The
+# tests below check both ways against the queue's state after the batch.
+
+
+def test_batch_ending_exactly_at_the_end_of_a_list(url: str) -> None:
+    with unimq.open(url, create=True, max_messages=50) as q:
+        high = [unimq.Message(b"h" * (i + 1), 1, 5) for i in range(3)]
+        low = [unimq.Message(b"l" * (10 + i), 1, 0) for i in range(2)]
+        q.send_many(low + high)
+        assert q.receive_many(3, timeout=0) == high  # the priority-5 list, to its last entry
+        assert q.stat().bytes == 10 + 11
+        assert q.receive_many(10, timeout=0) == low
+        assert (q.stat().messages, q.stat().bytes) == (0, 0)
+        with pytest.raises(unimq.QueueEmpty):
+            q.receive(timeout=0)
+        q.remove()
+
+
+def test_batch_taking_part_of_a_list_leaves_the_rest_first(url: str) -> None:
+    with unimq.open(url, create=True, max_messages=50) as q:
+        high = [unimq.Message(b"%d" % i * (i + 1), 1, 5) for i in range(5)]
+        low = [unimq.Message(b"low", 1, 0)]
+        q.send_many(high + low)
+        assert q.receive_many(3, timeout=0) == high[:3]
+        assert q.stat().bytes == 4 + 5 + 3
+        # The rest of the list is still indexed first: a single receive, then a batch.
+        assert q.receive(timeout=0) == high[3]
+        assert q.receive_many(10, timeout=0) == high[4:] + low
+        assert (q.stat().messages, q.stat().bytes) == (0, 0)
+        q.remove()
+
+
+def test_batch_running_over_several_lists_counts_every_byte(url: str) -> None:
+    # Lists of several priorities, each emptied by the batch but the last.
+    sizes = {7: [1, 200, 3], 3: [40, 5], 0: [6, 7, 8]}
+    items = [unimq.Message(b"x" * n, 2, p) for p, ns in sizes.items() for n in ns]
+    with unimq.open(url, create=True, max_messages=50) as q:
+        q.send_many(items)
+        got = q.receive_many(7, timeout=0)
+        assert got == items[:7]
+        assert q.stat().bytes == 8
+        assert q.receive_many(7, timeout=0) == items[7:]
+        assert q.stat().bytes == 0
+        q.remove()
+
+
+def test_interleaved_types_of_one_priority_stop_at_the_next_list(url: str) -> None:
+    # Two types of one priority, sent alternately: each list's run ends where
+    # the other list's next message is older (the step-by-step way).
+    items = [unimq.Message(b"t%d-%d" % (1 + i % 2, i) + b"." * i, 1 + i % 2, 4) for i in range(9)]
+    items.insert(2, unimq.Message(b"t1-again", 1, 4))  # two of type 1 in a row
+    with unimq.open(url, create=True, max_messages=50) as q:
+        q.send_many(items)
+        assert q.receive_many(6, timeout=0) == items[:6]
+        assert q.stat().bytes == sum(len(m.data) for m in items[6:])
+        assert q.receive_many(20, timeout=0) == items[6:]
+        assert q.stat().bytes == 0
+        q.remove()
+
+
+def test_byte_budget_cuts_a_batch_of_one_list(
+    url: str, valkey: ValkeyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The queue holds more than one call's byte budget: the batch is cut by the
+    # budget (one script call per 25 bytes here), not taken by one LPOP.
+    monkeypatch.setattr(redis_queue, "BATCH_BYTES", 25)
+    items = [b"%02d" % i + b"-" * 8 for i in range(10)]  # 10 bytes each
+    with unimq.open(url, create=True, max_messages=50) as q:
+        q.send_many(items)
+        before = _script_calls(valkey)
+        assert [m.data for m in q.receive_many(7, timeout=0)] == items[:7]
+        assert _script_calls(valkey) - before == 4  # 2 + 2 + 2 + 1 messages
+        assert q.stat().bytes == 30
+        assert [m.data for m in q.receive_many(10, timeout=0)] == items[7:]
+        assert q.stat().bytes == 0
+        q.remove()
+
+
+def test_queue_that_fits_the_budget_is_taken_in_one_call(
+    url: str, valkey: ValkeyServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_queue, "BATCH_BYTES", 100)
+    items = [b"%02d" % i + b"-" * 8 for i in range(10)]  # 100 bytes in all
+    with unimq.open(url, create=True, max_messages=50) as q:
+        q.send_many(items)
+        before = _script_calls(valkey)
+        assert [m.data for m in q.receive_many(20, timeout=0)] == items
+        assert _script_calls(valkey) - before == 1
+        q.remove()
+
+
+def _put_back(q: unimq.Queue, data: bytes, mtype: int, priority: int) -> None:
+    """Run RETURN, as an async handle's close does for a cancelled receive."""
+    r = q._link.run("close", RETURN, q._meta, (q._prefix, q._gen, data, mtype, priority))  # type: ignore[attr-defined]
+    assert r == 1
+
+
+def test_messages_put_back_at_the_head_come_first_in_a_batch(url: str) -> None:
+    with unimq.open(url, create=True, max_messages=50) as q:
+        q.send_many([unimq.Message(b"a1", 1, 2), unimq.Message(b"a2", 1, 2)])
+        q.send_many([unimq.Message(b"b1", 2, 2)])
+        # Put back newest first: type 2's list and type 1's list each get one.
+        _put_back(q, b"back-b", 2, 2)
+        _put_back(q, b"back-a", 1, 2)
+        assert q.stat().bytes == 2 + 2 + 2 + 6 + 6
+        got = q.receive_many(3, timeout=0)
+        assert got == [
+            unimq.Message(b"back-a", 1, 2),
+            unimq.Message(b"back-b", 2, 2),
+            unimq.Message(b"a1", 1, 2),
+        ]
+        assert q.stat().bytes == 4
+        assert q.receive_many(5, timeout=0) == [
+            unimq.Message(b"a2", 1, 2),
+            unimq.Message(b"b1", 2, 2),
+        ]
+        # One list alone, with a message put back at its head.
+        q.send_many([b"c1", b"c2"])
+        _put_back(q, b"back-c", 1, 0)
+        assert [m.data for m in q.receive_many(10, timeout=0)] == [b"back-c", b"c1", b"c2"]
+        assert (q.stat().messages, q.stat().bytes) == (0, 0)
         q.remove()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import errno as E
+import itertools
 import math
+import operator
 import os
 import secrets
 import threading
@@ -92,6 +94,11 @@ _NO_WAITER = bulk("")
 _SEL_ANY = bulk(0)
 _DEFAULT_TAGS = bulk(1) + bulk(0)
 _INLINE = 64 << 10
+# batch_messages' parts: an entry's payload (after its 16-digit seq), and a
+# Message made from a (data, mtype, priority) tuple as new_message makes it.
+_payload = operator.itemgetter(slice(16, None))
+_new = tuple.__new__
+_repeat = itertools.repeat
 
 
 def _keys(name: str) -> tuple[str, tuple[str, ...]]:
@@ -390,9 +397,15 @@ class RedisQueue(Queue):
         try:
             while len(out) < limit:
                 ask = min(limit - len(out), BATCH_MESSAGES)
-                r = self._link.run(
-                    "receive", RECEIVE_MANY, self._meta, self._receive_many_args(mtype, ask)
+                # EVALSHA sha numkeys meta prefix gen sel pid limit budget
+                rest = (
+                    self._fixed
+                    + (_SEL_ANY if mtype == 0 else bulk(mtype))
+                    + _PID_BULK
+                    + bulk(ask)
+                    + bulk(BATCH_BYTES)
                 )
+                r = self._link.run_packed("receive", Packed(RECEIVE_MANY, 10, rest))
                 if r == -1:
                     raise self._removed_error()
                 if not r:
@@ -506,14 +519,17 @@ def batch_messages(reply: Any, out: list[Message], ask: int) -> bool:
     """Append the messages of a RECEIVE_MANY ``reply`` (asked for ``ask``) to
     ``out``; True if the queue may hold more for the same selection."""
     runs, entries, cut = reply
+    # Each entry loses its 16-digit seq and becomes a Message, all in C
+    # (map/zip over the entries; no Python-level call per message).
     if len(runs) == 3:  # one type and priority: the common case
-        mt, pr = runs[0], runs[1]
-        out += [new_message((e[16:], mt, pr)) for e in entries]
+        rows = zip(map(_payload, entries), _repeat(runs[0]), _repeat(runs[1]), strict=False)
+        out += map(_new, _repeat(Message), rows)
     else:
         k = 0
         for i in range(0, len(runs), 3):
             mt, pr, n = runs[i], runs[i + 1], runs[i + 2]
-            out += [new_message((e[16:], mt, pr)) for e in entries[k : k + n]]
+            rows = zip(map(_payload, entries[k : k + n]), _repeat(mt), _repeat(pr), strict=False)
+            out += map(_new, _repeat(Message), rows)
             k += n
     return len(entries) >= ask or bool(cut)
 

@@ -58,11 +58,16 @@ class Script:
 
     def __init__(self, name: str, body: str) -> None:
         self.name = name
-        self.body = (_COMMON + body).encode()
+        # Only the helpers the body calls: each one defined costs the script a
+        # closure on every run.
+        used = "".join(code for fn, code in _HELPERS.items() if f"{fn}(" in body)
+        self.body = (used + body).encode()
         self.sha = hashlib.sha1(self.body).hexdigest()
 
 
-_COMMON = """
+# The Lua helpers by name; a script gets those its body calls.
+_HELPERS = {
+    "wake": """
 local function wake(set, prefix)
   local ids = redis.call('ZRANGE', set, 0, -1)
   if #ids > 0 then
@@ -74,10 +79,14 @@ local function wake(set, prefix)
     end
   end
 end
+""",
+    "now": """
 local function now()
   local t = redis.call('TIME')
   return t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 end
+""",
+    "register": """
 local function register(set, prefix, id, ttl)
   if id ~= '' then
     redis.call('ZADD', set, 0, id)
@@ -85,6 +94,8 @@ local function register(set, prefix, id, ttl)
     redis.call('DEL', prefix .. ':w:' .. id)
   end
 end
+""",
+    "index": """
 -- List (P, T) just became non-empty with message ``seq`` first: index it.
 local function index(P, pr, mt, seq, ttl)
   local rank = 32767 - tonumber(pr)
@@ -99,9 +110,12 @@ local function index(P, pr, mt, seq, ttl)
     end
   end
 end
--- Messages were taken from the head of list (P, T): re-rank or unindex it.
-local function popped(P, pr, mt)
-  local first = redis.call('LINDEX', P .. ':l:' .. pr .. ':' .. mt, 0)
+""",
+    "popped": """
+-- Messages were taken from the head of list (P, T): re-rank or unindex it
+-- (``empty``: the caller knows the list is now empty).
+local function popped(P, pr, mt, empty)
+  local first = not empty and redis.call('LINDEX', P .. ':l:' .. pr .. ':' .. mt, 0)
   local h = P .. ':h:' .. pr
   if first then
     redis.call('ZADD', h, string.sub(first, 1, 16), mt)
@@ -113,6 +127,8 @@ local function popped(P, pr, mt)
   redis.call('ZREM', tl, pr)
   if redis.call('EXISTS', tl) == 0 then redis.call('ZREM', P .. ':types', mt) end
 end
+""",
+    "pick": """
 -- The list holding the next message for selection ``sel``: priority, type and,
 -- for sel == 0, the first seq of the next list of that priority (nil if none).
 local function pick(P, sel)
@@ -133,11 +149,14 @@ local function pick(P, sel)
   if not p then return nil end
   return p, t, nil
 end
+""",
+    "ttl_of": """
 local function ttl_of(v)
   if v then return tonumber(v) end
   return nil
 end
-"""
+""",
+}
 
 # Only the meta key is declared (it routes the call to the queue's slot); the
 # others are derived from the prefix and share its hash tag, so the same slot.
@@ -241,8 +260,13 @@ return {data, tonumber(mt), tonumber(pr)}
 # ``entries`` are the entries taken ("<seq, 16 digits><payload>"), ``runs``
 # flat (mtype, priority, count) triples for consecutive entries sharing a type
 # and a priority, and ``cut`` 1 when the budget (not the queue) ended the batch.
-# A list is in seq order, so where the next list of the priority starts
-# (``bound``) is found by a binary search, not by looking at every entry.
+# When the whole queue fits in the budget (``whole``), no entry needs its own
+# check for the budget: a list that no other list of its priority interleaves
+# (no ``bound``) is taken by one LPOP with a count, and the bytes taken are
+# counted at once (one concatenation, in C), not entry by entry. Otherwise the
+# entries are read in steps (LRANGE) and the list trimmed after; a list is in
+# seq order, so where the next list of the priority starts (``bound``) is found
+# by a binary search, not by looking at every entry.
 # KEYS: meta ; ARGV: prefix gen sel pid limit budget
 RECEIVE_MANY = Script(
     "receive_many",
@@ -251,53 +275,76 @@ local meta, P = KEYS[1], ARGV[1]
 local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count')
 if m[1] ~= ARGV[2] then return -1 end
 local sel, left, budget = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local queued = tonumber(m[2])
+local whole = queued <= budget
 local runs, out = {}, {}
 local total, size, cut = 0, 0, 0
 while left > 0 and cut == 0 do
   local pr, mt, bound = pick(P, sel)
   if not pr then break end
   local list = P .. ':l:' .. pr .. ':' .. mt
-  if bound then bound = tonumber(bound) end
-  local k, start, stop = 0, 0, false
-  while not stop and k < left do
-    local step = math.min(left - k, 128)
-    local part = redis.call('LRANGE', list, start, start + step - 1)
-    local n = #part
-    if n < step then stop = true end
-    if bound and n > 0 and tonumber(string.sub(part[n], 1, 16)) >= bound then
-      local lo, hi = 0, n
-      while lo < hi do
-        local mid = math.floor((lo + hi) / 2)
-        if tonumber(string.sub(part[mid + 1], 1, 16)) >= bound then hi = mid else lo = mid + 1 end
-      end
-      n = lo
-      stop = true
-    end
-    for i = 1, n do
-      local e = part[i]
-      local len = string.len(e) - 16
-      if total > 0 and size + len > budget then
-        cut = 1
+  local taken, k, empty
+  if whole and not bound then
+    taken = redis.call('LPOP', list, left)
+    if not taken then break end
+    k = #taken
+    size = size + #table.concat(taken) - 16 * k
+    empty = k < left
+  else
+    if bound then bound = tonumber(bound) end
+    taken, k = {}, 0
+    local start, stop = 0, false
+    while not stop and k < left do
+      local step = math.min(left - k, 128)
+      local part = redis.call('LRANGE', list, start, start + step - 1)
+      local n = #part
+      if n < step then stop = true end
+      if bound and n > 0 and tonumber(string.sub(part[n], 1, 16)) >= bound then
+        local lo, hi = 0, n
+        while lo < hi do
+          local mid = math.floor((lo + hi) / 2)
+          if tonumber(string.sub(part[mid + 1], 1, 16)) >= bound then hi = mid else lo = mid + 1 end
+        end
+        n = lo
         stop = true
-        break
       end
-      total = total + 1
-      k = k + 1
-      out[total] = e
-      size = size + len
+      if whole then
+        if n > 0 then size = size + #table.concat(part, '', 1, n) - 16 * n end
+        for i = 1, n do taken[k + i] = part[i] end
+        k = k + n
+      else
+        for i = 1, n do
+          local e = part[i]
+          local len = string.len(e) - 16
+          if total + k > 0 and size + len > budget then
+            cut = 1
+            stop = true
+            break
+          end
+          k = k + 1
+          taken[k] = e
+          size = size + len
+        end
+      end
+      start = start + n
     end
-    start = start + n
+    if k == 0 then break end
+    redis.call('LTRIM', list, k, -1)
   end
-  if k == 0 then break end
-  redis.call('LTRIM', list, k, -1)
+  if total == 0 then
+    out = taken
+  else
+    for i = 1, k do out[total + i] = taken[i] end
+  end
+  total = total + k
   runs[#runs + 1] = tonumber(mt)
   runs[#runs + 1] = tonumber(pr)
   runs[#runs + 1] = k
-  popped(P, pr, mt)
+  popped(P, pr, mt, empty)
   left = left - k
 end
 if total == 0 then return {} end
-redis.call('HSET', meta, 'count', tonumber(m[3]) - total, 'bytes', tonumber(m[2]) - size,
+redis.call('HSET', meta, 'count', tonumber(m[3]) - total, 'bytes', queued - size,
   'rtime', now(), 'rpid', ARGV[4])
 wake(P .. ':sw', P)
 return {runs, out, cut}
