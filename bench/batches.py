@@ -303,6 +303,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, list[float]]]:
     parser.add_argument("--runs", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--count", type=int, default=100_000, help="messages per run")
     parser.add_argument("--no-c", action="store_true", help="without the C programs")
+    parser.add_argument(
+        "--per-message", action="store_true", help="also unimq's per-message send/receive"
+    )
     parser.add_argument("--json", action="store_true", help="print the samples as JSON")
     args = parser.parse_args(argv)
     if not args.typed and not args.sizes:
@@ -317,7 +320,14 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, list[float]]]:
     out: dict[str, dict[str, list[float]]] = {}
     with run.c_programs() as c:
         for size in [int(s) for s in args.sizes.split(",") if s]:
-            table = keep(cases(run, None if args.no_c else c, size, count))
+            table = cases(run, None if args.no_c else c, size, count)
+            if args.per_message:
+                for name in ("unimq posix", "unimq sysv"):
+                    opener = run.PY_CASES[name]
+                    table[f"{name} per message"] = lambda o=opener, n=size: run.throughput(  # type: ignore[misc]
+                        o, n, count
+                    )
+            table = keep(table)
             out[f"{size} B"] = run.interleaved(table, args.runs)
         if args.typed:
             out["typed"] = run.interleaved(keep(typed_cases(run, count)), args.runs)
