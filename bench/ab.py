@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("base", type=Path)
     parser.add_argument("new", type=Path)
     parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--samples", type=Path, help="write every sample here (JSON)")
     args, passed = parser.parse_known_args(argv)
     passed = [a for a in passed if a != "--"]
     trees = {"base": args.base, "new": args.new}
@@ -53,6 +54,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for part, cases in one(trees[which], passed).items():
                 for name, values in cases.items():
                     samples[which].setdefault(f"{part}: {name}", []).extend(values)
+    if args.samples:
+        args.samples.write_text(json.dumps(samples, indent=1))
     out: dict[str, Any] = {}
     for name, base in samples["base"].items():
         new = samples["new"].get(name, [])

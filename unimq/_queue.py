@@ -549,17 +549,7 @@ class Queue(abc.ABC):
         got = self._receive_many(mtype, max_messages)
         if got:
             return got
-        if timeout == 0:
-            raise self._empty_error(None)
-        # Straight to the wait: the batch call just found the queue empty.
-        try:
-            first = self._receive_waiting(mtype, timeout)
-        except OSError as exc:
-            if isinstance(exc, UnimqError):
-                raise
-            raise self._mapped("receive", exc) from exc
-        except self._driver_errors as exc:
-            raise self._unexpected("receive", exc) from exc
+        first = self.receive(mtype=mtype, timeout=timeout)
         if max_messages == 1:
             return [first]
         try:
