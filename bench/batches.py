@@ -11,6 +11,10 @@ multiprocessing.Queue carrying the same pydantic model.
 
 from __future__ import annotations
 
+import argparse
+import json
+import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -285,3 +289,63 @@ def ratios(
             for kind in ("posix", "sysv")
         }
     return out
+
+
+# ---------------------------------------------------------------- on its own
+
+
+def main(argv: list[str] | None = None) -> dict[str, dict[str, list[float]]]:
+    """Run part of the batch table alone (bench.run runs all of it).
+
+    ``--typed`` runs the typed JSON batches and their multiprocessing.Queue
+    reference; ``--sizes`` the byte batches; ``--case`` keeps only the cases
+    whose name contains one of the given strings. Prints each case's median
+    (and with ``--json``, every sample as JSON on the last line).
+    """
+    from bench import run
+
+    parser = argparse.ArgumentParser(prog="python -m bench.batches", description=main.__doc__)
+    parser.add_argument("--typed", action="store_true", help="the typed JSON batches")
+    parser.add_argument("--sizes", default="", help="byte batches of these sizes (16,4096)")
+    parser.add_argument("--case", action="append", default=[], help="keep cases naming this")
+    parser.add_argument("--runs", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--count", type=int, default=100_000, help="messages per run")
+    parser.add_argument("--no-c", action="store_true", help="without the C programs")
+    parser.add_argument(
+        "--per-message", action="store_true", help="also unimq's per-message send/receive"
+    )
+    parser.add_argument("--json", action="store_true", help="print the samples as JSON")
+    args = parser.parse_args(argv)
+    if not args.typed and not args.sizes:
+        parser.error("give --typed and/or --sizes")
+    count = args.count - args.count % BATCH
+
+    def keep(table: dict[str, Callable[[], float]]) -> dict[str, Callable[[], float]]:
+        if not args.case:
+            return table
+        return {k: v for k, v in table.items() if any(c in k for c in args.case)}
+
+    out: dict[str, dict[str, list[float]]] = {}
+    with run.c_programs() as c:
+        for size in [int(s) for s in args.sizes.split(",") if s]:
+            table = cases(run, None if args.no_c else c, size, count)
+            if args.per_message:
+                for name in ("unimq posix", "unimq sysv"):
+                    opener = run.PY_CASES[name]
+                    table[f"{name} per message"] = lambda o=opener, n=size: run.throughput(  # type: ignore[misc]
+                        o, n, count
+                    )
+            table = keep(table)
+            out[f"{size} B"] = run.interleaved(table, args.runs)
+        if args.typed:
+            out["typed"] = run.interleaved(keep(typed_cases(run, count)), args.runs)
+    for part, samples in out.items():
+        for name, values in samples.items():
+            print(f"{part}: {name}: {statistics.median(values) / 1000:.0f}k", file=sys.stderr)
+    if args.json:
+        print(json.dumps(out))
+    return out
+
+
+if __name__ == "__main__":
+    main()

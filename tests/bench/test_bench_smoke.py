@@ -100,3 +100,26 @@ def test_codec_bench_smoke() -> None:
 def test_docs_render_needs_every_section() -> None:
     with pytest.raises(ValueError, match="no <!-- bench:throughput --> section"):
         docs.render("# a page without markers\n", {})
+
+
+def test_batches_alone_and_paired(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m bench.batches`` runs the chosen cases only; ``bench.ab`` pairs
+    two checkouts round by round (here the same one twice)."""
+    args = ["--typed", "--sizes", "16", "--case", "sysv", "--runs", "2", "--count", "1280"]
+    out = batches.main([*args, "--per-message", "--json"])
+    assert set(out) == {"16 B", "typed"}
+    assert set(out["16 B"]) == {batches.UNIMQ_CASES["sysv"], "unimq sysv per message"}
+    assert set(out["typed"]) == {batches.TYPED_CASES["sysv"]}
+    assert all(len(v) == 2 and min(v) > 0 for part in out.values() for v in part.values())
+    assert json.loads(capsys.readouterr().out.splitlines()[-1]) == out
+    with pytest.raises(SystemExit):
+        batches.main([])  # neither --typed nor --sizes: a usage error
+
+    from bench import ab
+
+    paired = ab.main(
+        [str(ROOT), str(ROOT), "--rounds", "2", "--typed", "--case", "sysv", "--count", "640"]
+    )
+    (case,) = paired
+    assert case == f"typed: {batches.TYPED_CASES['sysv']}"
+    assert paired[case]["base"] > 0 and paired[case]["new"] > 0 and paired[case]["new/base"] > 0

@@ -40,6 +40,19 @@ def test_undecodable_payload_in_a_batch_loses_nothing(raw: unimq.Queue) -> None:
     assert len(info.value.received) == 3
 
 
+def test_the_first_bad_payload_of_a_batch_is_reported(raw: unimq.Queue) -> None:
+    """The batch decode falls back to message by message: the error is the first
+    bad payload's (valid JSON of the wrong shape is one too), never a later one's."""
+    orders = raw.typed(Order)
+    good = Order(sku="A", qty=1).model_dump_json().encode()
+    raw.send_many([good, b'{"sku": "B"}', b"garbage", good])
+    with pytest.raises(unimq.DecodeError) as info:
+        orders.receive_many(10, timeout=0)
+    assert info.value.message is not None and info.value.message.data == b'{"sku": "B"}'
+    assert info.value.received is not None
+    assert [m.data for m in info.value.received] == [good, b'{"sku": "B"}', b"garbage", good]
+
+
 def test_dead_letters_in_a_batch(raw: unimq.Queue) -> None:
     with unimq.open("memory://typed-batch-dlq", create=True) as dlq:
         try:

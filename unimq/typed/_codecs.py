@@ -68,10 +68,13 @@ class JSONCodec(Generic[T]):
             self._schema = adapter.json_schema
             core = adapter.core_schema
         self._to_json: Callable[[T], bytes] = partial(serializer.to_json, warnings="error")
-        # Without a warnings mode string pydantic-core skips ~1 us of set-up per call
-        # (measured: 0.38 against 1.3 us for a 3-field model); used for values a
-        # batch check has passed (encode_many).
-        self._to_json_checked: Callable[[T], bytes] = partial(serializer.to_json, warnings=False)
+        # For values a batch check has passed (encode_many): pydantic-core's own
+        # method with its default warnings mode skips the ~1 us of set-up that a
+        # mode string costs per call (measured for a 3-field model: 0.34 us, against
+        # 0.39 with warnings=False and 1.3 with "error"). A value that passed the
+        # check serializes without a warning; one changed by another thread in
+        # between would warn rather than pass silently.
+        self._to_json_checked: Callable[[T], bytes] = serializer.to_json
         self._tp = tp
         self._list_to_json: Callable[[list[T]], bytes] | None = None
         # decode IS pydantic-core's own function: no Python frame per call; so is
@@ -112,7 +115,7 @@ class JSONCodec(Generic[T]):
             return [self.encode(v) for v in values]  # raises the first value's error
         fast = self._to_json_checked
         if self.encode is self._to_json:
-            return [fast(v) for v in values]
+            return list(map(fast, values))
         out = []
         for v in values:
             data = fast(v)

@@ -324,20 +324,38 @@ class TypedQueue(Generic[M]):
         ``.received`` every raw message of the batch, in order.
         """
         select = self._select if model is None else self._mtype_for_model(model)
+        single = self._single
+        if self._dead_letter is None and isinstance(single, JSONCodec):
+            # One model and no dead letters (the common case): one receive, and the
+            # payloads decoded by pydantic-core with no Python frame per message. A
+            # failure decodes the batch again message by message, which raises the
+            # first bad payload's DecodeError (JSON decoding has no side effects).
+            msgs = self.queue.receive_many(max_messages, mtype=select, timeout=timeout)
+            try:
+                return list(map(single.decode, [msg[0] for msg in msgs]))
+            except ValueError:
+                return self._decode_batch(msgs)
         deadline = Deadline(timeout)
         while True:
             msgs = self.queue.receive_many(max_messages, mtype=select, timeout=deadline.remaining())
-            values: list[M] = []
-            for msg in msgs:
-                try:
-                    values.append(self._decode(msg))
-                except DecodeError as exc:
-                    if self._dead_letter is None:
-                        exc.received = msgs
-                        raise
-                    self._forward(exc)
+            values = self._decode_batch(msgs)
             if values:
                 return values
+
+    def _decode_batch(self, msgs: list[Message]) -> list[M]:
+        """The batch's values in order. An undecodable message goes to the
+        dead-letter queue, or (without one) raises its DecodeError, whose
+        ``.received`` is the whole batch."""
+        values: list[M] = []
+        for msg in msgs:
+            try:
+                values.append(self._decode(msg))
+            except DecodeError as exc:
+                if self._dead_letter is None:
+                    exc.received = msgs
+                    raise
+                self._forward(exc)
+        return values
 
     def _mtype_for_model(self, model: type[M]) -> int:
         tag = self._mtype_of.get(cast(type, model))

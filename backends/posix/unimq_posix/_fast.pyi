@@ -4,6 +4,10 @@ from unimq._message import Message
 
 #: The signal close() wakes waiters with (0: none was free; waits poll with an eventfd).
 WAKE_SIGNAL: int
+#: Messages of at least this many bytes are received straight into their bytes object.
+DIRECT_MIN: int
+#: Above this mq_msgsize every message is received into a buffer and copied.
+DIRECT_MAX_BUF: int
 
 class Channel:
     """One POSIX queue descriptor, owned (see the module's C source for the lifetime rules)."""
