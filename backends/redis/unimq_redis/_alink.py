@@ -300,12 +300,12 @@ class ALink:
 
     async def _execute_multi(self, conn: AConn, multi: Multi, scope: anyio.CancelScope) -> Any:
         """A :class:`Multi`'s four replies, errors as values (as the sync link)."""
-        await conn.send(b"".join(multi.request()), scope, absorb=True)
+        await conn.send(multi.data, scope, absorb=True)
         replies = await self._read_multi(conn, scope)
         done = replies[3]
         if isinstance(done, list) and len(done) == 2 and isinstance(done[1], NoScriptError):
             # The script did not run (LRANGE only read): again, with the script in full.
-            await conn.send(b"".join(multi.request(full=True)), scope, absorb=True)
+            await conn.send(multi.request(full=True)[0], scope, absorb=True)
             replies = await self._read_multi(conn, scope)
         return replies
 

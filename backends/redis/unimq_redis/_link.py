@@ -184,7 +184,7 @@ class Multi:
     NOSCRIPT in EXEC's answer the whole is sent again with EVAL and the body.
     """
 
-    __slots__ = ("call", "lrange")
+    __slots__ = ("call", "data", "lrange")
 
     #: MULTI's and EXEC's requests
     BEGIN = b"*1\r\n$5\r\nMULTI\r\n"
@@ -193,9 +193,14 @@ class Multi:
     def __init__(self, lrange: bytes, call: Packed) -> None:
         self.lrange = lrange  # the LRANGE command, in RESP
         self.call = call
+        self.data = self._join(full=False)
+
+    def _join(self, *, full: bool) -> bytes:
+        # One buffer: a list would be written piece by piece (a send call each).
+        return b"".join((self.BEGIN, self.lrange, *self.call.request(full=full), self.END))
 
     def request(self, *, full: bool = False) -> list[bytes]:
-        return [self.BEGIN, self.lrange, *self.call.request(full=full), self.END]
+        return [self._join(full=True) if full else self.data]
 
 
 def _read_multi(conn: Conn) -> list[Any]:

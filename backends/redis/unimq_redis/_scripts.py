@@ -399,10 +399,23 @@ local pr, mt, bound = pick(P, sel)
 if not pr then return {0, 0} end
 if pr ~= ARGV[7] or mt ~= ARGV[8] then return {-2, 0} end
 local list = P .. ':l:' .. pr .. ':' .. mt
-local len = redis.call('LLEN', list)
-local k = math.min(limit, len)
-local first = redis.call('LINDEX', list, 0)
-local function seq(i) return tonumber(string.sub(redis.call('LINDEX', list, i), 1, 16)) end
+-- entries by index, each read (LINDEX) once; entry ``limit`` tells whether the
+-- list is longer than the batch (else its length is needed)
+local seen = {}
+local function at(i)
+  local e = seen[i]
+  if e == nil then
+    e = redis.call('LINDEX', list, i)
+    seen[i] = e
+  end
+  return e
+end
+local k, len = limit, math.huge
+if not at(limit) then
+  len = redis.call('LLEN', list)
+  k = len
+end
+local function seq(i) return tonumber(string.sub(at(i), 1, 16)) end
 if bound and k > 1 then
   bound = tonumber(bound)
   if seq(k - 1) >= bound then
@@ -415,12 +428,12 @@ if bound and k > 1 then
     k = lo
   end
 end
-local total = tonumber(m[4])
 -- the running total before entry i (the list's total after its last entry)
 local function run(i)
-  if i >= len then return total end
-  return tonumber(string.sub(redis.call('LINDEX', list, i), 17, 32))
+  if i >= len then return tonumber(m[4]) end
+  return tonumber(string.sub(at(i), 17, 32))
 end
+local first = at(0)
 local run0 = tonumber(string.sub(first, 17, 32))
 local queued, cut = tonumber(m[2]), 0
 local size = run(k) - run0
@@ -437,7 +450,7 @@ if size > budget and k > 1 then
 end
 if k < len then
   redis.call('LTRIM', list, k, -1)
-  redis.call('ZADD', P .. ':h:' .. pr, string.sub(redis.call('LINDEX', list, 0), 1, 16), mt)
+  redis.call('ZADD', P .. ':h:' .. pr, string.sub(at(k), 1, 16), mt)
 else
   redis.call('DEL', list)
   popped(P, pr, mt, true)
