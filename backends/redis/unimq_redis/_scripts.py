@@ -382,8 +382,9 @@ return {runs, out, cut}
 # queue fits, no more bytes than ``budget`` (at least one entry). Entry bytes
 # come from the running totals in the entries' headers (a few LINDEX, binary
 # searches), never from the payloads.
-# Reply: {k, more, seq} (k >= 1 entries taken; more: the queue may hold more
-# for the selection; seq: the first taken entry's, for the client to check),
+# Reply: {k, more, seq}: k >= 1 entries taken; more 0 if the selection has no
+# more messages, 2 if the budget cut the batch (the list stays first), else 1;
+# seq the first taken entry's, for the client to check;
 # {0, 0} when nothing matches the selection, {-2, 0} when <list> is not first
 # (nothing taken: the client asks RECEIVE_MANY), -1 if removed.
 # KEYS: meta ; ARGV: prefix gen sel pid limit budget pr mt
@@ -460,7 +461,9 @@ redis.call('HSET', meta, 'count', count, 'bytes', queued - size, 'rtime', now(),
   'rpid', ARGV[4])
 wake(P .. ':sw', P)
 local more = 1
-if cut == 0 and k < limit then
+if cut == 1 then
+  more = 2
+elseif k < limit then
   if count == 0 or (sel ~= 0 and not pick(P, sel)) then more = 0 end
 end
 return {k, more, string.sub(first, 1, 16)}
