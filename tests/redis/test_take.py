@@ -291,11 +291,18 @@ def test_without_multi_the_read_and_commit_still_agree(url: str, valkey: ValkeyS
         user, enabled=True, passwords=["+pw"], keys=["*"], commands=["+@all", "-multi", "-exec"]
     )
     try:
+        admin.script_load(COMMIT.body)
         nomulti = url.replace("redis://", f"redis://{user}:pw@")
         with unimq.open(nomulti, create=True, max_messages=50) as q:
             _guessed(q, [M(b"%d" % i) for i in range(6)])
+            count = Count(admin)
             assert [m.data for m in q.receive_many(3, timeout=0)] == [b"1", b"2", b"3"]
+            ran = count()
+            assert ran.get("evalsha") == 1 and "exec" not in ran  # COMMIT ran, alone
+            # The handle no longer tries MULTI: RECEIVE_MANY, one round trip.
             assert [m.data for m in q.receive_many(9, timeout=0)] == [b"4", b"5"]
+            ran = count()
+            assert ran.get("evalsha") == 1 and "lrange" not in ran
             assert q.stat().bytes == 0
             q.remove()
     finally:

@@ -180,6 +180,7 @@ class RedisQueue(Queue):
         self._guess: tuple[int, int, int] | None = None
         self._take_key: tuple[Any, ...] = ()
         self._take: Multi | None = None
+        self._multi = True  # False once the server refused MULTI (an ACL without it)
         self._install(self._try_send, self._try_receive, self._wait_send, self._wait_receive)
         self._install_batches(self._try_send_many, self._try_receive_many)
 
@@ -405,7 +406,7 @@ class RedisQueue(Queue):
         """The read-and-commit transaction (COMMIT) for up to ``ask`` messages of
         selection ``sel`` from the list the last batch ended on; None without a guess."""
         guess = self._guess
-        if guess is None or guess[0] != sel:
+        if guess is None or guess[0] != sel or not self._multi:
             return None
         key = (guess, ask, _PID)
         if key == self._take_key:
@@ -433,7 +434,9 @@ class RedisQueue(Queue):
         began, _, _, done = replies
         if isinstance(began, Exception):
             # MULTI refused (an ACL without it?): LRANGE and COMMIT ran one
-            # after the other, not as one; the check below tells if that lost anything.
+            # after the other, not as one; the check below tells if that lost
+            # anything. This handle asks RECEIVE_MANY from now on.
+            self._multi = False
             entries, r = replies[1], replies[2]
         elif type(done) is list:
             entries, r = done
