@@ -19,7 +19,10 @@ from unimq_redis._scripts import COMMIT, RECEIVE_MANY, RETURN
 
 import unimq
 import unimq.aio
+from tests.helpers import wait_for
 from tests.redis.server import ValkeyServer
+from tests.redis.test_aio import _cancelled_while_held
+from unimq.testing import Waiter
 
 M = unimq.Message
 
@@ -310,6 +313,32 @@ def test_without_multi_the_read_and_commit_still_agree(url: str, valkey: ValkeyS
         admin.close()
 
 
+def test_connection_lost_while_exec_is_held_may_have_taken_effect(
+    url: str, control: redis.Redis
+) -> None:
+    with unimq.open(url, create=True, max_messages=50) as q:
+        _guessed(q, [M(b"%d" % i) for i in range(6)])
+        control.client_pause(60_000, all=False)  # holds EXEC (it writes), after MULTI
+        try:
+            waiter = Waiter(lambda: q.receive_many(3, timeout=0))
+            waiter.start()
+            wait_for(
+                lambda: control.info("clients")["blocked_clients"] >= 1,
+                "the transaction is held on the server",
+            )
+            assert control.client_kill_filter(_type="normal", skipme=True) >= 1
+        finally:
+            control.client_unpause()
+        waiter.join(30)
+        assert not waiter.is_alive()
+        assert isinstance(waiter.error, unimq.BackendUnavailable), (waiter.result, waiter.error)
+        assert waiter.error.maybe_done is True
+        assert "may have been taken off the queue" in str(waiter.error)
+        # It had not run: the same handle takes the messages afterwards.
+        assert [m.data for m in q.receive_many(9, timeout=0)] == [b"1", b"2", b"3", b"4", b"5"]
+        q.remove()
+
+
 # ------------------------------------------------------------------ async
 
 
@@ -337,3 +366,26 @@ async def test_async_guess_right_wrong_and_flushed(url: str, control: redis.Redi
         st = await q.stat()
         assert (st.messages, st.bytes) == (0, 0)
         await q.remove()
+
+
+@pytest.mark.anyio
+async def test_async_batch_cancelled_while_exec_is_held_loses_nothing(
+    url: str, control: redis.Redis
+) -> None:
+    q = await unimq.aio.open(url, create=True)
+    items = [M(b"m%d" % i) for i in range(8)]
+    await q.send_many(items)
+    assert await q.receive_many(2, timeout=0) == items[:2]
+    # A cancelled receive hands m2 on to the next receive of this handle ...
+    assert not await _cancelled_while_held(control, q.receive)
+    # ... whose batch starts with it and takes the rest with the transaction,
+    # held by the server while the caller is cancelled: every message it took
+    # is handed on to the next receives, in order.
+    count = await anyio.to_thread.run_sync(Count, control)
+    assert not await _cancelled_while_held(control, lambda: q.receive_many(4, timeout=0))
+    ran = await anyio.to_thread.run_sync(count)
+    assert ran.get("exec") == 1 and ran.get("evalsha") == 1
+    assert (await q.stat()).messages == 2
+    assert await q.receive_many(10, timeout=0) == items[2:]
+    await q.remove()
+    await q.aclose()
