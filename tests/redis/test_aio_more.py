@@ -1,6 +1,6 @@
 """unimq.aio over redis:// with what the sync backend gained alongside it:
 batches in one script call, messages put back at close in order (key layout
-2), the ``ttl`` option, and Sentinel URLs; on asyncio and trio.
+3), the ``ttl`` option, and Sentinel URLs; on asyncio and trio.
 """
 
 from __future__ import annotations
