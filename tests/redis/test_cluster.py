@@ -130,3 +130,25 @@ async def test_unimq_aio_follows_the_redirection(cluster: list[ValkeyServer]) ->
         assert got == [b"woken"]
         assert (await q.stat()).messages == 0
         await q.remove()
+
+
+def test_batch_transaction_follows_moved(cluster: list[ValkeyServer]) -> None:
+    # The queue lives on node 1; the handle's link is sent back to node 0 after
+    # its first batch, so the next transaction gets MOVED while queued (EXEC
+    # aborts it: nothing ran) and the batch goes through RECEIVE_MANY, which
+    # follows the redirection; the batch after that is a transaction on node 1.
+    from unimq_redis._link import Server
+
+    name = _name_on(1, set())
+    url = f"redis://127.0.0.1:{cluster[0].port}/{name}"
+    with unimq.open(url, create=True) as q:
+        q.send_many([b"%d" % i for i in range(10)])
+        assert [m.data for m in q.receive_many(2, timeout=0)] == [b"0", b"1"]
+        link = q._link  # type: ignore[attr-defined]
+        link.server = Server(link.server.address.moved("127.0.0.1", cluster[0].port))
+        assert [m.data for m in q.receive_many(3, timeout=0)] == [b"2", b"3", b"4"]
+        assert link.server.address.port == cluster[1].port
+        assert q._guess is not None  # type: ignore[attr-defined]
+        assert [m.data for m in q.receive_many(9, timeout=0)] == [b"5", b"6", b"7", b"8", b"9"]
+        assert (q.stat().messages, q.stat().bytes) == (0, 0)
+        q.remove()

@@ -38,7 +38,16 @@ from redis.exceptions import AskError, MovedError, NoScriptError, RedisError
 
 from unimq import BackendUnavailable
 from unimq_redis._address import Address
-from unimq_redis._link import _NOT_RUN, _REDIRECTS, Link, SentinelLink, Server, _Failure, pack
+from unimq_redis._link import (
+    _NOT_RUN,
+    _REDIRECTS,
+    Link,
+    Multi,
+    SentinelLink,
+    Server,
+    _Failure,
+    pack,
+)
 from unimq_redis._scripts import Script
 
 __all__ = ["AConn", "ALink"]
@@ -271,17 +280,44 @@ class ALink:
     # ------------------------------------------------------------------ round trips
 
     async def _execute(
-        self, conn: AConn, args: tuple[Any, ...], script: Script | None, scope: anyio.CancelScope
+        self,
+        conn: AConn,
+        args: tuple[Any, ...] | Multi,
+        script: Script | None,
+        scope: anyio.CancelScope,
     ) -> Any:
-        await conn.send(pack(args), scope, absorb=True)
+        if type(args) is Multi:
+            return await self._execute_multi(conn, args, scope)
+        await conn.send(pack(args), scope, absorb=True)  # type: ignore[arg-type]
         try:
             return await conn.read(scope, absorb=True)
         except NoScriptError:
             if script is None:
                 raise
             # After a restart or SCRIPT FLUSH: the script did not run; send it in full.
-            await conn.send(pack(("EVAL", script.body, *args[2:])), scope, absorb=True)
+            await conn.send(pack(("EVAL", script.body, *args[2:])), scope, absorb=True)  # type: ignore[index]
             return await conn.read(scope, absorb=True)
+
+    async def _execute_multi(self, conn: AConn, multi: Multi, scope: anyio.CancelScope) -> Any:
+        """A :class:`Multi`'s four replies, errors as values (as the sync link)."""
+        await conn.send(multi.data, scope, absorb=True)
+        replies = await self._read_multi(conn, scope)
+        done = replies[3]
+        if isinstance(done, list) and len(done) == 2 and isinstance(done[1], NoScriptError):
+            # The script did not run (LRANGE only read): again, with the script in full.
+            await conn.send(multi.request(full=True)[0], scope, absorb=True)
+            replies = await self._read_multi(conn, scope)
+        return replies
+
+    @staticmethod
+    async def _read_multi(conn: AConn, scope: anyio.CancelScope) -> list[Any]:
+        out: list[Any] = []
+        for _ in range(4):
+            try:
+                out.append(await conn.read(scope, absorb=True))
+            except RedisError as exc:  # an error reply (a lost connection is a _Failure)
+                out.append(exc)
+        return out
 
     async def run(
         self, op: str, script: Script, keys: tuple[str, ...], args: tuple[Any, ...]
@@ -290,7 +326,7 @@ class ALink:
         return await self.request(op, ("EVALSHA", script.sha, len(keys), *keys, *args), script)
 
     async def request(
-        self, op: str, args: tuple[Any, ...], script: Script | None = None
+        self, op: str, args: tuple[Any, ...] | Multi, script: Script | None = None
     ) -> tuple[Any, BaseException | None]:
         """Send one command and read its reply, shielded from cancellation;
         through a Sentinel-watched service, as :class:`SentinelLink` does: ask the
@@ -315,7 +351,7 @@ class ALink:
         return await self._request(op, args, script)
 
     async def _request(
-        self, op: str, args: tuple[Any, ...], script: Script | None = None
+        self, op: str, args: tuple[Any, ...] | Multi, script: Script | None = None
     ) -> tuple[Any, BaseException | None]:
         """Send one command and read its reply, shielded from cancellation.
 
@@ -378,7 +414,7 @@ class ALink:
         op: str,
         server: Server,
         exc: AskError,
-        args: tuple[Any, ...],
+        args: tuple[Any, ...] | Multi,
         script: Script | None,
         scope: anyio.CancelScope,
     ) -> tuple[Any, BaseException | None]:

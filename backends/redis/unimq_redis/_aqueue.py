@@ -384,6 +384,16 @@ class AsyncRedisQueue(AsyncQueue):
         while len(out) < max_messages and not h._closed:
             ask = min(max_messages - len(out), BATCH_MESSAGES)
             try:
+                take = h.take_call(mtype, ask)
+                if take is not None:
+                    replies, cancelled = await self._link.request("receive", take)
+                    more = h.took(replies, out, ask)
+                    if more is not None:
+                        if cancelled is not None or not more:
+                            break
+                        continue
+                    if cancelled is not None:
+                        break
                 reply, cancelled = await self._link.run(
                     "receive", RECEIVE_MANY, h._meta, h._receive_many_args(mtype, ask)
                 )
@@ -391,8 +401,8 @@ class AsyncRedisQueue(AsyncQueue):
                 break  # the messages taken are returned; the next call reports the error
             if not reply or reply == -1:
                 break
-            more = batch_messages(reply, out, ask)
-            if cancelled is not None or not more:
+            h.learn(mtype, reply)
+            if not batch_messages(reply, out, ask) or cancelled is not None:
                 break
         if cancelled is None:
             try:

@@ -43,7 +43,7 @@ from unimq import BackendUnavailable, LimitExceeded, PermissionDenied, UnimqErro
 from unimq_redis._address import Address
 from unimq_redis._scripts import Script
 
-__all__ = ["Link", "Packed", "SentinelLink", "Server", "bulk", "make_link"]
+__all__ = ["Link", "Multi", "Packed", "SentinelLink", "Server", "bulk", "make_link"]
 
 _REDIRECTS = 8
 # Errors that mean "the server did not run it": safe to say nothing happened.
@@ -176,6 +176,66 @@ class Packed:
         return [head, *rest]
 
 
+class Multi:
+    """``MULTI; LRANGE ...; EVALSHA ...; EXEC`` in one write: a read and the
+    script that commits it, with nothing in between (see COMMIT in
+    :mod:`unimq_redis._scripts`). Its reply is the four replies, each a value
+    or the error it was (never raised, so the connection stays in step); after
+    NOSCRIPT in EXEC's answer the whole is sent again with EVAL and the body.
+    """
+
+    __slots__ = ("call", "data", "lrange")
+
+    #: MULTI's and EXEC's requests
+    BEGIN = b"*1\r\n$5\r\nMULTI\r\n"
+    END = b"*1\r\n$4\r\nEXEC\r\n"
+
+    def __init__(self, lrange: bytes, call: Packed) -> None:
+        self.lrange = lrange  # the LRANGE command, in RESP
+        self.call = call
+        self.data = self._join(full=False)
+
+    def _join(self, *, full: bool) -> bytes:
+        # One buffer: a list would be written piece by piece (a send call each).
+        return b"".join((self.BEGIN, self.lrange, *self.call.request(full=full), self.END))
+
+    def request(self, *, full: bool = False) -> list[bytes]:
+        return [self._join(full=True) if full else self.data]
+
+
+def _read_multi(conn: Conn) -> list[Any]:
+    """The four replies of a :class:`Multi`, errors as values."""
+    out: list[Any] = []
+    for _ in range(4):
+        try:
+            out.append(_read(conn))
+        except redis.RedisError as exc:  # an error reply (a lost connection is a _Failure)
+            out.append(exc)
+    return out
+
+
+def _execute_multi(conn: Conn, multi: Multi) -> list[Any]:
+    try:
+        conn.send_packed_command(multi.request())
+    except (AuthenticationError, NoPermissionError):
+        raise
+    except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+        conn.disconnect()
+        raise _Failure(exc, sent=False) from exc
+    replies = _read_multi(conn)
+    done = replies[3]
+    if isinstance(done, list) and len(done) == 2 and isinstance(done[1], NoScriptError):
+        # After a restart or SCRIPT FLUSH: the script did not run (LRANGE only
+        # read); the same transaction again, with the script in full.
+        try:
+            conn.send_packed_command(multi.request(full=True))
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            conn.disconnect()
+            raise _Failure(exc, sent=False) from exc
+        replies = _read_multi(conn)
+    return replies
+
+
 def _send(conn: Conn, args: tuple[Any, ...] | Packed) -> None:
     try:
         if type(args) is Packed:
@@ -202,8 +262,10 @@ def _read(conn: Conn, *, wait: bool = False, timeout: float | None = None) -> An
         raise _Failure(exc, sent=True) from exc
 
 
-def _execute(conn: Conn, args: tuple[Any, ...] | Packed, script: Script | None) -> Any:
-    _send(conn, args)
+def _execute(conn: Conn, args: tuple[Any, ...] | Packed | Multi, script: Script | None) -> Any:
+    if type(args) is Multi:
+        return _execute_multi(conn, args)
+    _send(conn, args)  # type: ignore[arg-type]
     try:
         return _read(conn)
     except NoScriptError:
@@ -240,7 +302,9 @@ class Link:
         """Run a prebuilt script call (see :class:`Packed`), like :meth:`run`."""
         return self.command(op, call, call.script)
 
-    def command(self, op: str, args: tuple[Any, ...] | Packed, script: Script | None = None) -> Any:
+    def command(
+        self, op: str, args: tuple[Any, ...] | Packed | Multi, script: Script | None = None
+    ) -> Any:
         """Send one command and return its reply, as unimq errors."""
         for _ in range(_REDIRECTS):
             server = self.server
@@ -269,7 +333,7 @@ class Link:
         op: str,
         server: Server,
         exc: AskError,
-        args: tuple[Any, ...] | Packed,
+        args: tuple[Any, ...] | Packed | Multi,
         script: Script | None,
     ) -> Any:
         # The slot is migrating: this one command goes to the target node after ASKING.
@@ -436,7 +500,9 @@ class SentinelLink(Link):
         old.close()
         return True
 
-    def command(self, op: str, args: tuple[Any, ...] | Packed, script: Script | None = None) -> Any:
+    def command(
+        self, op: str, args: tuple[Any, ...] | Packed | Multi, script: Script | None = None
+    ) -> Any:
         if self._stale:
             self._refresh()
         try:

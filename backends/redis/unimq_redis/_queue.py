@@ -38,6 +38,7 @@ from unimq_redis._address import ADDRESS_KEYS, Address, parse_address
 from unimq_redis._link import (
     Blocker,
     Link,
+    Multi,
     Packed,
     SentinelLink,
     _Failure,
@@ -45,9 +46,11 @@ from unimq_redis._link import (
     _send,
     bulk,
     make_link,
+    pack,
 )
 from unimq_redis._renew import Renewer, parse_ttl
 from unimq_redis._scripts import (
+    COMMIT,
     CREATE,
     LAYOUT,
     RECEIVE,
@@ -94,9 +97,11 @@ _NO_WAITER = bulk("")
 _SEL_ANY = bulk(0)
 _DEFAULT_TAGS = bulk(1) + bulk(0)
 _INLINE = 64 << 10
-# batch_messages' parts: an entry's payload (after its 16-digit seq), and a
-# Message made from a (data, mtype, priority) tuple as new_message makes it.
-_payload = operator.itemgetter(slice(16, None))
+# batch_messages' parts: an entry's payload (after its header: seq and running
+# byte total, 16 characters each), and a Message made from a (data, mtype,
+# priority) tuple as new_message makes it.
+HEADER = 32
+_payload = operator.itemgetter(slice(HEADER, None))
 _new = tuple.__new__
 _repeat = itertools.repeat
 
@@ -170,6 +175,12 @@ class RedisQueue(Queue):
         self._fixed = bulk(1) + bulk(self._keys[0]) + bulk(self._prefix) + bulk(self._gen)
         self._blocker = Blocker()
         self._token = secrets.token_hex(6)
+        # The list the last batch receive ended on, (selection, mtype, priority):
+        # the next one reads it and commits in one round trip (see take_call).
+        self._guess: tuple[int, int, int] | None = None
+        self._take_key: tuple[Any, ...] = ()
+        self._take: Multi | None = None
+        self._multi = True  # False once the server refused MULTI (an ACL without it)
         self._install(self._try_send, self._try_receive, self._wait_send, self._wait_receive)
         self._install_batches(self._try_send_many, self._try_receive_many)
 
@@ -391,12 +402,99 @@ class RedisQueue(Queue):
             raise
         return n - start
 
+    def take_call(self, sel: int, ask: int) -> Multi | None:
+        """The read-and-commit transaction (COMMIT) for up to ``ask`` messages of
+        selection ``sel`` from the list the last batch ended on; None without a guess."""
+        guess = self._guess
+        if guess is None or guess[0] != sel or not self._multi:
+            return None
+        key = (guess, ask, _PID)
+        if key == self._take_key:
+            return self._take
+        _, mt, pr = guess
+        lrange = pack(("LRANGE", f"{self._prefix}:l:{pr}:{mt}", 0, ask - 1))
+        # EVALSHA sha numkeys meta prefix gen sel pid limit budget pr mt
+        rest = (
+            self._fixed
+            + bulk(sel)
+            + _PID_BULK
+            + bulk(ask)
+            + bulk(BATCH_BYTES)
+            + bulk(pr)
+            + bulk(mt)
+        )
+        take = Multi(lrange, Packed(COMMIT, 12, rest))
+        self._take_key, self._take = key, take
+        return take
+
+    def took(self, replies: list[Any], out: list[Message], ask: int) -> bool | None:
+        """Append what a :meth:`take_call` transaction took to ``out``; True if the
+        queue may hold more for the selection, None if it took nothing and
+        RECEIVE_MANY must be asked (a wrong guess, an error: its call reports it)."""
+        began, _, _, done = replies
+        if isinstance(began, Exception):
+            # MULTI refused (an ACL without it?): LRANGE and COMMIT ran one
+            # after the other, not as one; the check below tells if that lost
+            # anything. This handle asks RECEIVE_MANY from now on.
+            self._multi = False
+            entries, r = replies[1], replies[2]
+        elif type(done) is list:
+            entries, r = done
+        else:
+            return None  # the transaction did not run (EXECABORT: MOVED, ASK, ...)
+        if type(r) is not list:
+            if r == -1:
+                raise self._removed_error()
+            return None
+        k = r[0]
+        if k <= 0:
+            if k == 0:
+                return False  # nothing for the selection
+            self._guess = None  # another list is first now
+            return None
+        guess = self._guess
+        if type(entries) is not list or k > len(entries) or entries[0][:16] != r[2] or not guess:
+            raise UnimqError(
+                f"receive on {self._url_text}: the server took {k} messages apart from the "
+                f"read that should return them (MULTI answered: {began!r}); they are lost. "
+                "Allow the redis user MULTI and EXEC",
+                url=self._url_text,
+            )
+        _, mt, pr = guess
+        rows = zip(
+            map(_payload, entries if k == len(entries) else entries[:k]),
+            _repeat(mt),
+            _repeat(pr),
+            strict=False,
+        )
+        out += map(_new, _repeat(Message), rows)
+        if k < ask and r[1] == 1:
+            self._guess = None  # the list ended (or another of its priority interleaves)
+        return bool(r[1])
+
+    def learn(self, sel: int, reply: Any) -> None:
+        """Guess the next batch's list from a RECEIVE_MANY reply: the list it took
+        from last, unless lists of one priority interleaved there."""
+        runs = reply[0]
+        if len(runs) == 3 or runs[-2] != runs[-5]:
+            self._guess = (sel, runs[-3], runs[-2])
+        else:
+            self._guess = None
+
     def _try_receive_many(self, mtype: int, limit: int) -> list[Message]:
-        """Up to ``limit`` messages in as few script calls as the chunk limits allow."""
+        """Up to ``limit`` messages in as few round trips as the chunk limits allow."""
         out: list[Message] = []
+        link = self._link
         try:
             while len(out) < limit:
                 ask = min(limit - len(out), BATCH_MESSAGES)
+                take = self.take_call(mtype, ask)
+                if take is not None:
+                    more = self.took(link.command("receive", take), out, ask)
+                    if more is not None:
+                        if not more:
+                            break
+                        continue
                 # EVALSHA sha numkeys meta prefix gen sel pid limit budget
                 rest = (
                     self._fixed
@@ -410,8 +508,8 @@ class RedisQueue(Queue):
                     raise self._removed_error()
                 if not r:
                     break
-                more = batch_messages(r, out, ask)
-                if not more:
+                self.learn(mtype, r)
+                if not batch_messages(r, out, ask):
                     break
         except Exception:
             if not out:

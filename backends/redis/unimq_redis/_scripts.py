@@ -5,7 +5,12 @@ Keys of queue NAME (all share the hash tag ``{NAME}``, so one cluster slot)::
     unimq:{NAME}:meta       hash: gen (incarnation), limits, mode/uid/gid, count, bytes,
                             seq, times, layout; ttl (ms) for a temporary queue
     unimq:{NAME}:l:<P>:<T>  list of the messages of priority P and type T, oldest
-                            first; an entry is "<seq, 16 digits><payload>"
+                            first; an entry is "<seq><run><payload>", seq and run
+                            16 characters each (decimal, zero-padded, may be
+                            negative): run is the list's running byte total
+                            before the entry (meta ``c:<P>:<T>`` holds the total
+                            after its last entry), so the bytes of entries i..j-1
+                            are run(j) - run(i) without reading the payloads
     unimq:{NAME}:h:<P>      zset of the non-empty lists of priority P: member T,
                             score = seq of the list's first message
     unimq:{NAME}:prios      zset of the non-empty priorities (score 32767 - P)
@@ -33,6 +38,7 @@ from __future__ import annotations
 import hashlib
 
 __all__ = [
+    "COMMIT",
     "CREATE",
     "LAYOUT",
     "RECEIVE",
@@ -48,7 +54,7 @@ __all__ = [
 
 #: The key layout these scripts use (meta ``layout``); a queue made with another
 #: layout is refused on open rather than misread.
-LAYOUT = 2
+LAYOUT = 3
 
 
 class Script:
@@ -122,6 +128,7 @@ local function popped(P, pr, mt, empty)
     return
   end
   redis.call('ZREM', h, mt)
+  redis.call('HDEL', P .. ':meta', 'c:' .. pr .. ':' .. mt)
   if redis.call('EXISTS', h) == 0 then redis.call('ZREM', P .. ':prios', pr) end
   local tl = P .. ':tl:' .. mt
   redis.call('ZREM', tl, pr)
@@ -165,8 +172,10 @@ SEND = Script(
     "send",
     """
 local meta, P = KEYS[1], ARGV[1]
+local mt, pr = ARGV[4], ARGV[5]
+local c = 'c:' .. pr .. ':' .. mt
 local m = redis.call('HMGET', meta, 'gen', 'max_messages', 'max_bytes', 'bytes', 'seq',
-  'count', 'ttl')
+  'count', 'ttl', c)
 if m[1] ~= ARGV[2] then return -1 end
 local size = string.len(ARGV[3])
 local nbytes, count = tonumber(m[4]), tonumber(m[6])
@@ -177,12 +186,13 @@ if count >= tonumber(m[2]) or nbytes + size > tonumber(m[3]) then
 end
 local seq = tonumber(m[5]) + 1
 local head = string.format('%016d', seq)
-local mt, pr = ARGV[4], ARGV[5]
-if redis.call('RPUSH', P .. ':l:' .. pr .. ':' .. mt, head .. ARGV[3]) == 1 then
+local run = tonumber(m[8] or '0')
+local entry = head .. string.format('%016d', run) .. ARGV[3]
+if redis.call('RPUSH', P .. ':l:' .. pr .. ':' .. mt, entry) == 1 then
   index(P, pr, mt, head, ttl)
 end
 redis.call('HSET', meta, 'seq', seq, 'count', count + 1, 'bytes', nbytes + size,
-  'stime', now(), 'spid', ARGV[6])
+  'stime', now(), 'spid', ARGV[6], c, run + size)
 wake(P .. ':rw', P)
 return 1
 """,
@@ -201,11 +211,14 @@ local maxm, maxb = tonumber(m[2]), tonumber(m[3])
 local nbytes, seq, count = tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
 local ttl = ttl_of(m[7])
 local sent = 0
-local run, rpr, rmt = {}, nil, nil
+-- run: the entries for list (rpr, rmt); totals: each list's running byte total
+local run, rpr, rmt, c, total = {}, nil, nil, nil, 0
+local totals = {}
 local function flush()
   if #run == 0 then return end
   local n = redis.call('RPUSH', P .. ':l:' .. rpr .. ':' .. rmt, unpack(run))
   if n == #run then index(P, rpr, rmt, string.sub(run[1], 1, 16), ttl) end
+  totals[c] = total
   run = {}
 end
 for i = 4, #ARGV, 3 do
@@ -216,17 +229,24 @@ for i = 4, #ARGV, 3 do
   if mt ~= rmt or pr ~= rpr then
     flush()
     rmt, rpr = mt, pr
+    c = 'c:' .. pr .. ':' .. mt
+    total = totals[c] or tonumber(redis.call('HGET', meta, c) or '0')
   end
   seq = seq + 1
-  run[#run + 1] = string.format('%016d', seq) .. data
+  run[#run + 1] = string.format('%016d', seq) .. string.format('%016d', total) .. data
+  total = total + size
   count = count + 1
   nbytes = nbytes + size
   sent = sent + 1
 end
 if sent == 0 then return 0 end
 flush()
-redis.call('HSET', meta, 'seq', seq, 'count', count, 'bytes', nbytes, 'stime', now(),
-  'spid', ARGV[3])
+local fields = {'seq', seq, 'count', count, 'bytes', nbytes, 'stime', now(), 'spid', ARGV[3]}
+for k, v in pairs(totals) do
+  fields[#fields + 1] = k
+  fields[#fields + 1] = v
+end
+redis.call('HSET', meta, unpack(fields))
 wake(P .. ':rw', P)
 return sent
 """,
@@ -246,7 +266,7 @@ if not pr then
 end
 local entry = redis.call('LPOP', P .. ':l:' .. pr .. ':' .. mt)
 popped(P, pr, mt)
-local data = string.sub(entry, 17)
+local data = string.sub(entry, 33)
 redis.call('HSET', meta, 'count', tonumber(m[3]) - 1, 'bytes',
   tonumber(m[2]) - string.len(data), 'rtime', now(), 'rpid', ARGV[4])
 wake(P .. ':sw', P)
@@ -257,7 +277,7 @@ return {data, tonumber(mt), tonumber(pr)}
 # Up to ``limit`` messages in the order single receives would take them, and
 # no more payload bytes than ``budget`` unless the first message alone is larger.
 # Reply: {runs, entries, cut} or {} when nothing matched, -1 if removed:
-# ``entries`` are the entries taken ("<seq, 16 digits><payload>"), ``runs``
+# ``entries`` are the entries taken ("<seq><run><payload>"), ``runs``
 # flat (mtype, priority, count) triples for consecutive entries sharing a type
 # and a priority, and ``cut`` 1 when the budget (not the queue) ended the batch.
 # When the whole queue fits in the budget (``whole``), no entry needs its own
@@ -288,7 +308,7 @@ while left > 0 and cut == 0 do
     taken = redis.call('LPOP', list, left)
     if not taken then break end
     k = #taken
-    size = size + #table.concat(taken) - 16 * k
+    size = size + #table.concat(taken) - 32 * k
     empty = k < left
   else
     if bound then bound = tonumber(bound) end
@@ -309,13 +329,13 @@ while left > 0 and cut == 0 do
         stop = true
       end
       if whole then
-        if n > 0 then size = size + #table.concat(part, '', 1, n) - 16 * n end
+        if n > 0 then size = size + #table.concat(part, '', 1, n) - 32 * n end
         for i = 1, n do taken[k + i] = part[i] end
         k = k + n
       else
         for i = 1, n do
           local e = part[i]
-          local len = string.len(e) - 16
+          local len = string.len(e) - 32
           if total + k > 0 and size + len > budget then
             cut = 1
             stop = true
@@ -351,6 +371,105 @@ return {runs, out, cut}
 """,
 )
 
+# The second half of a batch receive that does not pass the messages through
+# Lua (each one costs the script a conversion): the client sends
+#   MULTI; LRANGE <list> 0 <limit-1>; EVALSHA COMMIT ...; EXEC
+# guessing <list> (pr, mt) from its previous batch. Inside MULTI nothing runs
+# in between, so COMMIT sees the list LRANGE read. It checks that the list is
+# the one RECEIVE_MANY would take from first for selection ``sel``, and takes
+# the first k of the entries LRANGE returned: at most ``limit``, those before
+# ``bound`` (where the next list of the priority starts) and, unless the whole
+# queue fits, no more bytes than ``budget`` (at least one entry). Entry bytes
+# come from the running totals in the entries' headers (a few LINDEX, binary
+# searches), never from the payloads.
+# Reply: {k, more, seq}: k >= 1 entries taken; more 0 if the selection has no
+# more messages, 2 if the budget cut the batch (the list stays first), else 1;
+# seq the first taken entry's, for the client to check;
+# {0, 0} when nothing matches the selection, {-2, 0} when <list> is not first
+# (nothing taken: the client asks RECEIVE_MANY), -1 if removed.
+# KEYS: meta ; ARGV: prefix gen sel pid limit budget pr mt
+COMMIT = Script(
+    "commit",
+    """
+local meta, P = KEYS[1], ARGV[1]
+local c = 'c:' .. ARGV[7] .. ':' .. ARGV[8]
+local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', c)
+if m[1] ~= ARGV[2] then return -1 end
+local sel, limit, budget = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local pr, mt, bound = pick(P, sel)
+if not pr then return {0, 0} end
+if pr ~= ARGV[7] or mt ~= ARGV[8] then return {-2, 0} end
+local list = P .. ':l:' .. pr .. ':' .. mt
+-- entries by index, each read (LINDEX) once; entry ``limit`` tells whether the
+-- list is longer than the batch (else its length is needed)
+local seen = {}
+local function at(i)
+  local e = seen[i]
+  if e == nil then
+    e = redis.call('LINDEX', list, i)
+    seen[i] = e
+  end
+  return e
+end
+local k, len = limit, math.huge
+if not at(limit) then
+  len = redis.call('LLEN', list)
+  k = len
+end
+local function seq(i) return tonumber(string.sub(at(i), 1, 16)) end
+if bound and k > 1 then
+  bound = tonumber(bound)
+  if seq(k - 1) >= bound then
+    -- entry 0 is before bound (its list ranks first); find the first at or after it
+    local lo, hi = 1, k - 1
+    while lo < hi do
+      local mid = math.floor((lo + hi) / 2)
+      if seq(mid) >= bound then hi = mid else lo = mid + 1 end
+    end
+    k = lo
+  end
+end
+-- the running total before entry i (the list's total after its last entry)
+local function run(i)
+  if i >= len then return tonumber(m[4]) end
+  return tonumber(string.sub(at(i), 17, 32))
+end
+local first = at(0)
+local run0 = tonumber(string.sub(first, 17, 32))
+local queued, cut = tonumber(m[2]), 0
+local size = run(k) - run0
+if size > budget and k > 1 then
+  -- the most entries (at least one) whose bytes fit the budget
+  local lo, hi = 1, k - 1
+  while lo < hi do
+    local mid = math.floor((lo + hi + 1) / 2)
+    if run(mid) - run0 <= budget then lo = mid else hi = mid - 1 end
+  end
+  k = lo
+  size = run(k) - run0
+  cut = 1
+end
+if k < len then
+  redis.call('LTRIM', list, k, -1)
+  redis.call('ZADD', P .. ':h:' .. pr, string.sub(at(k), 1, 16), mt)
+else
+  redis.call('DEL', list)
+  popped(P, pr, mt, true)
+end
+local count = tonumber(m[3]) - k
+redis.call('HSET', meta, 'count', count, 'bytes', queued - size, 'rtime', now(),
+  'rpid', ARGV[4])
+wake(P .. ':sw', P)
+local more = 1
+if cut == 1 then
+  more = 2
+elseif k < limit then
+  if count == 0 or (sel ~= 0 and not pick(P, sel)) then more = 0 end
+end
+return {k, more, string.sub(first, 1, 16)}
+""",
+)
+
 # Put back a message that a cancelled async receive took, when its handle
 # closes: at the head of its list, before every message sent. Its seq is
 # negative (meta ``hseq`` counts down from 0), so a list's head still has the
@@ -361,18 +480,30 @@ RETURN = Script(
     "return",
     """
 local meta, P = KEYS[1], ARGV[1]
-local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', 'hseq', 'ttl')
+local mt, pr = ARGV[4], ARGV[5]
+local c = 'c:' .. pr .. ':' .. mt
+local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', 'hseq', 'ttl', c)
 if m[1] ~= ARGV[2] then return -1 end
 local h = tonumber(m[4] or '0') - 1
 local head = string.format('%016d', h)
-local mt, pr = ARGV[4], ARGV[5]
-if redis.call('LPUSH', P .. ':l:' .. pr .. ':' .. mt, head .. ARGV[3]) == 1 then
+local list = P .. ':l:' .. pr .. ':' .. mt
+local size = string.len(ARGV[3])
+-- Its running total is the old head's minus its own length (it may go below
+-- zero); in an empty list, the list's total so far.
+local first = redis.call('LINDEX', list, 0)
+local run
+if first then
+  run = tonumber(string.sub(first, 17, 32)) - size
+else
+  run = tonumber(m[6] or '0')
+  redis.call('HSET', meta, c, run + size)
+end
+if redis.call('LPUSH', list, head .. string.format('%016d', run) .. ARGV[3]) == 1 then
   index(P, pr, mt, head, ttl_of(m[5]))
 else
   redis.call('ZADD', P .. ':h:' .. pr, h, mt)
 end
-redis.call('HSET', meta, 'count', tonumber(m[3]) + 1,
-  'bytes', tonumber(m[2]) + string.len(ARGV[3]), 'hseq', h)
+redis.call('HSET', meta, 'count', tonumber(m[3]) + 1, 'bytes', tonumber(m[2]) + size, 'hseq', h)
 wake(P .. ':rw', P)
 return 1
 """,
