@@ -245,67 +245,94 @@ def test_a_signal_during_the_spin_runs_its_handler_before_the_sleep(
         assert not rescued, "the handler ran only once a message woke the sleeping wait"
 
 
-# ------------------------------------------------------------------ receive_spin (SysV)
+# ------------------------------------------------------------------ receive_spin
 
 
-@pytest.fixture
-def sysv_q(make_url: UrlFactory) -> Iterator[unimq.Queue]:
+def spinning(kind: str, ch: Any) -> Callable[[], bool]:
+    """Whether a receive_spin runs now: SysV registers it as a waiter, POSIX
+    counts it as a call in flight."""
+    if kind == "sysv":
+        return lambda: bool(ch.waiters == 1)
+    return lambda: bool(ch.inflight == 1)
+
+
+def test_receive_spin_takes_a_message_sent_while_it_spins(kind: str, make_url: UrlFactory) -> None:
+    """The spin (unimq.aio's retry on an idle loop) takes what arrives during it."""
+    with small(kind, make_url) as q:
+        ch = channel(q)
+        w = Waiter(lambda: ch.receive_spin(0, LONG_SPIN))
+        w.start()
+        wait_for(spinning(kind, ch), "the spin to start")
+        q.send(b"during", mtype=3) if kind == "sysv" else q.send(b"during", priority=3)
+        w.finish()
+        assert w.error is None
+        assert w.result == ((b"during", 3, 0) if kind == "sysv" else (b"during", 1, 3))
+        assert q.stat().messages == 0
+
+
+def test_receive_spin_selects_like_receive(make_url: UrlFactory) -> None:
     if "sysv" not in KINDS:
         pytest.skip("the sysv backend is not installed")
     with small("sysv", make_url) as q:
-        yield q
+        ch = channel(q)
+        q.send(b"five", mtype=5)
+        q.send(b"two", mtype=2)
+        assert ch.receive_spin(7, 1000) is None  # no type 7: the others stay
+        assert ch.receive_spin(-3, 1000) == (b"two", 2, 0)  # lowest type <= 3
+        assert ch.receive_spin(0, 0) == (b"five", 5, 0)  # ns 0: one try
+        assert ch.receive_spin(0, 1000) is None
 
 
-def test_receive_spin_takes_a_message_sent_while_it_spins(sysv_q: unimq.Queue) -> None:
-    """The spin (unimq.aio's retry on an idle loop) takes what arrives during it."""
-    ch = channel(sysv_q)
-    w = Waiter(lambda: ch.receive_spin(0, LONG_SPIN))
-    w.start()
-    wait_for(lambda: ch.waiters == 1, "the spin to start")
-    sysv_q.send(b"during", mtype=3)
-    w.finish()
-    assert w.error is None
-    assert w.result == (b"during", 3, 0)
-    assert sysv_q.stat().messages == 0
+def test_receive_spin_takes_the_highest_priority_first(make_url: UrlFactory) -> None:
+    if "posix" not in KINDS:
+        pytest.skip("the posix backend is not installed")
+    with small("posix", make_url) as q:
+        ch = channel(q)
+        q.send(b"low", priority=1)
+        q.send(b"high", priority=7)
+        assert ch.receive_spin(0, 0) == (b"high", 1, 7)  # ns 0: one try
+        assert ch.receive_spin(0, 1000) == (b"low", 1, 1)
+        assert ch.receive_spin(0, 1000) is None
 
 
-def test_receive_spin_selects_like_receive(sysv_q: unimq.Queue) -> None:
-    ch = channel(sysv_q)
-    sysv_q.send(b"five", mtype=5)
-    sysv_q.send(b"two", mtype=2)
-    assert ch.receive_spin(7, 1000) is None  # no type 7: the others stay
-    assert ch.receive_spin(-3, 1000) == (b"two", 2, 0)  # lowest type <= 3
-    assert ch.receive_spin(0, 0) == (b"five", 5, 0)  # ns 0: one try
-    assert ch.receive_spin(0, 1000) is None
-    with pytest.raises(TypeError):
-        ch.receive_spin(0)
-    with pytest.raises(TypeError):
-        ch.receive_spin(0, 1.5)
-    with pytest.raises(TypeError):
-        ch.receive_spin(True, 10)
+def test_receive_spin_checks_its_arguments(kind: str, make_url: UrlFactory) -> None:
+    with small(kind, make_url) as q:
+        ch = channel(q)
+        with pytest.raises(TypeError):
+            ch.receive_spin(0)
+        with pytest.raises(TypeError):
+            ch.receive_spin(0, 1.5)
+        if kind == "sysv":
+            with pytest.raises(TypeError):
+                ch.receive_spin(True, 10)
 
 
-def test_receive_spin_is_bounded_by_its_budget(sysv_q: unimq.Queue) -> None:
-    ch = channel(sysv_q)
-    cpu, result = measured(lambda: ch.receive_spin(0, 20_000_000))()  # 20 ms
-    assert result is None
-    # A spin that ignored its budget would never return (nothing is sent).
-    assert cpu < 1.0, f"a 20 ms spin used {cpu:.3f} s of CPU"
+def test_receive_spin_is_bounded_by_its_budget(kind: str, make_url: UrlFactory) -> None:
+    with small(kind, make_url) as q:
+        ch = channel(q)
+        cpu, result = measured(lambda: ch.receive_spin(0, 20_000_000))()  # 20 ms
+        assert result is None
+        # A spin that ignored its budget would never return (nothing is sent).
+        assert cpu < 1.0, f"a 20 ms spin used {cpu:.3f} s of CPU"
 
 
-def test_close_ends_receive_spin(sysv_q: unimq.Queue) -> None:
-    """close() waits for a spinning caller to leave (it holds no GIL meanwhile)
-    and ends its spin: nothing is taken after close()."""
-    ch = channel(sysv_q)
-    w = Waiter(measured(lambda: ch.receive_spin(0, LONG_SPIN)))
-    w.start()
-    wait_for(lambda: ch.waiters == 1, "the spin to start")
-    sysv_q.close()
-    w.finish()
-    assert w.error is None
-    cpu, result = w.result
-    assert result is None
-    assert cpu < 0.25, f"the spinning caller used {cpu:.3f} s of CPU after close()"
-    with pytest.raises(OSError, match="Bad file descriptor") as info:
-        ch.receive_spin(0, 0)
-    assert info.value.errno == errno.EBADF
+def test_close_ends_receive_spin(kind: str, make_url: UrlFactory) -> None:
+    """close() ends a spin running without the GIL (POSIX: the descriptor is
+    released only once it left): nothing is taken after close()."""
+    q = small(kind, make_url)
+    try:
+        ch = channel(q)
+        w = Waiter(measured(lambda: ch.receive_spin(0, LONG_SPIN)))
+        w.start()
+        wait_for(spinning(kind, ch), "the spin to start")
+        q.close()
+        w.finish()
+        assert w.error is None
+        cpu, result = w.result
+        assert result is None
+        assert cpu < 0.25, f"the spinning caller used {cpu:.3f} s of CPU after close()"
+        with pytest.raises(OSError, match="Bad file descriptor") as info:
+            ch.receive_spin(0, 0)
+        assert info.value.errno == errno.EBADF
+    finally:
+        q.close()

@@ -15,6 +15,7 @@ import pytest
 import unimq
 import unimq.aio
 import unimq.aio._helper as helper_module
+import unimq.aio._loop as loop_module
 from tests.aio.conftest import OpenAsync
 from tests.helpers import wait_for
 from unimq.aio._loop import TRIO_SCAN, checkpoint, loop_idle
@@ -32,15 +33,15 @@ async def test_loop_idle_sees_a_ready_task() -> None:
     assert loop_idle()
 
 
-#: receive_spin is the SysV C channel's.
-sysv_only = pytest.mark.parametrize("kind", ["sysv"])
+#: receive_spin is the kernel C channels'.
+kernel_only = pytest.mark.parametrize("kind", ["sysv", "posix"])
 
 
 @pytest.fixture
 def long_spin(monkeypatch: pytest.MonkeyPatch) -> None:
     """Spins long enough (60 s) that the test, not the budget, ends them."""
     monkeypatch.setattr(helper_module, "SPIN_SECONDS", 60.0)
-    monkeypatch.setattr(helper_module, "IDLE_SPIN_NS", 60_000_000_000)
+    monkeypatch.setattr(loop_module, "IDLE_SPIN_NS", 60_000_000_000)
 
 
 def _spin_of(q: unimq.aio.AsyncQueue) -> Callable[[int, int], Any]:
@@ -51,30 +52,46 @@ def _spin_of(q: unimq.aio.AsyncQueue) -> Callable[[int, int], Any]:
     return spin  # type: ignore[no-any-return]
 
 
-@sysv_only
+@kernel_only
 @pytest.mark.usefixtures("long_spin")
-async def test_an_idle_loop_takes_a_reply_without_a_helper(open_async: OpenAsync, url: str) -> None:
+async def test_an_idle_loop_takes_a_reply_in_its_spin(
+    open_async: OpenAsync, url: str, kind: str
+) -> None:
+    """The reply comes while the task spins: the spin takes it (SysV: no helper
+    thread is started; POSIX: the loop's poller is never asked)."""
     q = await open_async()
-    _spin_of(q)
+    spin = _spin_of(q)
     channel: Any = q._h._channel  # type: ignore[attr-defined]
+    taken: list[Any] = []
+
+    def recording(mtype: int, ns: int) -> Any:
+        msg = spin(mtype, ns)
+        taken.append(msg)
+        return msg
+
+    q._waiter._receive_spin = recording  # type: ignore[attr-defined]
+    spinning = (lambda: channel.waiters == 1) if kind == "sysv" else (lambda: channel.inflight == 1)
     with unimq.open(url) as peer:
 
         def reply() -> None:
-            wait_for(lambda: channel.waiters == 1, "the task to spin")
-            peer.send(b"reply", mtype=4)
+            wait_for(spinning, "the task to spin")
+            peer.send(b"reply", priority=4) if kind == "posix" else peer.send(b"reply", mtype=4)
 
         t = threading.Thread(target=reply)
         t.start()
         try:
             await anyio.wait_all_tasks_blocked()
-            msg = await q.receive()
+            with anyio.fail_after(90):  # bounded even if the task never spins
+                msg = await q.receive()
         finally:
-            t.join(30)
-    assert msg.data == b"reply" and msg.mtype == 4
-    assert q._waiter.threads == 0  # type: ignore[attr-defined]  # no hand-off
+            t.join(90)
+    assert msg.data == b"reply"
+    assert taken == [msg]  # one spin, which took it
+    if kind == "sysv":
+        assert q._waiter.threads == 0  # type: ignore[attr-defined]  # no hand-off
 
 
-@sysv_only
+@kernel_only
 @pytest.mark.usefixtures("long_spin")
 async def test_no_spin_while_another_task_is_ready(open_async: OpenAsync, url: str) -> None:
     """Another task keeps running while the receive waits: every retry in C

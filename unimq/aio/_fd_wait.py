@@ -6,6 +6,9 @@ file description (each ``mq_open`` makes one) and is always non-blocking, so
 waiting on it changes nothing for another process or handle. A wait never
 makes a system call that blocks: the attempt is non-blocking, and between
 attempts the task sleeps in the event loop until the descriptor is ready.
+Before a receive sleeps, if no other task of the loop is ready to run, it
+retries in C for at most IDLE_SPIN_NS (a reply on its way is taken without
+a trip through the loop's poller).
 
 The event loops allow one waiter per descriptor and direction (anyio raises
 ``BusyResourceError`` for a second one; asyncio keeps one reader callback), so
@@ -24,6 +27,8 @@ import anyio
 
 from unimq._message import Message
 from unimq._queue import Queue
+from unimq.aio import _loop
+from unimq.aio._loop import loop_idle
 
 __all__ = ["DescriptorWaiter"]
 
@@ -39,6 +44,10 @@ class DescriptorWaiter:
     def __init__(self, handle: Queue, fd: int) -> None:
         self._h = handle
         self._fd = fd
+        #: receive_nowait retried in C for a while (C channels only).
+        self._receive_spin: Callable[[int, int], Message | None] | None = getattr(
+            handle, "_receive_spin", None
+        )
         self._receiving = anyio.Lock(fast_acquire=True)
         self._sending = anyio.Lock(fast_acquire=True)
         #: asyncio: the future a waiting task sleeps on, per direction (True: writable).
@@ -55,6 +64,7 @@ class DescriptorWaiter:
 
     async def _receive(self, attempt: Callable[[int], Message | None], mtype: int) -> Message:
         h = self._h
+        spin = self._receive_spin
         async with self._receiving:
             while True:
                 if h._closed:
@@ -62,6 +72,12 @@ class DescriptorWaiter:
                 msg = attempt(mtype)
                 if msg is not None:
                     return msg
+                if spin is not None and loop_idle():  # nothing else to run: retry briefly
+                    msg = spin(mtype, _loop.IDLE_SPIN_NS)
+                    if msg is not None:
+                        return msg
+                    if h._closed:
+                        raise h._closed_error()
                 await self._ready(False)
 
     async def send(self, data: bytes, mtype: int, priority: int, timeout: float | None) -> None:

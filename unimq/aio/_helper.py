@@ -40,6 +40,7 @@ import anyio.to_thread
 
 from unimq._message import Message
 from unimq._queue import WAIT_CHUNK, Queue
+from unimq.aio import _loop
 from unimq.aio._loop import checkpoint, loop_caller, loop_idle, wait_through_cancel
 
 __all__ = ["CHUNK", "HelperWaiter", "Stash"]
@@ -61,9 +62,6 @@ _IDLE = 30.0
 #: way is taken without the two thread wake-ups a hand-off costs.
 SPIN = 3
 SPIN_SECONDS = 20e-6
-#: The longest a task retries in one go (in C, see _spin) when its event loop
-#: has no other task to run: other tasks and I/O wait at most this long.
-IDLE_SPIN_NS = 5_000
 
 _monotonic = time.monotonic
 
@@ -285,7 +283,7 @@ class HelperWaiter:
 
         Each attempt follows a checkpoint (a cancellation lands before an
         attempt, never after it), except when the loop has no other task to
-        run: then the task retries in C for up to IDLE_SPIN_NS at once (the
+        run: then the task retries in C for up to _loop.IDLE_SPIN_NS at once (the
         first time without a checkpoint), which takes a reply on its way within
         a microsecond of its arrival instead of after a trip through the loop.
         """
@@ -309,7 +307,8 @@ class HelperWaiter:
             if msg is None:
                 if idle and spin is not None:
                     ns = int(left * 1e9)
-                    msg = spin(mtype, ns if ns < IDLE_SPIN_NS else IDLE_SPIN_NS)
+                    idle_ns = _loop.IDLE_SPIN_NS
+                    msg = spin(mtype, ns if ns < idle_ns else idle_ns)
                 else:
                     msg = attempt(mtype)
             if msg is not None:

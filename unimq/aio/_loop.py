@@ -21,7 +21,14 @@ import anyio
 import anyio.from_thread
 import anyio.lowlevel
 
-__all__ = ["CallSoon", "checkpoint", "loop_caller", "loop_idle", "wait_through_cancel"]
+__all__ = [
+    "IDLE_SPIN_NS",
+    "CallSoon",
+    "checkpoint",
+    "loop_caller",
+    "loop_idle",
+    "wait_through_cancel",
+]
 
 #: Schedules a callable in the event loop's thread; callable from any thread,
 #: never blocks, and does nothing once the loop has finished.
@@ -58,6 +65,10 @@ def loop_idle() -> bool:
         return ready is not None and not ready
     return _trio_idle()
 
+
+#: The longest a task retries a non-blocking receive in one go (in C) when its
+#: event loop has no other task to run: other tasks and I/O wait at most this long.
+IDLE_SPIN_NS = 5_000
 
 #: trio is only called idle with at most this many tasks (they are looked at).
 TRIO_SCAN = 64

@@ -966,6 +966,62 @@ Channel_receive_nowait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
     return try_receive(self);
 }
 
+/* receive_spin(mtype: int, ns: int) -> Message | None: receive_nowait retried
+ * for up to ns nanoseconds (sched_yield between tries, without the GIL; the
+ * call is in flight, so the descriptor stays open); None when nothing came or
+ * close() began meanwhile. For a caller that would otherwise sleep although
+ * it has nothing else to do: unimq.aio's task, when its event loop has no
+ * other task ready to run (a reply on its way is taken without a trip
+ * through the loop's poller). */
+static PyObject *
+Channel_receive_spin(Channel *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyLong_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "receive_spin(mtype: int, ns: int)");
+        return NULL;
+    }
+    long ns = PyLong_AsLong(args[1]);
+    if (ns == -1 && PyErr_Occurred())
+        return NULL;
+    if (self->state != ST_OPEN)
+        return closed_error();
+    rbuf b;
+    rbuf_init(&b);
+    char *buf = rbuf_target(self, &b);
+    if (buf == NULL)
+        return NULL;
+    mqd_t mqd = self->mqd;
+    size_t size = (size_t)self->msgsize;
+    unsigned int priority = 0;
+    ssize_t got;
+    int err = EAGAIN;
+    self->inflight++;
+    Py_BEGIN_ALLOW_THREADS
+    long start = spin_now_ns();
+    for (;;) {
+        got = mq_receive(mqd, buf, size, &priority);
+        if (got >= 0)
+            break;
+        err = errno;
+        if ((err != EAGAIN && err != EINTR) || !registry_is_open(&self->reg) ||
+            !spin_again(start, ns))
+            break;
+    }
+    Py_END_ALLOW_THREADS
+    leave(self);
+    PyObject *result;
+    if (got >= 0)
+        result = build_message(self, rbuf_take(self, &b, (Py_ssize_t)got), priority);
+    else if (err == EAGAIN)
+        result = Py_NewRef(Py_None);
+    else if (err == EINTR)
+        result = PyErr_CheckSignals() < 0 ? NULL : Py_NewRef(Py_None);
+    else
+        result = set_errno(err);
+    rbuf_release(&b);
+    return result;
+}
+
 /* send_wait(data, mtype, priority, timeout: float | None) -> bool
  * False when the time ran out or close() woke the call. */
 static PyObject *
@@ -1156,6 +1212,12 @@ Channel_get_closed(Channel *self, void *closure)
 }
 
 static PyObject *
+Channel_get_inflight(Channel *self, void *closure)
+{
+    return PyLong_FromLong((long)self->inflight);
+}
+
+static PyObject *
 Channel_get_waiters(Channel *self, void *closure)
 {
     pthread_mutex_lock(&self->reg.lock);
@@ -1175,6 +1237,8 @@ Channel_get_twin(Channel *self, void *closure)
 static PyGetSetDef Channel_getset[] = {
     {"waiters", (getter)Channel_get_waiters, NULL,
      "Threads the wake signal wakes, waiting in this channel now.", NULL},
+    {"inflight", (getter)Channel_get_inflight, NULL,
+     "Calls of this channel running now without the GIL (close() waits for them).", NULL},
     {"twin", (getter)Channel_get_twin, NULL,
      "The blocking twin: 'none' (not yet), 'open', or 'refused' (waits poll).", NULL},
     {"max_messages", (getter)Channel_get_max_messages, NULL, "mq_maxmsg", NULL},
@@ -1193,6 +1257,8 @@ static PyMethodDef Channel_methods[] = {
      "send_nowait(data, mtype, priority) -> bool: one non-blocking mq_send."},
     {"receive_nowait", (PyCFunction)(void (*)(void))Channel_receive_nowait, METH_FASTCALL,
      "receive_nowait(mtype) -> Message | None: one non-blocking mq_receive."},
+    {"receive_spin", (PyCFunction)(void (*)(void))Channel_receive_spin, METH_FASTCALL,
+     "receive_spin(mtype, ns) -> Message | None: receive_nowait retried for up to ns."},
     {"send_wait", (PyCFunction)(void (*)(void))Channel_send_wait, METH_FASTCALL,
      "send_wait(data, mtype, priority, timeout) -> bool: wait for room, then send."},
     {"receive_wait", (PyCFunction)(void (*)(void))Channel_receive_wait, METH_FASTCALL,

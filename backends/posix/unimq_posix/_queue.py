@@ -133,6 +133,10 @@ class PosixQueue(Queue):
             channel.send_nowait, channel.receive_nowait, channel.send_wait, channel.receive_wait
         )
         self._install_batches(channel.send_many_nowait, channel.receive_many_nowait)
+        spin = getattr(channel, "receive_spin", None)  # the C channel's only
+        if spin is not None:
+            #: receive_nowait retried for up to ns nanoseconds (unimq.aio, idle loop).
+            self._receive_spin: Callable[[int, int], Message | None] = spin
 
     # ------------------------------------------------------------------ opening
 
