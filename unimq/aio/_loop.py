@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.from_thread
@@ -42,12 +42,27 @@ _anyio_checkpoint = anyio.lowlevel.checkpoint
 
 async def checkpoint() -> None:
     """A cancellation point and a trip through the event loop: exactly
-    ``anyio.lowlevel.checkpoint`` (on asyncio that is ``asyncio.sleep(0)``),
-    minus its look-up of the running backend on asyncio."""
+    ``anyio.lowlevel.checkpoint`` (on asyncio that is ``asyncio.sleep(0)``, on
+    trio ``trio.lowlevel.checkpoint``), minus its look-up of the running
+    backend (about 0.7 us on trio)."""
     if _running_asyncio_loop() is not None:
         await _asyncio_sleep(0)
-    else:
-        await _anyio_checkpoint()
+        return
+    global _other_checkpoint
+    other = _other_checkpoint
+    if other is None:
+        try:  # anyio runs on asyncio or trio: not asyncio, so trio
+            import trio.lowlevel  # only under trio
+
+            other = trio.lowlevel.checkpoint
+        except ImportError:  # pragma: no cover (another backend of a later anyio)
+            other = _anyio_checkpoint
+        _other_checkpoint = other
+    await other()
+
+
+#: The checkpoint of the event loop that is not asyncio, once looked up.
+_other_checkpoint: Callable[[], Awaitable[None]] | None = None
 
 
 def loop_idle() -> bool:
