@@ -40,7 +40,7 @@ _monotonic = time.monotonic
 #: calls; one that waits is a cancellation point while it waits. A task
 #: draining a busy queue cannot starve the others, and the hot path does not
 #: pay a trip through the loop per message (which would halve its speed).
-YIELD_EVERY = 16
+YIELD_EVERY = 32
 
 
 class _Waiter(Protocol):
