@@ -25,6 +25,7 @@ from multiprocessing.connection import wait as wait_for_handles
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import pytest
 
@@ -340,3 +341,18 @@ ssize_t msgrcv(int id, void *buf, size_t size, long type, int flags)
     return real(id, buf, size, type, flags);
 }
 """
+
+
+def posix_channel_class(path: str) -> Any:
+    """unimq_posix's channel class for ``path``: "c" (_fast.Channel, skipping
+    the test where it is not built) or anything else (the pure-Python one)."""
+    import unimq_posix  # only for POSIX tests
+    from unimq_posix._channel import PyChannel
+
+    if path != "c":
+        return PyChannel
+    if not unimq_posix.ACCELERATED:
+        pytest.skip("unimq_posix._fast is not built (or UNIMQ_PURE_PYTHON is set)")
+    from unimq_posix import _fast
+
+    return _fast.Channel

@@ -17,7 +17,7 @@ import pytest
 
 import unimq
 from tests.conftest import HAVE_POSIX, HAVE_SYSV, UrlFactory, new_posix_name
-from tests.helpers import CATCH, can_unshare, child_json
+from tests.helpers import CATCH, can_unshare, child_json, posix_channel_class
 
 PURE = os.environ.get("UNIMQ_PURE_PYTHON", "").strip().lower() not in ("", "0", "false", "no")
 KINDS = [k for k, ok in (("posix", HAVE_POSIX), ("sysv", HAVE_SYSV)) if ok]
@@ -172,18 +172,9 @@ def test_sysv_receive_selects_by_mtype(make_url: UrlFactory) -> None:
 def channel(request: pytest.FixtureRequest) -> Iterator[Any]:
     if not HAVE_POSIX:
         pytest.skip("posix backend not installed")
-    import unimq_posix
-    from unimq_posix._channel import PyChannel
     from unimq_posix._channel import unlink as py_unlink
 
-    if request.param == "c":
-        if not unimq_posix.ACCELERATED:
-            pytest.skip("unimq_posix._fast is not built (or UNIMQ_PURE_PYTHON is set)")
-        from unimq_posix import _fast
-
-        cls: Any = _fast.Channel
-    else:
-        cls = PyChannel
+    cls: Any = posix_channel_class(request.param)
     name = new_posix_name()
     ch = cls(name, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600, 4, 64, unimq.Message)
     yield ch

@@ -21,6 +21,7 @@ import pytest
 
 import unimq
 from tests.conftest import HAVE_POSIX, new_posix_name
+from tests.helpers import posix_channel_class
 
 pytestmark = pytest.mark.skipif(not HAVE_POSIX, reason="posix backend not installed")
 
@@ -53,18 +54,9 @@ def sizes_around(msgsize: int) -> list[int]:
 
 @pytest.fixture(params=["c", "py"])
 def opener(request: pytest.FixtureRequest) -> Iterator[Any]:
-    import unimq_posix
-    from unimq_posix._channel import PyChannel
     from unimq_posix._channel import unlink as py_unlink
 
-    if request.param == "c":
-        if not unimq_posix.ACCELERATED:
-            pytest.skip("unimq_posix._fast is not built (or UNIMQ_PURE_PYTHON is set)")
-        from unimq_posix import _fast
-
-        cls: Any = _fast.Channel
-    else:
-        cls = PyChannel
+    cls: Any = posix_channel_class(request.param)
     made: list[tuple[Any, str]] = []
 
     def open_(msgsize: int) -> Any:

@@ -105,20 +105,19 @@ class AsyncTypedQueue(Generic[M]):
         dead-letter queue)."""
         t = self._sync
         select = t._select if model is None else t._mtype_for_model(model)
+        decode_all = t._batch_decoder()
+        if decode_all is not None:
+            return decode_all(
+                await self.queue.receive_many(max_messages, mtype=select, timeout=timeout)
+            )
         deadline = Deadline(timeout)
         while True:
             msgs = await self.queue.receive_many(
                 max_messages, mtype=select, timeout=deadline.remaining()
             )
-            values: list[M] = []
-            for msg in msgs:
-                try:
-                    values.append(t._decode(msg))
-                except DecodeError as exc:
-                    if t._dead_letter is None:
-                        exc.received = msgs
-                        raise
-                    await self._forward(exc)
+            values, bad = t._split_batch(msgs)
+            for exc in bad:
+                await self._forward(exc)
             if values:
                 return values
 

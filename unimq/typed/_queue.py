@@ -324,17 +324,9 @@ class TypedQueue(Generic[M]):
         ``.received`` every raw message of the batch, in order.
         """
         select = self._select if model is None else self._mtype_for_model(model)
-        single = self._single
-        if self._dead_letter is None and isinstance(single, JSONCodec):
-            # One model and no dead letters (the common case): one receive, and the
-            # payloads decoded by pydantic-core with no Python frame per message. A
-            # failure decodes the batch again message by message, which raises the
-            # first bad payload's DecodeError (JSON decoding has no side effects).
-            msgs = self.queue.receive_many(max_messages, mtype=select, timeout=timeout)
-            try:
-                return list(map(single.decode, [msg[0] for msg in msgs]))
-            except ValueError:
-                return self._decode_batch(msgs)
+        decode_all = self._batch_decoder()
+        if decode_all is not None:
+            return decode_all(self.queue.receive_many(max_messages, mtype=select, timeout=timeout))
         deadline = Deadline(timeout)
         while True:
             msgs = self.queue.receive_many(max_messages, mtype=select, timeout=deadline.remaining())
@@ -342,11 +334,31 @@ class TypedQueue(Generic[M]):
             if values:
                 return values
 
-    def _decode_batch(self, msgs: list[Message]) -> list[M]:
-        """The batch's values in order. An undecodable message goes to the
-        dead-letter queue, or (without one) raises its DecodeError, whose
-        ``.received`` is the whole batch."""
+    def _batch_decoder(self) -> Callable[[list[Message]], list[M]] | None:
+        """With one JSON model and no dead-letter queue (the common case), a
+        function decoding a whole batch with pydantic-core and no Python frame
+        per message; a failure decodes the batch again message by message,
+        which raises the first bad payload's DecodeError (JSON decoding has no
+        side effects). None otherwise."""
+        single = self._single
+        if self._dead_letter is not None or not isinstance(single, JSONCodec):
+            return None
+        decode = single.decode
+
+        def decode_all(msgs: list[Message]) -> list[M]:
+            try:
+                return list(map(decode, [msg[0] for msg in msgs]))
+            except ValueError:
+                return self._decode_batch(msgs)
+
+        return decode_all
+
+    def _split_batch(self, msgs: list[Message]) -> tuple[list[M], list[DecodeError]]:
+        """The batch's values in order, and the errors of the undecodable
+        messages (for the dead-letter queue); without a dead-letter queue the
+        first error is raised, with ``.received`` the whole batch."""
         values: list[M] = []
+        bad: list[DecodeError] = []
         for msg in msgs:
             try:
                 values.append(self._decode(msg))
@@ -354,7 +366,15 @@ class TypedQueue(Generic[M]):
                 if self._dead_letter is None:
                     exc.received = msgs
                     raise
-                self._forward(exc)
+                bad.append(exc)
+        return values, bad
+
+    def _decode_batch(self, msgs: list[Message]) -> list[M]:
+        """The batch's values in order; undecodable messages go to the
+        dead-letter queue (see _split_batch)."""
+        values, bad = self._split_batch(msgs)
+        for exc in bad:
+            self._forward(exc)
         return values
 
     def _mtype_for_model(self, model: type[M]) -> int:

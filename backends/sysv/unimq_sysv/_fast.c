@@ -363,6 +363,22 @@ received(Channel *self, struct msg *m, ssize_t got)
                        PyLong_FromLong(m->mtype), PyLong_FromLong(0));
 }
 
+/* What a non-blocking receive into b returns (b is released): the Message,
+ * None when nothing matched (ENOMSG), or NULL with OSError(err). */
+static PyObject *
+nowait_result(Channel *self, rbuf *b, ssize_t got, int err)
+{
+    PyObject *result;
+    if (got >= 0)
+        result = received(self, b->m, got);
+    else if (err == ENOMSG)
+        result = Py_NewRef(Py_None);
+    else
+        result = raise_errno(err);
+    rbuf_release(b);
+    return result;
+}
+
 /* ------------------------------------------------------------------ argument parsing */
 
 /* An exact int (bool, float and int subclasses refused: the core passes exact ints). */
@@ -621,15 +637,7 @@ Channel_receive_nowait(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         err = errno;
         Py_END_ALLOW_THREADS
     }
-    PyObject *result;
-    if (got >= 0)
-        result = received(self, b.m, got);
-    else if (err == ENOMSG)
-        result = Py_NewRef(Py_None);
-    else
-        result = raise_errno(err);
-    rbuf_release(&b);
-    return result;
+    return nowait_result(self, &b, got, err);
 }
 
 /* send_wait(data: bytes, mtype: int, priority: int, timeout: float | None) -> bool */
@@ -731,15 +739,7 @@ Channel_receive_spin(Channel *self, PyObject *const *args, Py_ssize_t nargs)
         Py_END_ALLOW_THREADS
         registry_leave(&self->reg, &node);
     }
-    PyObject *result;
-    if (got >= 0)
-        result = received(self, b.m, got);
-    else if (err == ENOMSG)
-        result = Py_NewRef(Py_None);
-    else
-        result = raise_errno(err);
-    rbuf_release(&b);
-    return result;
+    return nowait_result(self, &b, got, err);
 }
 
 /* ------------------------------------------------------------------ batches */
@@ -994,15 +994,7 @@ extra_nowait(Channel *self, long selector, int flags)
         }
     }
     Py_END_ALLOW_THREADS
-    PyObject *result;
-    if (got >= 0)
-        result = received(self, b.m, got);
-    else if (err == ENOMSG)
-        result = Py_NewRef(Py_None);
-    else
-        result = raise_errno(err);
-    rbuf_release(&b);
-    return result;
+    return nowait_result(self, &b, got, err);
 }
 
 /* receive_except_nowait(mtype: int) -> Message | None: msgrcv with MSG_EXCEPT. */
