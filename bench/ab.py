@@ -14,14 +14,27 @@ import argparse
 import json
 import statistics
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+
+def python_of(tree: Path) -> str:
+    """The tree's interpreter: its .venv's, or this one for the running checkout."""
+    venv = tree / ".venv" / "bin" / "python"
+    if venv.exists():
+        return str(venv)
+    if tree.resolve() == Path(__file__).resolve().parents[1]:
+        return sys.executable
+    raise SystemExit(
+        f"{tree} has no .venv/bin/python: run `uv sync --all-packages --group dev` there first"
+    )
 
 
 def one(tree: Path, passed: list[str]) -> dict[str, dict[str, list[float]]]:
     proc = subprocess.run(
         [
-            str(tree / ".venv" / "bin" / "python"),
+            python_of(tree),
             "-m",
             "bench.batches",
             *passed,
@@ -47,6 +60,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args, passed = parser.parse_known_args(argv)
     passed = [a for a in passed if a != "--"]
     trees = {"base": args.base, "new": args.new}
+    for tree in trees.values():
+        python_of(tree)  # both usable before the first round
     samples: dict[str, dict[str, list[float]]] = {"base": {}, "new": {}}
     for round_ in range(args.rounds):
         order = ["base", "new"] if round_ % 2 == 0 else ["new", "base"]

@@ -123,3 +123,10 @@ def test_batches_alone_and_paired(capsys: pytest.CaptureFixture[str]) -> None:
     (case,) = paired
     assert case == f"typed: {batches.TYPED_CASES['sysv']}"
     assert paired[case]["base"] > 0 and paired[case]["new"] > 0 and paired[case]["new/base"] > 0
+
+
+def test_ab_refuses_a_tree_without_an_interpreter(tmp_path: Path) -> None:
+    from bench import ab
+
+    with pytest.raises(SystemExit, match=r"no \.venv/bin/python"):
+        ab.main([str(ROOT), str(tmp_path), "--rounds", "1", "--typed"])

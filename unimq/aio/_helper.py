@@ -296,16 +296,16 @@ class HelperWaiter:
             if tries >= SPIN and left <= 0:
                 return None
             tries += 1
-            idle = spin is not None and left > 0 and loop_idle()
-            if tries > 1 or not idle:
+            if tries > 1 or spin is None or not loop_idle():
                 await checkpoint()
+                left = until - _monotonic()
             if h._closed:
                 raise h._closed_error()
             if self.orphans:  # its message comes first: the caller adopts it
                 return None
             msg = self._stash.take(mtype) if self._stash else None  # stashed meanwhile
             if msg is None:
-                if idle and spin is not None:
+                if spin is not None and left > 0 and loop_idle():  # as it is now
                     ns = int(left * 1e9)
                     idle_ns = _loop.IDLE_SPIN_NS
                     msg = spin(mtype, ns if ns < idle_ns else idle_ns)
