@@ -9,7 +9,7 @@ import random
 import pytest
 import redis
 from unimq_redis import _queue as redis_queue
-from unimq_redis._scripts import RETURN
+from unimq_redis._scripts import LAYOUT, RETURN
 
 import unimq
 from tests.redis.server import ValkeyServer
@@ -246,7 +246,7 @@ def test_queue_of_another_key_layout_is_refused(url: str, valkey: ValkeyServer) 
         r.hset(f"unimq:{{{name}}}:meta", "layout", "1")
     finally:
         r.close()
-    with pytest.raises(unimq.UnimqError, match="key layout 1, this version reads layout 3"):
+    with pytest.raises(unimq.UnimqError, match=f"key layout 1, this version reads layout {LAYOUT}"):
         unimq.open(url)
     unimq.remove(url)
 

@@ -15,11 +15,12 @@ import anyio.to_thread
 import pytest
 import redis
 from unimq_redis import _queue as redis_queue
-from unimq_redis._scripts import COMMIT, RECEIVE_MANY, RETURN
+from unimq_redis._scripts import COMMIT, LAYOUT, RECEIVE_MANY, RETURN
 
 import unimq
 import unimq.aio
 from tests.helpers import wait_for
+from tests.redis.invariants import check_index
 from tests.redis.server import ValkeyServer
 from tests.redis.test_aio import _cancelled_while_held
 from unimq.testing import Waiter
@@ -196,7 +197,7 @@ def test_messages_put_back_have_running_totals_below_zero(
 
 @pytest.mark.parametrize("seed", range(4))
 def test_random_operations_keep_byte_counts_exact(
-    url: str, seed: int, monkeypatch: pytest.MonkeyPatch
+    url: str, seed: int, control: redis.Redis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Batches (mostly COMMIT after the first), single receives, messages put
     back, several lists and selections, under a small byte budget: every
@@ -259,14 +260,16 @@ def test_random_operations_keep_byte_counts_exact(
                 len(model),
                 sum(len(e[2].data) for e in model),
             ), step
+            check_index(control, url.rsplit("/", 1)[1])
         q.remove()
 
 
-def test_queue_of_layout_2_is_refused(url: str, control: redis.Redis) -> None:
+def test_queue_of_the_previous_layout_is_refused(url: str, control: redis.Redis) -> None:
     name = url.rsplit("/", 1)[1]
     unimq.open(url, create=True).close()
-    control.hset(f"unimq:{{{name}}}:meta", "layout", "2")
-    with pytest.raises(unimq.UnimqError, match="key layout 2, this version reads layout 3"):
+    control.hset(f"unimq:{{{name}}}:meta", "layout", str(LAYOUT - 1))
+    old = f"key layout {LAYOUT - 1}, this version reads layout {LAYOUT}"
+    with pytest.raises(unimq.UnimqError, match=old):
         unimq.open(url)
     unimq.remove(url)
 

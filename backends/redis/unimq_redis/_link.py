@@ -48,6 +48,11 @@ __all__ = ["Link", "Multi", "Packed", "SentinelLink", "Server", "bulk", "make_li
 _REDIRECTS = 8
 # Errors that mean "the server did not run it": safe to say nothing happened.
 _NOT_RUN = (ReadOnlyError, TryAgainError, ClusterDownError, BusyLoadingError)
+
+try:  # what redis-py's hiredis reader returns when a reply is not complete yet
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _MORE
+except ImportError:  # pragma: no cover - another redis-py: no buffered reads
+    _MORE = None
 _servers: weakref.WeakSet[Server] = weakref.WeakSet()
 
 
@@ -204,14 +209,35 @@ class Multi:
 
 
 def _read_multi(conn: Conn) -> list[Any]:
-    """The four replies of a :class:`Multi`, errors as values."""
+    """The four replies of a :class:`Multi`, errors as values. The first read
+    waits for data; the others usually arrived with it and are taken from the
+    hiredis reader's buffer (``read_response`` costs about 1.5 µs each)."""
     out: list[Any] = []
+    reader = None
     for _ in range(4):
-        try:
-            out.append(_read(conn))
-        except redis.RedisError as exc:  # an error reply (a lost connection is a _Failure)
-            out.append(exc)
+        reply = _MORE if reader is None else reader.gets()
+        if reply is _MORE:
+            try:
+                reply = _read(conn)
+            except redis.RedisError as exc:  # an error reply (a lost connection is a _Failure)
+                reply = exc
+            reader = _buffer_of(conn)
+        else:
+            # what read_response raises, as it would (see _read)
+            lost = reply[0] if type(reply) is list and reply else reply
+            if isinstance(lost, redis.ConnectionError) and not isinstance(lost, _NOT_RUN):
+                conn.disconnect()
+                raise _Failure(lost, sent=True) from lost
+        out.append(reply)
     return out
+
+
+def _buffer_of(conn: Conn) -> Any:
+    """The hiredis reader behind ``conn``'s replies; None if redis-py reads
+    them another way (then every reply goes through read_response)."""
+    if _MORE is None:
+        return None
+    return getattr(getattr(conn, "_parser", None), "_reader", None)
 
 
 def _execute_multi(conn: Conn, multi: Multi) -> list[Any]:

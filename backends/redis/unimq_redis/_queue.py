@@ -453,7 +453,13 @@ class RedisQueue(Queue):
             self._guess = None  # another list is first now
             return None
         guess = self._guess
-        if type(entries) is not list or k > len(entries) or entries[0][:16] != r[2] or not guess:
+        # the last entry taken: the read and the commit agree (see COMMIT)
+        if (
+            type(entries) is not list
+            or k > len(entries)
+            or not guess
+            or entries[k - 1][:16] != r[2]
+        ):
             raise UnimqError(
                 f"receive on {self._url_text}: the server took {k} messages apart from the "
                 f"read that should return them (MULTI answered: {began!r}); they are lost. "

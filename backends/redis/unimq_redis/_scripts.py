@@ -3,7 +3,9 @@
 Keys of queue NAME (all share the hash tag ``{NAME}``, so one cluster slot)::
 
     unimq:{NAME}:meta       hash: gen (incarnation), limits, mode/uid/gid, count, bytes,
-                            seq, times, layout; ttl (ms) for a temporary queue
+                            seq, times, layout; ttl (ms) for a temporary queue;
+                            lists (how many lists are non-empty); w:rw / w:sw
+                            set while the waiter zset of that name may be non-empty
     unimq:{NAME}:l:<P>:<T>  list of the messages of priority P and type T, oldest
                             first; an entry is "<seq><run><payload>", seq and run
                             16 characters each (decimal, zero-padded, may be
@@ -12,7 +14,8 @@ Keys of queue NAME (all share the hash tag ``{NAME}``, so one cluster slot)::
                             after its last entry), so the bytes of entries i..j-1
                             are run(j) - run(i) without reading the payloads
     unimq:{NAME}:h:<P>      zset of the non-empty lists of priority P: member T,
-                            score = seq of the list's first message
+                            score = seq of the list's first message (while it is
+                            the queue's only list, it may be lower: see COMMIT)
     unimq:{NAME}:prios      zset of the non-empty priorities (score 32767 - P)
     unimq:{NAME}:tl:<T>     zset of the non-empty priorities of type T (score 32767 - P)
     unimq:{NAME}:types      zset of the non-empty types (score = type), for "lowest <= n"
@@ -30,7 +33,9 @@ queue's expiry, which the handle renews while it is open.
 A failing attempt that may wait registers its waiter id in the same script
 (and clears its stale wake-ups), so no wake-up can be lost between the check
 and the wait. Every send wakes all registered receivers, every receive all
-registered senders, and removal both; the woken retry their script.
+registered senders, and removal both; the woken retry their script. Meta
+``w:rw`` / ``w:sw`` say a set may hold waiters, so an operation nobody waits
+for reads that with its other meta fields and does not look at the set.
 """
 
 from __future__ import annotations
@@ -54,7 +59,7 @@ __all__ = [
 
 #: The key layout these scripts use (meta ``layout``); a queue made with another
 #: layout is refused on open rather than misread.
-LAYOUT = 3
+LAYOUT = 4
 
 
 class Script:
@@ -64,22 +69,31 @@ class Script:
 
     def __init__(self, name: str, body: str) -> None:
         self.name = name
-        # Only the helpers the body calls: each one defined costs the script a
+        # Only the helpers the body calls, and those they call (a helper calls
+        # only helpers defined before it): each one defined costs the script a
         # closure on every run.
-        used = "".join(code for fn, code in _HELPERS.items() if f"{fn}(" in body)
-        self.body = (used + body).encode()
+        text, used = body, []
+        for fn, code in reversed(_HELPERS.items()):
+            if f"{fn}(" in text:
+                used.append(code)
+                text += code
+        self.body = ("".join(reversed(used)) + body).encode()
         self.sha = hashlib.sha1(self.body).hexdigest()
 
 
 # The Lua helpers by name; a script gets those its body calls.
 _HELPERS = {
     "wake": """
-local function wake(set, prefix)
+-- Wake the waiters of set ``w`` ('rw' or 'sw'); callers skip it when meta's
+-- ``w:<w>`` is not set (nobody registered since the last wake).
+local function wake(P, w)
+  local set = P .. ':' .. w
   local ids = redis.call('ZRANGE', set, 0, -1)
+  redis.call('HDEL', P .. ':meta', 'w:' .. w)
   if #ids > 0 then
     redis.call('DEL', set)
     for i = 1, #ids do
-      local list = prefix .. ':w:' .. ids[i]
+      local list = P .. ':w:' .. ids[i]
       redis.call('RPUSH', list, 1)
       redis.call('PEXPIRE', list, 60000)
     end
@@ -93,17 +107,33 @@ local function now()
 end
 """,
     "register": """
-local function register(set, prefix, id, ttl)
+local function register(P, w, id, ttl)
   if id ~= '' then
+    local set = P .. ':' .. w
     redis.call('ZADD', set, 0, id)
+    redis.call('HSET', P .. ':meta', 'w:' .. w, 1)
     if ttl then redis.call('PEXPIRE', set, ttl) end
-    redis.call('DEL', prefix .. ':w:' .. id)
+    redis.call('DEL', P .. ':w:' .. id)
   end
+end
+""",
+    "exact": """
+-- The score of the queue's only list may lag behind its head (COMMIT leaves it):
+-- set it from the head before another list is indexed next to it.
+local function exact(P)
+  local p = redis.call('ZRANGE', P .. ':prios', 0, 0)[1]
+  if not p then return end
+  local h = P .. ':h:' .. p
+  local t = redis.call('ZRANGE', h, 0, 0)[1]
+  local first = t and redis.call('LINDEX', P .. ':l:' .. p .. ':' .. t, 0)
+  if first then redis.call('ZADD', h, string.sub(first, 1, 16), t) end
 end
 """,
     "index": """
 -- List (P, T) just became non-empty with message ``seq`` first: index it.
-local function index(P, pr, mt, seq, ttl)
+-- ``lists``: how many lists were non-empty; returns how many are now.
+local function index(P, pr, mt, seq, ttl, lists)
+  if lists == 1 then exact(P) end
   local rank = 32767 - tonumber(pr)
   local h, tl = P .. ':h:' .. pr, P .. ':tl:' .. mt
   redis.call('ZADD', h, seq, mt)
@@ -115,17 +145,19 @@ local function index(P, pr, mt, seq, ttl)
       redis.call('PEXPIRE', k, ttl)
     end
   end
+  return lists + 1
 end
 """,
     "popped": """
 -- Messages were taken from the head of list (P, T): re-rank or unindex it
--- (``empty``: the caller knows the list is now empty).
-local function popped(P, pr, mt, empty)
+-- (``empty``: the caller knows the list is now empty). ``lists``: how many
+-- lists were non-empty; returns how many are now.
+local function popped(P, pr, mt, empty, lists)
   local first = not empty and redis.call('LINDEX', P .. ':l:' .. pr .. ':' .. mt, 0)
   local h = P .. ':h:' .. pr
   if first then
     redis.call('ZADD', h, string.sub(first, 1, 16), mt)
-    return
+    return lists
   end
   redis.call('ZREM', h, mt)
   redis.call('HDEL', P .. ':meta', 'c:' .. pr .. ':' .. mt)
@@ -133,6 +165,7 @@ local function popped(P, pr, mt, empty)
   local tl = P .. ':tl:' .. mt
   redis.call('ZREM', tl, pr)
   if redis.call('EXISTS', tl) == 0 then redis.call('ZREM', P .. ':types', mt) end
+  return lists - 1
 end
 """,
     "pick": """
@@ -175,25 +208,26 @@ local meta, P = KEYS[1], ARGV[1]
 local mt, pr = ARGV[4], ARGV[5]
 local c = 'c:' .. pr .. ':' .. mt
 local m = redis.call('HMGET', meta, 'gen', 'max_messages', 'max_bytes', 'bytes', 'seq',
-  'count', 'ttl', c)
+  'count', 'ttl', c, 'lists', 'w:rw')
 if m[1] ~= ARGV[2] then return -1 end
 local size = string.len(ARGV[3])
 local nbytes, count = tonumber(m[4]), tonumber(m[6])
 local ttl = ttl_of(m[7])
 if count >= tonumber(m[2]) or nbytes + size > tonumber(m[3]) then
-  register(P .. ':sw', P, ARGV[7], ttl)
+  register(P, 'sw', ARGV[7], ttl)
   return 0
 end
 local seq = tonumber(m[5]) + 1
 local head = string.format('%016d', seq)
 local run = tonumber(m[8] or '0')
 local entry = head .. string.format('%016d', run) .. ARGV[3]
+local lists = tonumber(m[9])
 if redis.call('RPUSH', P .. ':l:' .. pr .. ':' .. mt, entry) == 1 then
-  index(P, pr, mt, head, ttl)
+  lists = index(P, pr, mt, head, ttl, lists)
 end
 redis.call('HSET', meta, 'seq', seq, 'count', count + 1, 'bytes', nbytes + size,
-  'stime', now(), 'spid', ARGV[6], c, run + size)
-wake(P .. ':rw', P)
+  'stime', now(), 'spid', ARGV[6], c, run + size, 'lists', lists)
+if m[10] then wake(P, 'rw') end
 return 1
 """,
 )
@@ -205,8 +239,9 @@ SEND_MANY = Script(
     """
 local meta, P = KEYS[1], ARGV[1]
 local m = redis.call('HMGET', meta, 'gen', 'max_messages', 'max_bytes', 'bytes', 'seq',
-  'count', 'ttl')
+  'count', 'ttl', 'lists', 'w:rw')
 if m[1] ~= ARGV[2] then return -1 end
+local lists = tonumber(m[8])
 local maxm, maxb = tonumber(m[2]), tonumber(m[3])
 local nbytes, seq, count = tonumber(m[4]), tonumber(m[5]), tonumber(m[6])
 local ttl = ttl_of(m[7])
@@ -217,7 +252,7 @@ local totals = {}
 local function flush()
   if #run == 0 then return end
   local n = redis.call('RPUSH', P .. ':l:' .. rpr .. ':' .. rmt, unpack(run))
-  if n == #run then index(P, rpr, rmt, string.sub(run[1], 1, 16), ttl) end
+  if n == #run then lists = index(P, rpr, rmt, string.sub(run[1], 1, 16), ttl, lists) end
   totals[c] = total
   run = {}
 end
@@ -241,13 +276,14 @@ for i = 4, #ARGV, 3 do
 end
 if sent == 0 then return 0 end
 flush()
-local fields = {'seq', seq, 'count', count, 'bytes', nbytes, 'stime', now(), 'spid', ARGV[3]}
+local fields = {'seq', seq, 'count', count, 'bytes', nbytes, 'stime', now(), 'spid', ARGV[3],
+  'lists', lists}
 for k, v in pairs(totals) do
   fields[#fields + 1] = k
   fields[#fields + 1] = v
 end
 redis.call('HSET', meta, unpack(fields))
-wake(P .. ':rw', P)
+if m[9] then wake(P, 'rw') end
 return sent
 """,
 )
@@ -257,19 +293,19 @@ RECEIVE = Script(
     "receive",
     """
 local meta, P = KEYS[1], ARGV[1]
-local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', 'ttl')
+local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', 'ttl', 'lists', 'w:sw')
 if m[1] ~= ARGV[2] then return -1 end
 local pr, mt = pick(P, tonumber(ARGV[3]))
 if not pr then
-  register(P .. ':rw', P, ARGV[5], ttl_of(m[4]))
+  register(P, 'rw', ARGV[5], ttl_of(m[4]))
   return false
 end
 local entry = redis.call('LPOP', P .. ':l:' .. pr .. ':' .. mt)
-popped(P, pr, mt)
+local lists = popped(P, pr, mt, false, tonumber(m[5]))
 local data = string.sub(entry, 33)
 redis.call('HSET', meta, 'count', tonumber(m[3]) - 1, 'bytes',
-  tonumber(m[2]) - string.len(data), 'rtime', now(), 'rpid', ARGV[4])
-wake(P .. ':sw', P)
+  tonumber(m[2]) - string.len(data), 'rtime', now(), 'rpid', ARGV[4], 'lists', lists)
+if m[6] then wake(P, 'sw') end
 return {data, tonumber(mt), tonumber(pr)}
 """,
 )
@@ -292,8 +328,9 @@ RECEIVE_MANY = Script(
     "receive_many",
     """
 local meta, P = KEYS[1], ARGV[1]
-local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count')
+local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', 'lists', 'w:sw')
 if m[1] ~= ARGV[2] then return -1 end
+local lists = tonumber(m[4])
 local sel, left, budget = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local queued = tonumber(m[2])
 local whole = queued <= budget
@@ -360,13 +397,13 @@ while left > 0 and cut == 0 do
   runs[#runs + 1] = tonumber(mt)
   runs[#runs + 1] = tonumber(pr)
   runs[#runs + 1] = k
-  popped(P, pr, mt, empty)
+  lists = popped(P, pr, mt, empty, lists)
   left = left - k
 end
 if total == 0 then return {} end
 redis.call('HSET', meta, 'count', tonumber(m[3]) - total, 'bytes', queued - size,
-  'rtime', now(), 'rpid', ARGV[4])
-wake(P .. ':sw', P)
+  'rtime', now(), 'rpid', ARGV[4], 'lists', lists)
+if m[5] then wake(P, 'sw') end
 return {runs, out, cut}
 """,
 )
@@ -382,9 +419,15 @@ return {runs, out, cut}
 # queue fits, no more bytes than ``budget`` (at least one entry). Entry bytes
 # come from the running totals in the entries' headers (a few LINDEX, binary
 # searches), never from the payloads.
+# When <list> is the queue's only non-empty list (meta ``lists`` is 1 and its
+# ``c:`` total exists), it is first for any selection its type matches, nothing
+# interleaves it and its length is the queue's count: no index is read, and the
+# one LINDEX is of the last entry taken. Its score in ``h:<P>`` is then left as
+# it was (lower than its new head: alone, nothing ranks it), and ``exact`` sets
+# it when a second list is indexed.
 # Reply: {k, more, seq}: k >= 1 entries taken; more 0 if the selection has no
 # more messages, 2 if the budget cut the batch (the list stays first), else 1;
-# seq the first taken entry's, for the client to check;
+# seq the last taken entry's, for the client to check;
 # {0, 0} when nothing matches the selection, {-2, 0} when <list> is not first
 # (nothing taken: the client asks RECEIVE_MANY), -1 if removed.
 # KEYS: meta ; ARGV: prefix gen sel pid limit budget pr mt
@@ -392,16 +435,14 @@ COMMIT = Script(
     "commit",
     """
 local meta, P = KEYS[1], ARGV[1]
-local c = 'c:' .. ARGV[7] .. ':' .. ARGV[8]
-local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', c)
+local pr, mt = ARGV[7], ARGV[8]
+local c = 'c:' .. pr .. ':' .. mt
+local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', c, 'lists', 'w:sw')
 if m[1] ~= ARGV[2] then return -1 end
 local sel, limit, budget = tonumber(ARGV[3]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local pr, mt, bound = pick(P, sel)
-if not pr then return {0, 0} end
-if pr ~= ARGV[7] or mt ~= ARGV[8] then return {-2, 0} end
 local list = P .. ':l:' .. pr .. ':' .. mt
--- entries by index, each read (LINDEX) once; entry ``limit`` tells whether the
--- list is longer than the batch (else its length is needed)
+local queued, count, lists = tonumber(m[2]), tonumber(m[3]), tonumber(m[5])
+-- entries by index, each read (LINDEX) once
 local seen = {}
 local function at(i)
   local e = seen[i]
@@ -411,33 +452,48 @@ local function at(i)
   end
   return e
 end
-local k, len = limit, math.huge
-if not at(limit) then
-  len = redis.call('LLEN', list)
-  k = len
-end
 local function seq(i) return tonumber(string.sub(at(i), 1, 16)) end
-if bound and k > 1 then
-  bound = tonumber(bound)
-  if seq(k - 1) >= bound then
-    -- entry 0 is before bound (its list ranks first); find the first at or after it
-    local lo, hi = 1, k - 1
-    while lo < hi do
-      local mid = math.floor((lo + hi) / 2)
-      if seq(mid) >= bound then hi = mid else lo = mid + 1 end
-    end
-    k = lo
+local only = lists == 1 and m[4]
+local k, len, run0
+if only then
+  local t = tonumber(mt)
+  if (sel > 0 and t ~= sel) or (sel < 0 and t > -sel) then return {0, 0} end
+  len = count
+  k = math.min(limit, len)
+  run0 = tonumber(m[4]) - queued
+else
+  local p, t, bound = pick(P, sel)
+  if not p then return {0, 0} end
+  if p ~= pr or t ~= mt then return {-2, 0} end
+  -- entry ``limit`` tells whether the list is longer than the batch (else its
+  -- length is needed)
+  k, len = limit, math.huge
+  if not at(limit) then
+    len = redis.call('LLEN', list)
+    k = len
   end
+  if bound and k > 1 then
+    bound = tonumber(bound)
+    if seq(k - 1) >= bound then
+      -- entry 0 is before bound (its list ranks first); find the first at or after it
+      local lo, hi = 1, k - 1
+      while lo < hi do
+        local mid = math.floor((lo + hi) / 2)
+        if seq(mid) >= bound then hi = mid else lo = mid + 1 end
+      end
+      k = lo
+    end
+  end
+  run0 = tonumber(string.sub(at(0), 17, 32))
 end
 -- the running total before entry i (the list's total after its last entry)
 local function run(i)
   if i >= len then return tonumber(m[4]) end
   return tonumber(string.sub(at(i), 17, 32))
 end
-local first = at(0)
-local run0 = tonumber(string.sub(first, 17, 32))
-local queued, cut = tonumber(m[2]), 0
-local size = run(k) - run0
+local last = at(k - 1)
+local size = tonumber(string.sub(last, 17, 32)) + #last - 32 - run0
+local cut = 0
 if size > budget and k > 1 then
   -- the most entries (at least one) whose bytes fit the budget
   local lo, hi = 1, k - 1
@@ -448,25 +504,26 @@ if size > budget and k > 1 then
   k = lo
   size = run(k) - run0
   cut = 1
+  last = at(k - 1)
 end
 if k < len then
   redis.call('LTRIM', list, k, -1)
-  redis.call('ZADD', P .. ':h:' .. pr, string.sub(at(k), 1, 16), mt)
+  if not only then redis.call('ZADD', P .. ':h:' .. pr, seq(k), mt) end
 else
   redis.call('DEL', list)
-  popped(P, pr, mt, true)
+  lists = popped(P, pr, mt, true, lists)
 end
-local count = tonumber(m[3]) - k
+count = count - k
 redis.call('HSET', meta, 'count', count, 'bytes', queued - size, 'rtime', now(),
-  'rpid', ARGV[4])
-wake(P .. ':sw', P)
+  'rpid', ARGV[4], 'lists', lists)
+if m[6] then wake(P, 'sw') end
 local more = 1
 if cut == 1 then
   more = 2
 elseif k < limit then
   if count == 0 or (sel ~= 0 and not pick(P, sel)) then more = 0 end
 end
-return {k, more, string.sub(first, 1, 16)}
+return {k, more, string.sub(last, 1, 16)}
 """,
 )
 
@@ -482,7 +539,7 @@ RETURN = Script(
 local meta, P = KEYS[1], ARGV[1]
 local mt, pr = ARGV[4], ARGV[5]
 local c = 'c:' .. pr .. ':' .. mt
-local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', 'hseq', 'ttl', c)
+local m = redis.call('HMGET', meta, 'gen', 'bytes', 'count', 'hseq', 'ttl', c, 'lists', 'w:rw')
 if m[1] ~= ARGV[2] then return -1 end
 local h = tonumber(m[4] or '0') - 1
 local head = string.format('%016d', h)
@@ -498,13 +555,15 @@ else
   run = tonumber(m[6] or '0')
   redis.call('HSET', meta, c, run + size)
 end
+local lists = tonumber(m[7])
 if redis.call('LPUSH', list, head .. string.format('%016d', run) .. ARGV[3]) == 1 then
-  index(P, pr, mt, head, ttl_of(m[5]))
+  lists = index(P, pr, mt, head, ttl_of(m[5]), lists)
 else
   redis.call('ZADD', P .. ':h:' .. pr, h, mt)
 end
-redis.call('HSET', meta, 'count', tonumber(m[3]) + 1, 'bytes', tonumber(m[2]) + size, 'hseq', h)
-wake(P .. ':rw', P)
+redis.call('HSET', meta, 'count', tonumber(m[3]) + 1, 'bytes', tonumber(m[2]) + size, 'hseq', h,
+  'lists', lists)
+if m[8] then wake(P, 'rw') end
 return 1
 """,
 )
@@ -518,7 +577,7 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'gen', ARGV[1], 'max_messages', ARGV[2],
   'max_message_size', ARGV[3], 'max_bytes', ARGV[4], 'mode', ARGV[5], 'uid', ARGV[6],
   'gid', ARGV[7], 'count', 0, 'bytes', 0, 'seq', 0, 'ctime', now(), 'cpid', ARGV[8],
-  'layout', ARGV[9])
+  'layout', ARGV[9], 'lists', 0)
 if ARGV[10] and ARGV[10] ~= '' then
   redis.call('HSET', KEYS[1], 'ttl', ARGV[10])
   redis.call('PEXPIRE', KEYS[1], ARGV[10])
@@ -557,8 +616,8 @@ local keys = all_keys(P)
 for i = 1, #keys do
   if keys[i] ~= P .. ':rw' and keys[i] ~= P .. ':sw' then redis.call('UNLINK', keys[i]) end
 end
-wake(P .. ':rw', P)
-wake(P .. ':sw', P)
+wake(P, 'rw')
+wake(P, 'sw')
 return 1
 """,
 )
