@@ -1,8 +1,9 @@
 """Whether backends may load their optional C hot paths.
 
 Each kernel backend ships a small C extension for send/receive
-(``unimq_posix._fast``, ``unimq_sysv._fast``), built at install time when a
-C compiler is present. Without it, or with ``UNIMQ_PURE_PYTHON=1`` in the
+(``unimq_posix._fast``, ``unimq_sysv._fast``), and unimq-redis one that turns
+a batch's entries into Messages (``unimq_redis._fast``), built at install
+time when a C compiler is present. Without it, or with ``UNIMQ_PURE_PYTHON=1`` in the
 environment, the backend calls posix_ipc / sysv_ipc directly: same
 behaviour, same errors, somewhat slower.
 """

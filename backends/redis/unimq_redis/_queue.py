@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import errno as E
-import itertools
 import math
-import operator
 import os
 import secrets
 import threading
@@ -35,6 +33,7 @@ from unimq._options import Access, OptionParser, positive_int
 from unimq._queue import Queue
 from unimq._url import QueueURL, parse_url
 from unimq_redis._address import ADDRESS_KEYS, Address, parse_address
+from unimq_redis._build import HEADER, extend_messages
 from unimq_redis._link import (
     Blocker,
     Link,
@@ -97,13 +96,6 @@ _NO_WAITER = bulk("")
 _SEL_ANY = bulk(0)
 _DEFAULT_TAGS = bulk(1) + bulk(0)
 _INLINE = 64 << 10
-# batch_messages' parts: an entry's payload (after its header: seq and running
-# byte total, 16 characters each), and a Message made from a (data, mtype,
-# priority) tuple as new_message makes it.
-HEADER = 32
-_payload = operator.itemgetter(slice(HEADER, None))
-_new = tuple.__new__
-_repeat = itertools.repeat
 
 
 def _keys(name: str) -> tuple[str, tuple[str, ...]]:
@@ -467,13 +459,7 @@ class RedisQueue(Queue):
                 url=self._url_text,
             )
         _, mt, pr = guess
-        rows = zip(
-            map(_payload, entries if k == len(entries) else entries[:k]),
-            _repeat(mt),
-            _repeat(pr),
-            strict=False,
-        )
-        out += map(_new, _repeat(Message), rows)
+        extend_messages(out, entries, 0, k, mt, pr, Message, HEADER)
         if k < ask and r[1] == 1:
             self._guess = None  # the list ended (or another of its priority interleaves)
         return bool(r[1])
@@ -623,17 +609,14 @@ def batch_messages(reply: Any, out: list[Message], ask: int) -> bool:
     """Append the messages of a RECEIVE_MANY ``reply`` (asked for ``ask``) to
     ``out``; True if the queue may hold more for the same selection."""
     runs, entries, cut = reply
-    # Each entry loses its 16-digit seq and becomes a Message, all in C
-    # (map/zip over the entries; no Python-level call per message).
+    # Each entry loses its header and becomes a Message (see unimq_redis._build).
     if len(runs) == 3:  # one type and priority: the common case
-        rows = zip(map(_payload, entries), _repeat(runs[0]), _repeat(runs[1]), strict=False)
-        out += map(_new, _repeat(Message), rows)
+        extend_messages(out, entries, 0, len(entries), runs[0], runs[1], Message, HEADER)
     else:
         k = 0
         for i in range(0, len(runs), 3):
             mt, pr, n = runs[i], runs[i + 1], runs[i + 2]
-            rows = zip(map(_payload, entries[k : k + n]), _repeat(mt), _repeat(pr), strict=False)
-            out += map(_new, _repeat(Message), rows)
+            extend_messages(out, entries, k, n, mt, pr, Message, HEADER)
             k += n
     return len(entries) >= ask or bool(cut)
 
