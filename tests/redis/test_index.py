@@ -40,26 +40,6 @@ def _name(url: str) -> str:
     return url.rsplit("/", 1)[1]
 
 
-def test_a_batch_from_the_only_list_reads_no_index(url: str, control: redis.Redis) -> None:
-    with unimq.open(url, create=True, max_messages=500) as q:
-        items = [M(b"m%03d" % i, 3, 2) for i in range(300)]
-        _guessed(q, items)
-        count = Count(control)
-        assert q.receive_many(100, timeout=0) == items[1:101]
-        ran = count()
-        assert (ran.get("exec"), ran.get("evalsha"), ran.get("lrange")) == (1, 1, 1)
-        assert ran.get("lindex") == 1  # the last entry taken: its size and seq
-        for command in ("zrange", "zadd", "llen", "zrem"):
-            assert command not in ran, (command, ran)  # no index read or written
-        check_index(control, _name(url))
-        st = q.stat()
-        assert (st.messages, st.bytes) == (199, 199 * 4)
-        assert q.receive_many(500, timeout=0) == items[101:]  # the rest: the list ends
-        assert count().get("exec") == 1
-        check_index(control, _name(url))
-        q.remove()
-
-
 def test_the_only_lists_lagging_score_is_made_exact_for_a_second_list(
     url: str, control: redis.Redis
 ) -> None:

@@ -73,9 +73,19 @@ def test_right_guess_is_one_transaction_no_receive_many(url: str, control: redis
         ran = count()
         assert ran.get("exec") == 1 and ran.get("evalsha") == 1  # COMMIT only
         assert ran.get("lrange") == 1
+        # the queue's only list: no index read or written (layout 4), one
+        # LINDEX (the last entry taken: its size and seq)
+        assert ran.get("lindex") == 1
+        for command in ("zrange", "zadd", "llen", "zrem"):
+            assert command not in ran, (command, ran)
+        check_index(control, url.rsplit("/", 1)[1])
+        st = q.stat()
+        assert (st.messages, st.bytes) == (149, 149 * 4)
+        count = Count(control)  # (not the looks above)
         assert q.receive_many(500, timeout=0) == items[101:]  # the list's end: the queue is empty
         ran = count()
         assert ran.get("exec") == 1 and ran.get("evalsha") == 1
+        check_index(control, url.rsplit("/", 1)[1])
         st = q.stat()
         assert (st.messages, st.bytes) == (0, 0)
         q.remove()
